@@ -1,0 +1,81 @@
+"""The ASGI application: routes, error mapping, and (by default) the worker in-process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from batchyard.api import batches
+from batchyard.api.context import RequestContext
+from batchyard.api.errors import error_response
+from batchyard.batches import BatchService
+from batchyard.clock import Clock, SystemClock
+from batchyard.config import Settings
+from batchyard.engines.build import build_router
+from batchyard.scheduler.worker import Worker
+from batchyard.store import open_store
+
+log = logging.getLogger("batchyard.api")
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    return error_response(exc, request.state.request_id)
+
+
+async def healthz(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+def create_app(settings: Settings, clock: Clock | None = None) -> Starlette:
+    clock = clock or SystemClock()
+    store = open_store(settings.database, synchronous=settings.sqlite_synchronous)
+    router = build_router(settings.engines)
+    worker: Worker | None = None
+    if settings.run_worker:
+        worker = Worker(store, router, settings.worker, clock=clock)
+    service = BatchService(
+        store,
+        clock,
+        expiry_seconds=settings.batch_expiry_seconds,
+        retention_seconds=settings.results_retention_seconds,
+        public_base_url=settings.public_base_url,
+        on_created=worker.wake if worker else None,
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await store.open()
+        task = asyncio.create_task(worker.run(), name="worker") if worker else None
+        try:
+            yield
+        finally:
+            if worker and task:
+                worker.stop()
+                with contextlib.suppress(Exception):
+                    await task
+            await router.aclose()
+            await store.close()
+
+    app = Starlette(
+        routes=[
+            Route("/healthz", healthz),
+            Route("/readyz", healthz),
+            *batches.routes,
+        ],
+        middleware=[Middleware(RequestContext)],
+        exception_handlers={HTTPException: _http_error},
+        lifespan=lifespan,
+    )
+    app.state.batches = service
+    app.state.store = store
+    app.state.worker = worker
+    return app

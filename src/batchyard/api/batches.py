@@ -1,0 +1,97 @@
+"""Routes of `/v1/messages/batches` (beta and non-beta share them; `?beta=true` is ignored)."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+from batchyard.api.responses import json_response
+from batchyard.batches import BatchService
+from batchyard.errors import InvalidRequest, RequestTooLarge
+from batchyard.wire.batches import MAX_BODY_BYTES, DeletedMessageBatch
+
+
+def _service(request: Request) -> BatchService:
+    service: BatchService = request.app.state.batches
+    return service
+
+
+def _workspace(request: Request) -> str:
+    workspace: str = request.state.workspace_id
+    return workspace
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The whole body, refusing more than `limit` bytes before reading them all."""
+    declared = request.headers.get("content-length")
+    too_large = RequestTooLarge(f"Request exceeds the maximum size of {limit:,} bytes")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _limit(request: Request) -> int:
+    raw = request.query_params.get("limit")
+    if raw is None:
+        return 20
+    try:
+        limit = int(raw)
+    except ValueError:
+        raise InvalidRequest("limit: must be an integer between 1 and 1000") from None
+    if not 1 <= limit <= 1000:
+        raise InvalidRequest("limit: must be an integer between 1 and 1000")
+    return limit
+
+
+async def create_batch(request: Request) -> Response:
+    body = await read_body(request, MAX_BODY_BYTES)
+    batch = await _service(request).create(_workspace(request), body)
+    return json_response(batch)
+
+
+async def list_batches(request: Request) -> Response:
+    q = request.query_params
+    page = await _service(request).list(
+        _workspace(request), _limit(request), q.get("after_id"), q.get("before_id")
+    )
+    return json_response(page)
+
+
+async def retrieve_batch(request: Request) -> Response:
+    batch_id = request.path_params["batch_id"]
+    return json_response(await _service(request).retrieve(_workspace(request), batch_id))
+
+
+async def cancel_batch(request: Request) -> Response:
+    batch_id = request.path_params["batch_id"]
+    return json_response(await _service(request).cancel(_workspace(request), batch_id))
+
+
+async def delete_batch(request: Request) -> Response:
+    batch_id = request.path_params["batch_id"]
+    deleted = await _service(request).delete(_workspace(request), batch_id)
+    return json_response(DeletedMessageBatch(id=deleted))
+
+
+async def batch_results(request: Request) -> Response:
+    batch_id = request.path_params["batch_id"]
+    lines = await _service(request).results(_workspace(request), batch_id)
+    return StreamingResponse(lines, media_type="application/x-jsonl")
+
+
+routes = [
+    Route("/v1/messages/batches", create_batch, methods=["POST"]),
+    Route("/v1/messages/batches", list_batches, methods=["GET"]),
+    Route("/v1/messages/batches/{batch_id}", retrieve_batch, methods=["GET"]),
+    Route("/v1/messages/batches/{batch_id}", delete_batch, methods=["DELETE"]),
+    Route("/v1/messages/batches/{batch_id}/cancel", cancel_batch, methods=["POST"]),
+    Route("/v1/messages/batches/{batch_id}/results", batch_results, methods=["GET"]),
+]

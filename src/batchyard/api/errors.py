@@ -1,0 +1,44 @@
+"""The one place where exceptions become the wire error shape."""
+
+from __future__ import annotations
+
+import logging
+
+import msgspec
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
+
+from batchyard.errors import BatchyardError
+from batchyard.wire.errors import ErrorObject, ErrorResponse
+
+log = logging.getLogger("batchyard.api")
+
+_HTTP_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    405: "invalid_request_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    529: "overloaded_error",
+}
+
+
+def error_response(exc: BaseException, request_id: str) -> Response:
+    if isinstance(exc, BatchyardError):
+        status, error_type, message = exc.status_code, exc.error_type, exc.message
+    elif isinstance(exc, HTTPException):
+        status = exc.status_code
+        error_type = _HTTP_TYPES.get(
+            status, "api_error" if status >= 500 else "invalid_request_error"
+        )
+        message = "Not found" if status == 404 else str(exc.detail)
+    else:
+        log.error("unhandled error (request-id %s)", request_id, exc_info=exc)
+        status, error_type, message = 500, "api_error", "Internal server error"
+    body = msgspec.json.encode(ErrorResponse(ErrorObject(error_type, message), request_id))
+    headers = {"request-id": request_id}
+    if status == 429:
+        headers["retry-after"] = "1"
+    return Response(body, status_code=status, media_type="application/json", headers=headers)

@@ -1,0 +1,185 @@
+"""Message Batches use cases: validate, create, read, list, cancel, delete, results."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+
+import msgspec
+
+from batchyard import ids
+from batchyard.clock import Clock, to_datetime
+from batchyard.errors import InvalidRequest, NotFound
+from batchyard.store.base import BatchRecord, NewBatch, Store, UnknownCursor
+from batchyard.wire.batches import (
+    MAX_REQUESTS,
+    BatchCreateIn,
+    BatchRequestIn,
+    MessageBatch,
+    MessageBatchPage,
+    ParamsProbe,
+    RequestCounts,
+)
+from batchyard.wire.errors import format_validation_error
+
+_body_decoder = msgspec.json.Decoder(BatchCreateIn)
+_probe_decoder = msgspec.json.Decoder(ParamsProbe)
+
+
+def parse_create_body(body: bytes) -> list[BatchRequestIn]:
+    """Decode and check a create body; structural problems raise InvalidRequest naming the index."""
+    try:
+        parsed = _body_decoder.decode(body)
+    except msgspec.ValidationError as exc:
+        raise InvalidRequest(format_validation_error(exc)) from None
+    except msgspec.DecodeError as exc:
+        raise InvalidRequest(f"Request body is not valid JSON: {exc}") from None
+    requests = parsed.requests
+    if not requests:
+        raise InvalidRequest("requests: a batch must contain at least one request")
+    if len(requests) > MAX_REQUESTS:
+        raise InvalidRequest(
+            f"requests: a batch holds at most {MAX_REQUESTS:,} requests, got {len(requests):,}"
+        )
+    seen: dict[str, int] = {}
+    for i, request in enumerate(requests):
+        first = seen.setdefault(request.custom_id, i)
+        if first != i:
+            raise InvalidRequest(
+                f"requests.{i}.custom_id: duplicate custom_id {request.custom_id!r}"
+                f" (also used by requests.{first}); custom_id must be unique within a batch"
+            )
+        try:
+            probe = _probe_decoder.decode(request.params)
+        except msgspec.ValidationError:
+            raise InvalidRequest(f"requests.{i}.params: Input should be an object") from None
+        if probe.stream is not None and probe.stream is not False:
+            raise InvalidRequest(
+                f"requests.{i}.params.stream: streaming is not supported in message batches"
+            )
+        if probe.speed is not None:
+            raise InvalidRequest(
+                f"requests.{i}.params.speed: fast mode is not supported in message batches"
+            )
+    return requests
+
+
+class BatchService:
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        *,
+        expiry_seconds: float,
+        retention_seconds: float,
+        public_base_url: str | None = None,
+        on_created: Callable[[], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.expiry_seconds = expiry_seconds
+        self.retention_seconds = retention_seconds
+        self.public_base_url = public_base_url.rstrip("/") if public_base_url else None
+        self.on_created = on_created
+
+    async def create(self, workspace_id: str, body: bytes) -> MessageBatch:
+        requests = parse_create_body(body)
+        now = self.clock.now()
+        new = NewBatch(
+            id=ids.batch_id(),
+            workspace_id=workspace_id,
+            created_at=now,
+            expires_at=now + self.expiry_seconds,
+            archive_at=now + self.retention_seconds,
+        )
+        record = await self.store.create_batch(
+            new, [(r.custom_id, memoryview(r.params)) for r in requests]
+        )
+        if self.on_created:
+            self.on_created()
+        return self.to_wire(record)
+
+    async def get(self, workspace_id: str, batch_id: str) -> BatchRecord:
+        record = await self.store.get_batch(workspace_id, batch_id)
+        if record is None:
+            raise NotFound(f"message_batch {batch_id!r} not found")
+        return record
+
+    async def retrieve(self, workspace_id: str, batch_id: str) -> MessageBatch:
+        return self.to_wire(await self.get(workspace_id, batch_id))
+
+    async def list(
+        self, workspace_id: str, limit: int, after_id: str | None, before_id: str | None
+    ) -> MessageBatchPage:
+        if after_id is not None and before_id is not None:
+            raise InvalidRequest("after_id and before_id cannot both be given")
+        try:
+            records, has_more = await self.store.list_batches(
+                workspace_id, limit, after_id, before_id
+            )
+        except UnknownCursor as exc:
+            which = "before_id" if before_id is not None else "after_id"
+            raise InvalidRequest(f"{which}: no message batch with id {exc.args[0]!r}") from None
+        data = [self.to_wire(r) for r in records]
+        return MessageBatchPage(
+            data=data,
+            has_more=has_more,
+            first_id=data[0].id if data else None,
+            last_id=data[-1].id if data else None,
+        )
+
+    async def cancel(self, workspace_id: str, batch_id: str) -> MessageBatch:
+        record = await self.store.cancel_batch(workspace_id, batch_id, self.clock.now())
+        if record is None:
+            raise NotFound(f"message_batch {batch_id!r} not found")
+        return self.to_wire(record)
+
+    async def delete(self, workspace_id: str, batch_id: str) -> str:
+        record, deleted = await self.store.delete_batch(workspace_id, batch_id)
+        if record is None:
+            raise NotFound(f"message_batch {batch_id!r} not found")
+        if not deleted:
+            raise InvalidRequest(
+                f"message_batch {batch_id!r} is still {record.processing_status}; it can be"
+                " deleted once processing has ended (cancel it first)"
+            )
+        return record.id
+
+    async def results(self, workspace_id: str, batch_id: str) -> AsyncIterator[bytes]:
+        record = await self.get(workspace_id, batch_id)
+        if record.archived_at is not None:
+            raise NotFound(
+                f"The results of message_batch {batch_id!r} were deleted at the end of the"
+                " retention period"
+            )
+        if record.processing_status != "ended":
+            raise InvalidRequest(
+                f"message_batch {batch_id!r} is still {record.processing_status}; results are"
+                " available once processing has ended"
+            )
+        return self.store.result_lines(record)
+
+    def results_url(self, batch_id: str) -> str:
+        path = f"/v1/messages/batches/{batch_id}/results"
+        return f"{self.public_base_url}{path}" if self.public_base_url else path
+
+    def to_wire(self, r: BatchRecord) -> MessageBatch:
+        ended = r.processing_status == "ended"
+        return MessageBatch(
+            id=r.id,
+            processing_status=r.processing_status,  # type: ignore[arg-type]
+            request_counts=RequestCounts(
+                processing=r.processing,
+                succeeded=r.succeeded,
+                errored=r.errored,
+                canceled=r.canceled,
+                expired=r.expired,
+            ),
+            created_at=to_datetime(r.created_at),
+            expires_at=to_datetime(r.expires_at),
+            ended_at=to_datetime(r.ended_at) if r.ended_at is not None else None,
+            cancel_initiated_at=(
+                to_datetime(r.cancel_initiated_at) if r.cancel_initiated_at is not None else None
+            ),
+            archived_at=to_datetime(r.archived_at) if r.archived_at is not None else None,
+            results_url=self.results_url(r.id) if ended else None,
+        )

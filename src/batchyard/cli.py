@@ -1,0 +1,228 @@
+"""`batchyard serve | worker`: every option also reads a `BATCHYARD_*` environment variable."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from batchyard import __version__
+from batchyard.config import DAY, EngineSettings, Settings, WorkerSettings, default_data_dir
+
+
+def _env(name: str, default: Any, cast: Callable[[str], Any] = str) -> Any:
+    raw = os.environ.get(f"BATCHYARD_{name}")
+    if raw is None or raw == "":
+        return default
+    try:
+        return cast(raw)
+    except ValueError:
+        raise SystemExit(f"BATCHYARD_{name}={raw!r} is not a valid value") from None
+
+
+def _duration(text: str) -> float:
+    """`90`, `90s`, `15m`, `24h`, `29d` → seconds."""
+    units = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": DAY}
+    text = text.strip()
+    if text and text[-1] in units:
+        return float(text[:-1]) * units[text[-1]]
+    return float(text)
+
+
+def _add_store_and_engine(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("store")
+    g.add_argument(
+        "--database",
+        default=_env("DATABASE", str(default_data_dir() / "batchyard.db")),
+        help="SQLite file path (env BATCHYARD_DATABASE; default: %(default)s)",
+    )
+    g.add_argument(
+        "--sqlite-synchronous",
+        choices=["FULL", "NORMAL"],
+        default=_env("SQLITE_SYNCHRONOUS", "FULL"),
+        help="FULL survives power loss; NORMAL only process crashes (default: %(default)s)",
+    )
+    e = p.add_argument_group("engine")
+    e.add_argument("--engine", choices=["fake"], default=_env("ENGINE", "fake"))
+    e.add_argument(
+        "--model",
+        dest="models",
+        action="append",
+        help="model name or glob the engine serves; repeatable"
+        " (env BATCHYARD_MODELS, comma-separated; default: claude-* and fake-*)",
+    )
+    e.add_argument("--fake-latency-ms", type=float, default=_env("FAKE_LATENCY_MS", 0.0, float))
+    e.add_argument(
+        "--fake-error-rate",
+        type=float,
+        default=_env("FAKE_ERROR_RATE", 0.0, float),
+        help="share of calls that fail with a retryable error (0..1)",
+    )
+    e.add_argument("--fake-seed", type=int, default=_env("FAKE_SEED", None, int))
+    e.add_argument(
+        "--fake-capacity",
+        type=int,
+        default=_env("FAKE_CAPACITY", 1024, int),
+        help="concurrent requests the fake engine accepts",
+    )
+    w = p.add_argument_group("worker")
+    w.add_argument(
+        "--lease",
+        type=_duration,
+        default=_env("LEASE", 60.0, _duration),
+        help="claim lease; a dead worker's requests run again after it (default 60s)",
+    )
+    w.add_argument("--max-attempts", type=int, default=_env("MAX_ATTEMPTS", 5, int))
+    w.add_argument("--retry-base", type=_duration, default=_env("RETRY_BASE", 1.0, _duration))
+    w.add_argument(
+        "--concurrency",
+        type=int,
+        default=_env("CONCURRENCY", None, int),
+        help="most requests one worker holds (default: engines' capacity)",
+    )
+    w.add_argument(
+        "--housekeeping-interval",
+        type=_duration,
+        default=_env("HOUSEKEEPING_INTERVAL", 5.0, _duration),
+    )
+    w.add_argument("--poll-interval", type=_duration, default=_env("POLL_INTERVAL", 1.0, _duration))
+
+
+def _settings(args: argparse.Namespace, *, run_worker: bool) -> Settings:
+    models = args.models or [
+        m.strip() for m in _env("MODELS", "claude-*,fake-*").split(",") if m.strip()
+    ]
+    return Settings(
+        database=args.database,
+        host=getattr(args, "host", "127.0.0.1"),
+        port=getattr(args, "port", 8000),
+        public_base_url=getattr(args, "public_base_url", None),
+        batch_expiry_seconds=getattr(args, "batch_expiry", DAY),
+        results_retention_seconds=getattr(args, "results_retention", 29 * DAY),
+        sqlite_synchronous=args.sqlite_synchronous,
+        run_worker=run_worker,
+        engines=EngineSettings(
+            engine=args.engine,
+            models=models,
+            fake_latency_ms=args.fake_latency_ms,
+            fake_error_rate=args.fake_error_rate,
+            fake_seed=args.fake_seed,
+            fake_capacity=args.fake_capacity,
+        ),
+        worker=WorkerSettings(
+            lease_seconds=args.lease,
+            max_attempts=args.max_attempts,
+            retry_base_seconds=args.retry_base,
+            concurrency=args.concurrency,
+            housekeeping_seconds=args.housekeeping_interval,
+            poll_seconds=args.poll_interval,
+        ),
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="batchyard", description="Self-hosted Anthropic Message Batches API."
+    )
+    parser.add_argument("--version", action="version", version=f"batchyard {__version__}")
+    parser.add_argument("--log-level", default=_env("LOG_LEVEL", "info"))
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the API server (and a worker, unless --no-worker)")
+    serve.add_argument("--host", default=_env("HOST", "127.0.0.1"))
+    serve.add_argument("--port", type=int, default=_env("PORT", 8000, int))
+    serve.add_argument(
+        "--public-base-url",
+        default=_env("PUBLIC_BASE_URL", None),
+        help="make results_url absolute with this base (default: a relative URL)",
+    )
+    serve.add_argument(
+        "--batch-expiry",
+        type=_duration,
+        default=_env("BATCH_EXPIRY", DAY, _duration),
+        help="unfinished requests expire this long after creation (default 24h)",
+    )
+    serve.add_argument(
+        "--results-retention",
+        type=_duration,
+        default=_env("RESULTS_RETENTION", 29 * DAY, _duration),
+        help="results are deleted this long after creation (default 29d)",
+    )
+    serve.add_argument(
+        "--no-worker",
+        action="store_true",
+        default=_env("NO_WORKER", False, lambda s: s.lower() in ("1", "true")),
+        help="API only; run `batchyard worker` processes separately",
+    )
+    _add_store_and_engine(serve)
+
+    worker = sub.add_parser("worker", help="run a worker on its own")
+    _add_store_and_engine(worker)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        stream=sys.stderr,
+    )
+    if args.command == "serve":
+        _serve(_settings(args, run_worker=not args.no_worker), args.log_level)
+    elif args.command == "worker":
+        asyncio.run(_worker(_settings(args, run_worker=True)))
+
+
+def _serve(settings: Settings, log_level: str) -> None:
+    import uvicorn
+
+    from batchyard.api.app import create_app
+
+    app = create_app(settings)
+    logging.getLogger("batchyard").info(
+        "serving on http://%s:%d (store %s, engine %s)",
+        settings.host,
+        settings.port,
+        settings.database,
+        settings.engines.engine,
+    )
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=log_level.lower(),
+        access_log=False,
+        timeout_graceful_shutdown=int(settings.worker.shutdown_grace_seconds),
+    )
+
+
+async def _worker(settings: Settings) -> None:
+    from batchyard.engines.build import build_router
+    from batchyard.scheduler.worker import Worker
+    from batchyard.store import open_store
+
+    store = open_store(settings.database, synchronous=settings.sqlite_synchronous)
+    await store.open()
+    router = build_router(settings.engines)
+    worker = Worker(store, router, settings.worker)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, worker.stop)
+    logging.getLogger("batchyard").info("worker %s on %s", worker.id, settings.database)
+    try:
+        await worker.run()
+    finally:
+        with contextlib.suppress(Exception):
+            await router.aclose()
+        await store.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,59 @@
+"""Settings, read from the command line with `BATCHYARD_*` environment variables as defaults."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DAY = 86_400.0
+
+
+def default_data_dir() -> Path:
+    env = os.environ.get("BATCHYARD_DATA_DIR")
+    if env:
+        return Path(env)
+    return Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "batchyard"
+
+
+@dataclass(slots=True)
+class EngineSettings:
+    engine: str = "fake"
+    models: list[str] = field(default_factory=lambda: ["claude-*", "fake-*"])
+    fake_latency_ms: float = 0.0
+    fake_error_rate: float = 0.0
+    fake_seed: int | None = None
+    fake_capacity: int = 1024
+
+
+@dataclass(slots=True)
+class WorkerSettings:
+    lease_seconds: float = 60.0
+    claim_chunk: int = 512
+    concurrency: int | None = None
+    """Most requests held at once; by default the sum of the engines' capacities."""
+    max_attempts: int = 5
+    retry_base_seconds: float = 1.0
+    retry_max_seconds: float = 60.0
+    engine_timeout_seconds: float = 600.0
+    poll_seconds: float = 1.0
+    housekeeping_seconds: float = 5.0
+    shutdown_grace_seconds: float = 10.0
+
+
+@dataclass(slots=True)
+class Settings:
+    database: str = ""
+    host: str = "127.0.0.1"
+    port: int = 8000
+    public_base_url: str | None = None
+    batch_expiry_seconds: float = DAY
+    results_retention_seconds: float = 29 * DAY
+    sqlite_synchronous: str = "FULL"
+    run_worker: bool = True
+    engines: EngineSettings = field(default_factory=EngineSettings)
+    worker: WorkerSettings = field(default_factory=WorkerSettings)
+
+    def __post_init__(self) -> None:
+        if not self.database:
+            self.database = str(default_data_dir() / "batchyard.db")

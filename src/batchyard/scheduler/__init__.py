@@ -1,0 +1,1 @@
+"""Claim loop, leases, retries, finalize, expiry, retention."""

@@ -1,0 +1,262 @@
+"""The worker: claim leased requests, run them on engines, record outcomes in group commits.
+
+Four named loops share one task group:
+- `claim`: keeps up to `concurrency` requests held, claiming chunks from the store;
+- `flush`: writes finished outcomes in one transaction per round (group commit);
+- `heartbeat`: extends the leases of held requests so long engine calls keep them;
+- `housekeeping`: requeues lapsed leases, expires and archives batches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import uuid
+from collections.abc import Callable
+
+import msgspec
+
+from batchyard.clock import Clock, SystemClock
+from batchyard.config import WorkerSettings
+from batchyard.engines.base import Engine, EngineError
+from batchyard.engines.router import EngineRouter, UnknownModel
+from batchyard.scheduler.results import errored_line, succeeded_line
+from batchyard.store.base import ClaimedRequest, Outcome, RequestState, Store
+from batchyard.wire.messages import InvalidParams, Message, MessageCreateParams, decode_params
+
+log = logging.getLogger("batchyard.worker")
+
+
+class Worker:
+    def __init__(
+        self,
+        store: Store,
+        router: EngineRouter,
+        settings: WorkerSettings | None = None,
+        *,
+        clock: Clock | None = None,
+        worker_id: str | None = None,
+        on_batches_ended: Callable[[list[str]], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.router = router
+        self.settings = settings or WorkerSettings()
+        self.clock = clock or SystemClock()
+        self.id = worker_id or f"wrk_{uuid.uuid4().hex[:16]}"
+        self.on_batches_ended = on_batches_ended
+        self.concurrency = self.settings.concurrency or sum(e.capacity for e in router.engines) or 1
+        self._slots = {id(e): asyncio.Semaphore(e.capacity) for e in router.engines}
+        self._held: dict[int, ClaimedRequest] = {}
+        self._pending: list[Outcome] = []
+        self._running: set[asyncio.Task[None]] = set()
+        self._wake = asyncio.Event()
+        self._progress = asyncio.Event()
+        self._outcomes = asyncio.Event()
+        self._stopping = False
+        self.processed = 0
+
+    # --- public ------------------------------------------------------------------
+
+    def wake(self) -> None:
+        """New work may be claimable (a batch was created): claim now, don't wait to poll."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Run until cancelled or `stop()`; then finish in-flight work within the grace period."""
+        try:
+            async with asyncio.TaskGroup() as tg:
+                flusher = tg.create_task(self._flush_loop(), name="worker.flush")
+                beat = tg.create_task(self._heartbeat_loop(), name="worker.heartbeat")
+                house = tg.create_task(self._housekeeping_loop(), name="worker.housekeeping")
+                try:
+                    await self._claim_loop(drain=False)
+                finally:
+                    await self._drain_in_flight()
+                    for task in (flusher, beat, house):
+                        task.cancel()
+        finally:
+            await self._flush()
+
+    async def run_until_idle(self) -> None:
+        """Drain mode: claim and run until nothing is claimable and nothing is held."""
+        await self.store.housekeeping(self.clock.now())
+        async with asyncio.TaskGroup() as tg:
+            flusher = tg.create_task(self._flush_loop(), name="worker.flush")
+            try:
+                await self._claim_loop(drain=True)
+            finally:
+                await self._drain_in_flight()
+                flusher.cancel()
+        await self._flush()
+        await self.store.housekeeping(self.clock.now())
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+
+    # --- loops -------------------------------------------------------------------
+
+    async def _claim_loop(self, *, drain: bool) -> None:
+        s = self.settings
+        while not self._stopping:
+            room = self.concurrency - len(self._held)
+            claimed: list[ClaimedRequest] = []
+            if room > 0:
+                self._wake.clear()
+                try:
+                    claimed = await self.store.claim_requests(
+                        self.id, self.clock.now(), s.lease_seconds, min(room, s.claim_chunk)
+                    )
+                except Exception:
+                    log.exception("claim failed; retrying")
+                    await asyncio.sleep(min(s.poll_seconds, 1.0))
+                    continue
+                for request in claimed:
+                    self._held[request.key] = request
+                    task = asyncio.create_task(self._execute(request))
+                    self._running.add(task)
+                    task.add_done_callback(self._running.discard)
+            if claimed:
+                await asyncio.sleep(0)
+                continue
+            if drain and not self._held:
+                return
+            self._progress.clear()
+            waits = [asyncio.ensure_future(self._progress.wait())]
+            if room > 0:
+                waits.append(asyncio.ensure_future(self._wake.wait()))
+            _, pending = await asyncio.wait(
+                waits, timeout=s.poll_seconds, return_when=asyncio.FIRST_COMPLETED
+            )
+            for w in pending:
+                w.cancel()
+
+    async def _execute(self, request: ClaimedRequest) -> None:
+        try:
+            outcome = await self._outcome_of(request)
+        except Exception as exc:  # never lose the request: it will be retried
+            log.exception("unexpected failure running %s", request.custom_id)
+            outcome = self._failure(request, EngineError("api_error", str(exc), retryable=True))
+        self._pending.append(outcome)
+        self._outcomes.set()
+
+    async def _outcome_of(self, request: ClaimedRequest) -> Outcome:
+        try:
+            params = decode_params(request.params)
+        except InvalidParams as exc:
+            return self._errored(request, "invalid_request_error", str(exc))
+        except msgspec.DecodeError as exc:
+            return self._errored(request, "invalid_request_error", str(exc))
+        try:
+            engine = self.router.engine_for(params.model)
+        except UnknownModel:
+            return self._errored(
+                request, "invalid_request_error", f"model: {params.model!r} is not served here"
+            )
+        try:
+            message = await self._call(engine, params)
+        except EngineError as exc:
+            return self._failure(request, exc)
+        message.usage.service_tier = "batch"
+        return Outcome(
+            request.key,
+            request.attempts,
+            RequestState.SUCCEEDED,
+            succeeded_line(request.custom_id, message),
+        )
+
+    async def _call(self, engine: Engine, params: MessageCreateParams) -> Message:
+        async with self._slots[id(engine)]:
+            try:
+                async with asyncio.timeout(self.settings.engine_timeout_seconds):
+                    return await engine.create_message(params)
+            except TimeoutError:
+                raise EngineError(
+                    "timeout_error", "The engine did not answer in time", retryable=True
+                ) from None
+
+    def _errored(self, request: ClaimedRequest, error_type: str, message: str) -> Outcome:
+        return Outcome(
+            request.key,
+            request.attempts,
+            RequestState.ERRORED,
+            errored_line(request.custom_id, error_type, message),
+        )
+
+    def _failure(self, request: ClaimedRequest, exc: EngineError) -> Outcome:
+        s = self.settings
+        if exc.retryable and request.attempts < s.max_attempts:
+            backoff = min(s.retry_max_seconds, s.retry_base_seconds * 2 ** (request.attempts - 1))
+            delay = exc.retry_after if exc.retry_after is not None else backoff
+            delay *= 1 + random.random() * 0.25
+            return Outcome(
+                request.key,
+                request.attempts,
+                RequestState.QUEUED,
+                available_at=self.clock.now() + delay,
+            )
+        return self._errored(request, exc.error_type, exc.message)
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await self._outcomes.wait()
+            self._outcomes.clear()
+            await self._flush()
+
+    async def _flush(self) -> None:
+        while self._pending:
+            outcomes, self._pending = self._pending, []
+            try:
+                report = await self.store.record_outcomes(self.id, outcomes, self.clock.now())
+            except Exception:
+                log.exception("recording %d outcomes failed; retrying", len(outcomes))
+                self._pending[:0] = outcomes
+                await asyncio.sleep(0.5)
+                continue
+            for o in outcomes:
+                self._held.pop(o.key, None)
+            self.processed += report.recorded
+            if report.stale:
+                log.info("%d outcomes were stale (lease lost or batch ended)", report.stale)
+            if report.ended_batches and self.on_batches_ended:
+                self.on_batches_ended(report.ended_batches)
+            if any(o.state == RequestState.QUEUED for o in outcomes):
+                self._wake.set()
+            self._progress.set()
+
+    async def _heartbeat_loop(self) -> None:
+        interval = self.settings.lease_seconds / 3
+        while True:
+            await asyncio.sleep(interval)
+            if self._held:
+                try:
+                    await self.store.extend_leases(
+                        self.id,
+                        list(self._held),
+                        self.clock.now() + self.settings.lease_seconds,
+                    )
+                except Exception:
+                    log.exception("lease heartbeat failed")
+
+    async def _housekeeping_loop(self) -> None:
+        while True:
+            try:
+                report = await self.store.housekeeping(self.clock.now())
+            except Exception:
+                log.exception("housekeeping failed")
+            else:
+                if report.reclaimed:
+                    log.info("requeued %d requests whose lease ran out", report.reclaimed)
+                    self._wake.set()
+                if report.ended_batches and self.on_batches_ended:
+                    self.on_batches_ended(report.ended_batches)
+            await asyncio.sleep(self.settings.housekeeping_seconds)
+
+    async def _drain_in_flight(self) -> None:
+        if self._running:
+            _, pending = await asyncio.wait(
+                set(self._running), timeout=self.settings.shutdown_grace_seconds
+            )
+            for task in pending:
+                task.cancel()

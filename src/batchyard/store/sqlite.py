@@ -1,0 +1,539 @@
+"""The SQLite store: one WAL file, one writer connection, a reader connection per thread.
+
+Every operation runs in a worker thread so the event loop never blocks on the disk.
+Writes take `BEGIN IMMEDIATE`, so several processes (API + `batchyard worker`)
+can share one file: SQLite serialises them and `busy_timeout` waits.
+"""
+
+from __future__ import annotations
+
+import functools
+import sqlite3
+import threading
+import time
+from collections import defaultdict
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import ParamSpec, TypeVar
+
+import anyio
+import anyio.to_thread
+
+from batchyard.store import migrations
+from batchyard.store.base import (
+    BatchRecord,
+    ClaimedRequest,
+    HousekeepingReport,
+    NewBatch,
+    Outcome,
+    RecordReport,
+    RequestState,
+    UnknownCursor,
+)
+
+KEY_BITS = 17
+_Q = int(RequestState.QUEUED)
+_C = int(RequestState.CLAIMED)
+_COUNTER = {
+    RequestState.SUCCEEDED: "succeeded",
+    RequestState.ERRORED: "errored",
+    RequestState.CANCELED: "canceled",
+    RequestState.EXPIRED: "expired",
+}
+_CANCELED_LINE = b'{"custom_id":"%s","result":{"type":"canceled"}}'
+_EXPIRED_LINE = b'{"custom_id":"%s","result":{"type":"expired"}}'
+
+_BATCH_COLUMNS = (
+    "seq, id, workspace_id, processing_status, created_at, expires_at, cancel_initiated_at, "
+    "ended_at, archived_at, total, processing, succeeded, errored, canceled, expired"
+)
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def key_range(seq: int) -> tuple[int, int]:
+    """The first and last possible request key of batch `seq`."""
+    return seq << KEY_BITS, ((seq + 1) << KEY_BITS) - 1
+
+
+def _batch(row: tuple[object, ...]) -> BatchRecord:
+    return BatchRecord(*row)  # type: ignore[arg-type]
+
+
+class SQLiteStore:
+    def __init__(self, path: str | Path, *, synchronous: str = "FULL") -> None:
+        self.path = str(path)
+        self.synchronous = synchronous
+        self._writer: sqlite3.Connection | None = None
+        self._write_lock = threading.Lock()
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
+        self._limiter = anyio.CapacityLimiter(8)
+        self._rr = 0
+
+    # --- plumbing ---------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA busy_timeout = 60000")
+        conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+        conn.execute("PRAGMA cache_size = -65536")
+        return conn
+
+    def _reader(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connect()
+            conn.execute("PRAGMA query_only = 1")
+            self._local.conn = conn
+            with self._readers_lock:
+                self._readers.append(conn)
+        return conn
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        assert self._writer is not None, "store is not open"
+        with self._write_lock:
+            conn = self._writer
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    async def _run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        return await anyio.to_thread.run_sync(
+            functools.partial(fn, *args, **kwargs), limiter=self._limiter
+        )
+
+    # --- lifecycle --------------------------------------------------------------
+
+    async def open(self) -> None:
+        await self._run(self._open)
+
+    def _open(self) -> None:
+        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        conn = self._connect()
+        conn.execute("PRAGMA journal_mode = WAL")
+        self._writer = conn
+        self._migrate(conn)
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        with self._write_lock:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.execute(
+                    "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                    " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)"
+                )
+                done = {v for (v,) in conn.execute("SELECT version FROM schema_migrations")}
+                for migration in migrations.load("sqlite"):
+                    if migration.version in done:
+                        continue
+                    for statement in _split_sql(migration.sql):
+                        conn.execute(statement)
+                    conn.execute(
+                        "INSERT INTO schema_migrations VALUES (?, ?, ?)",
+                        (migration.version, migration.name, time.time()),
+                    )
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    async def close(self) -> None:
+        with self._readers_lock:
+            for conn in self._readers:
+                conn.close()
+            self._readers.clear()
+        if self._writer is not None:
+            with self._write_lock:
+                self._writer.close()
+                self._writer = None
+
+    # --- batches ----------------------------------------------------------------
+
+    async def create_batch(
+        self, batch: NewBatch, requests: Sequence[tuple[str, bytes | memoryview]]
+    ) -> BatchRecord:
+        return await self._run(self._create_batch, batch, requests)
+
+    def _create_batch(
+        self, batch: NewBatch, requests: Sequence[tuple[str, bytes | memoryview]]
+    ) -> BatchRecord:
+        n = len(requests)
+        with self._transaction() as conn:
+            cur = conn.execute(
+                "INSERT INTO batches (id, workspace_id, processing_status, created_at, expires_at,"
+                " archive_at, total, processing) VALUES (?, ?, 'in_progress', ?, ?, ?, ?, ?)",
+                (
+                    batch.id,
+                    batch.workspace_id,
+                    batch.created_at,
+                    batch.expires_at,
+                    batch.archive_at,
+                    n,
+                    n,
+                ),
+            )
+            seq = cur.lastrowid
+            assert seq is not None
+            base = seq << KEY_BITS
+            conn.executemany(
+                "INSERT INTO requests (key, batch_seq, custom_id, params) VALUES (?, ?, ?, ?)",
+                (
+                    (base + i, seq, custom_id, params)
+                    for i, (custom_id, params) in enumerate(requests)
+                ),
+            )
+        return BatchRecord(
+            seq,
+            batch.id,
+            batch.workspace_id,
+            "in_progress",
+            batch.created_at,
+            batch.expires_at,
+            None,
+            None,
+            None,
+            n,
+            n,
+            0,
+            0,
+            0,
+            0,
+        )
+
+    async def get_batch(self, workspace_id: str, batch_id: str) -> BatchRecord | None:
+        return await self._run(self._get_batch, None, workspace_id, batch_id)
+
+    def _get_batch(
+        self, conn: sqlite3.Connection | None, workspace_id: str, batch_id: str
+    ) -> BatchRecord | None:
+        conn = conn or self._reader()
+        row = conn.execute(
+            f"SELECT {_BATCH_COLUMNS} FROM batches WHERE id = ? AND workspace_id = ?",
+            (batch_id, workspace_id),
+        ).fetchone()
+        return _batch(row) if row else None
+
+    async def list_batches(
+        self, workspace_id: str, limit: int, after_id: str | None, before_id: str | None
+    ) -> tuple[list[BatchRecord], bool]:
+        return await self._run(self._list_batches, workspace_id, limit, after_id, before_id)
+
+    def _list_batches(
+        self, workspace_id: str, limit: int, after_id: str | None, before_id: str | None
+    ) -> tuple[list[BatchRecord], bool]:
+        conn = self._reader()
+        conn.execute("BEGIN")
+        try:
+            if before_id is not None:
+                pivot = self._cursor_seq(conn, workspace_id, before_id)
+                rows = conn.execute(
+                    f"SELECT {_BATCH_COLUMNS} FROM batches WHERE workspace_id = ? AND seq > ?"
+                    " ORDER BY seq ASC LIMIT ?",
+                    (workspace_id, pivot, limit + 1),
+                ).fetchall()
+                has_more = len(rows) > limit
+                page = [_batch(r) for r in reversed(rows[:limit])]
+            else:
+                if after_id is not None:
+                    pivot = self._cursor_seq(conn, workspace_id, after_id)
+                else:
+                    pivot = 1 << 62
+                rows = conn.execute(
+                    f"SELECT {_BATCH_COLUMNS} FROM batches WHERE workspace_id = ? AND seq < ?"
+                    " ORDER BY seq DESC LIMIT ?",
+                    (workspace_id, pivot, limit + 1),
+                ).fetchall()
+                has_more = len(rows) > limit
+                page = [_batch(r) for r in rows[:limit]]
+        finally:
+            conn.execute("COMMIT")
+        return page, has_more
+
+    @staticmethod
+    def _cursor_seq(conn: sqlite3.Connection, workspace_id: str, batch_id: str) -> int:
+        row = conn.execute(
+            "SELECT seq FROM batches WHERE id = ? AND workspace_id = ?", (batch_id, workspace_id)
+        ).fetchone()
+        if row is None:
+            raise UnknownCursor(batch_id)
+        return int(row[0])
+
+    async def cancel_batch(
+        self, workspace_id: str, batch_id: str, now: float
+    ) -> BatchRecord | None:
+        return await self._run(self._cancel_batch, workspace_id, batch_id, now)
+
+    def _cancel_batch(self, workspace_id: str, batch_id: str, now: float) -> BatchRecord | None:
+        with self._transaction() as conn:
+            batch = self._get_batch(conn, workspace_id, batch_id)
+            if batch is None or batch.processing_status != "in_progress":
+                return batch
+            conn.execute(
+                "UPDATE batches SET processing_status = 'canceling', cancel_initiated_at = ?"
+                " WHERE seq = ?",
+                (now, batch.seq),
+            )
+            self._finish_unclaimed(conn, batch.seq, RequestState.CANCELED, now)
+            self._end_if_done(conn, [batch.seq], now)
+            return self._get_batch(conn, workspace_id, batch_id)
+
+    async def delete_batch(
+        self, workspace_id: str, batch_id: str
+    ) -> tuple[BatchRecord | None, bool]:
+        return await self._run(self._delete_batch, workspace_id, batch_id)
+
+    def _delete_batch(self, workspace_id: str, batch_id: str) -> tuple[BatchRecord | None, bool]:
+        with self._transaction() as conn:
+            batch = self._get_batch(conn, workspace_id, batch_id)
+            if batch is None or batch.processing_status != "ended":
+                return batch, False
+            lo, hi = key_range(batch.seq)
+            conn.execute("DELETE FROM requests WHERE key BETWEEN ? AND ?", (lo, hi))
+            conn.execute("DELETE FROM batches WHERE seq = ?", (batch.seq,))
+            return batch, True
+
+    async def result_lines(self, batch: BatchRecord, page_size: int = 2000) -> AsyncIterator[bytes]:
+        lo, hi = key_range(batch.seq)
+        after = lo - 1
+        while True:
+            chunk, after = await self._run(self._result_page, after, hi, page_size)
+            if chunk:
+                yield chunk
+            if after >= hi:
+                return
+
+    def _result_page(self, after: int, hi: int, page_size: int) -> tuple[bytes, int]:
+        rows = (
+            self._reader()
+            .execute(
+                "SELECT key, state, custom_id, result FROM requests"
+                " WHERE key > ? AND key <= ? ORDER BY key LIMIT ?",
+                (after, hi, page_size),
+            )
+            .fetchall()
+        )
+        last = hi if len(rows) < page_size else rows[-1][0]
+        lines = []
+        for _, state, custom_id, result in rows:
+            if result is not None:
+                lines.append(result)
+            elif state == RequestState.CANCELED:
+                lines.append(_CANCELED_LINE % custom_id.encode())
+            elif state == RequestState.EXPIRED:
+                lines.append(_EXPIRED_LINE % custom_id.encode())
+        if not lines:
+            return b"", last
+        lines.append(b"")
+        return b"\n".join(lines), last
+
+    # --- scheduling -------------------------------------------------------------
+
+    async def claim_requests(
+        self, worker_id: str, now: float, lease_seconds: float, limit: int
+    ) -> list[ClaimedRequest]:
+        return await self._run(self._claim_requests, worker_id, now, lease_seconds, limit)
+
+    def _claim_requests(
+        self, worker_id: str, now: float, lease_seconds: float, limit: int
+    ) -> list[ClaimedRequest]:
+        claimed: list[ClaimedRequest] = []
+        with self._transaction() as conn:
+            active = [
+                seq
+                for (seq,) in conn.execute(
+                    "SELECT seq FROM batches WHERE processing_status = 'in_progress'"
+                    " AND expires_at > ? ORDER BY seq",
+                    (now,),
+                )
+            ]
+            if not active:
+                return claimed
+            # Round-robin over batches: each gets an equal share of this claim,
+            # starting from a rotating position so small batches are not starved.
+            start = self._rr % len(active)
+            self._rr += 1
+            order = active[start:] + active[:start]
+            lease_until = now + lease_seconds
+            for _ in range(2):
+                share = max(1, -(-(limit - len(claimed)) // len(order)))
+                still_full = []
+                for seq in order:
+                    want = min(share, limit - len(claimed))
+                    if want <= 0:
+                        break
+                    rows = conn.execute(
+                        "UPDATE requests SET state = 1, attempts = attempts + 1, lease_until = ?,"
+                        " worker = ? WHERE key IN (SELECT key FROM requests WHERE batch_seq = ?"
+                        " AND state = 0 AND available_at <= ? ORDER BY available_at LIMIT ?)"
+                        " RETURNING key, custom_id, params, attempts",
+                        (lease_until, worker_id, seq, now, want),
+                    ).fetchall()
+                    claimed.extend(
+                        ClaimedRequest(k, seq, cid, bytes(p) if p is not None else b"", a)
+                        for k, cid, p, a in rows
+                    )
+                    if len(rows) == want:
+                        still_full.append(seq)
+                if len(claimed) >= limit or not still_full:
+                    break
+                order = still_full
+        return claimed
+
+    async def record_outcomes(
+        self, worker_id: str, outcomes: Sequence[Outcome], now: float
+    ) -> RecordReport:
+        return await self._run(self._record_outcomes, worker_id, outcomes, now)
+
+    def _record_outcomes(
+        self, worker_id: str, outcomes: Sequence[Outcome], now: float
+    ) -> RecordReport:
+        report = RecordReport()
+        deltas: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        retried: set[int] = set()
+        with self._transaction() as conn:
+            for o in outcomes:
+                if o.state == RequestState.QUEUED:
+                    cur = conn.execute(
+                        "UPDATE requests SET state = 0, available_at = ?, lease_until = NULL,"
+                        " worker = NULL WHERE key = ? AND state = 1 AND worker = ? AND attempts = ?",
+                        (o.available_at, o.key, worker_id, o.attempts),
+                    )
+                    if cur.rowcount == 1:
+                        retried.add(o.key >> KEY_BITS)
+                else:
+                    cur = conn.execute(
+                        "UPDATE requests SET state = ?, result = ?, params = NULL,"
+                        " finished_at = ?, lease_until = NULL, worker = NULL"
+                        " WHERE key = ? AND state = 1 AND worker = ? AND attempts = ?",
+                        (int(o.state), o.line, now, o.key, worker_id, o.attempts),
+                    )
+                    if cur.rowcount == 1:
+                        deltas[o.key >> KEY_BITS][_COUNTER[o.state]] += 1
+                if cur.rowcount == 1:
+                    report.recorded += 1
+                else:
+                    report.stale += 1
+            for seq, counts in deltas.items():
+                self._move_counts(conn, seq, counts)
+            # A request sent back for retry in a batch that is being canceled is
+            # canceled instead: it was never sent to the model successfully.
+            for seq in retried:
+                status = conn.execute(
+                    "SELECT processing_status FROM batches WHERE seq = ?", (seq,)
+                ).fetchone()
+                if status and status[0] == "canceling":
+                    self._finish_unclaimed(conn, seq, RequestState.CANCELED, now)
+            report.ended_batches = self._end_if_done(conn, set(deltas) | retried, now)
+        return report
+
+    async def extend_leases(self, worker_id: str, keys: Sequence[int], lease_until: float) -> None:
+        await self._run(self._extend_leases, worker_id, keys, lease_until)
+
+    def _extend_leases(self, worker_id: str, keys: Sequence[int], lease_until: float) -> None:
+        with self._transaction() as conn:
+            conn.executemany(
+                "UPDATE requests SET lease_until = ? WHERE key = ? AND state = 1 AND worker = ?",
+                ((lease_until, k, worker_id) for k in keys),
+            )
+
+    async def housekeeping(self, now: float) -> HousekeepingReport:
+        return await self._run(self._housekeeping, now)
+
+    def _housekeeping(self, now: float) -> HousekeepingReport:
+        report = HousekeepingReport()
+        with self._transaction() as conn:
+            report.reclaimed = conn.execute(
+                "UPDATE requests SET state = 0, lease_until = NULL, worker = NULL"
+                " WHERE state = 1 AND lease_until < ?",
+                (now,),
+            ).rowcount
+            touched: list[int] = []
+            for seq, status, expires_at in conn.execute(
+                "SELECT seq, processing_status, expires_at FROM batches"
+                " WHERE processing_status != 'ended'"
+            ).fetchall():
+                if expires_at <= now:
+                    report.expired_requests += self._finish_unclaimed(
+                        conn, seq, RequestState.EXPIRED, now, include_claimed=True
+                    )
+                elif status == "canceling":
+                    self._finish_unclaimed(conn, seq, RequestState.CANCELED, now)
+                touched.append(seq)
+            report.ended_batches = self._end_if_done(conn, touched, now)
+            for seq, batch_id in conn.execute(
+                "SELECT seq, id FROM batches WHERE archived_at IS NULL AND archive_at <= ?"
+                " AND processing_status = 'ended'",
+                (now,),
+            ).fetchall():
+                lo, hi = key_range(seq)
+                conn.execute("DELETE FROM requests WHERE key BETWEEN ? AND ?", (lo, hi))
+                conn.execute("UPDATE batches SET archived_at = ? WHERE seq = ?", (now, seq))
+                report.archived_batches.append(batch_id)
+        return report
+
+    # --- shared steps (inside a write transaction) ------------------------------
+
+    def _finish_unclaimed(
+        self,
+        conn: sqlite3.Connection,
+        seq: int,
+        state: RequestState,
+        now: float,
+        include_claimed: bool = False,
+    ) -> int:
+        """Move the batch's queued (and maybe claimed) requests to a final `state`."""
+        if include_claimed:
+            lo, hi = key_range(seq)
+            n = conn.execute(
+                "UPDATE requests SET state = ?, params = NULL, finished_at = ?,"
+                " lease_until = NULL, worker = NULL WHERE key BETWEEN ? AND ? AND state IN (0, 1)",
+                (int(state), now, lo, hi),
+            ).rowcount
+        else:
+            n = conn.execute(
+                "UPDATE requests SET state = ?, params = NULL, finished_at = ?"
+                " WHERE batch_seq = ? AND state = 0",
+                (int(state), now, seq),
+            ).rowcount
+        if n:
+            self._move_counts(conn, seq, {_COUNTER[state]: n})
+        return n
+
+    @staticmethod
+    def _move_counts(conn: sqlite3.Connection, seq: int, counts: dict[str, int]) -> None:
+        moved = sum(counts.values())
+        sets = ", ".join(f"{name} = {name} + ?" for name in counts)
+        conn.execute(
+            f"UPDATE batches SET processing = processing - ?, {sets} WHERE seq = ?",
+            (moved, *counts.values(), seq),
+        )
+
+    @staticmethod
+    def _end_if_done(
+        conn: sqlite3.Connection, seqs: Sequence[int] | set[int], now: float
+    ) -> list[str]:
+        ended: list[str] = []
+        for seq in seqs:
+            row = conn.execute(
+                "UPDATE batches SET processing_status = 'ended', ended_at = ?"
+                " WHERE seq = ? AND processing = 0 AND processing_status != 'ended' RETURNING id",
+                (now, seq),
+            ).fetchone()
+            if row:
+                ended.append(row[0])
+        return ended
+
+
+def _split_sql(script: str) -> list[str]:
+    """Statements of a migration file (no `;` inside literals in our migrations)."""
+    lines = [line for line in script.splitlines() if not line.lstrip().startswith("--")]
+    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]

@@ -1,0 +1,212 @@
+"""Messages API structs: the request (`params` of a batch entry) and the `Message` answer.
+
+The request side validates what the hosted API validates for the blocks an engine
+reads (text, images, documents, tools, thinking); other known block types pass
+through untouched, unknown ones are rejected.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
+
+import msgspec
+
+from batchyard.wire.errors import format_validation_error
+
+# --- request -----------------------------------------------------------------
+
+
+class Base64Source(msgspec.Struct, tag="base64", tag_field="type"):
+    media_type: str
+    data: str
+
+
+class UrlSource(msgspec.Struct, tag="url", tag_field="type"):
+    url: str
+
+
+class FileSource(msgspec.Struct, tag="file", tag_field="type"):
+    file_id: str
+
+
+class TextSource(msgspec.Struct, tag="text", tag_field="type"):
+    media_type: str
+    data: str
+
+
+class ContentSource(msgspec.Struct, tag="content", tag_field="type"):
+    content: str | list[dict[str, Any]]
+
+
+ImageSource = Base64Source | UrlSource | FileSource
+DocumentSource = Base64Source | UrlSource | FileSource | TextSource | ContentSource
+
+
+class TextBlock(msgspec.Struct, tag="text", tag_field="type"):
+    text: str
+    cache_control: dict[str, Any] | None = None
+    citations: list[dict[str, Any]] | None = None
+
+
+class ImageBlock(msgspec.Struct, tag="image", tag_field="type"):
+    source: ImageSource
+    cache_control: dict[str, Any] | None = None
+
+
+class DocumentBlock(msgspec.Struct, tag="document", tag_field="type"):
+    source: DocumentSource
+    title: str | None = None
+    context: str | None = None
+    citations: dict[str, Any] | None = None
+    cache_control: dict[str, Any] | None = None
+
+
+class ToolUseBlock(msgspec.Struct, tag="tool_use", tag_field="type"):
+    id: str
+    name: str
+    input: dict[str, Any]
+    cache_control: dict[str, Any] | None = None
+
+
+class ToolResultBlock(msgspec.Struct, tag="tool_result", tag_field="type"):
+    tool_use_id: str
+    content: str | list[TextBlock | ImageBlock | DocumentBlock] | None = None
+    is_error: bool | None = None
+    cache_control: dict[str, Any] | None = None
+
+
+class ThinkingBlock(msgspec.Struct, tag="thinking", tag_field="type"):
+    thinking: str
+    signature: str
+
+
+class RedactedThinkingBlock(msgspec.Struct, tag="redacted_thinking", tag_field="type"):
+    data: str
+
+
+# Server-tool and newer blocks an engine may not use but a client may replay.
+_PASS_THROUGH_TAGS = (
+    "search_result",
+    "server_tool_use",
+    "web_search_tool_result",
+    "web_fetch_tool_result",
+    "code_execution_tool_result",
+    "bash_code_execution_tool_result",
+    "text_editor_code_execution_tool_result",
+    "tool_search_tool_result",
+    "container_upload",
+    "mcp_tool_use",
+    "mcp_tool_result",
+    "compaction",
+)
+_pass_through = tuple(
+    msgspec.defstruct(
+        f"PassThrough_{tag}", [], tag=tag, tag_field="type", forbid_unknown_fields=False
+    )
+    for tag in _PASS_THROUGH_TAGS
+)
+
+ContentBlockParam = (
+    TextBlock
+    | ImageBlock
+    | DocumentBlock
+    | ToolUseBlock
+    | ToolResultBlock
+    | ThinkingBlock
+    | RedactedThinkingBlock
+)
+if TYPE_CHECKING:
+    _AnyBlock = ContentBlockParam
+else:
+    _AnyBlock = Union[(*ContentBlockParam.__args__, *_pass_through)]
+
+
+class MessageParam(msgspec.Struct):
+    role: Literal["user", "assistant"]
+    content: str | list[_AnyBlock]
+
+
+class MessageCreateParams(msgspec.Struct):
+    """`POST /v1/messages` body, and `params` of a batch entry (unknown keys are ignored)."""
+
+    model: Annotated[str, msgspec.Meta(min_length=1)]
+    max_tokens: Annotated[int, msgspec.Meta(ge=1)]
+    messages: Annotated[list[MessageParam], msgspec.Meta(min_length=1)]
+    system: str | list[TextBlock] | None = None
+    stop_sequences: list[str] | None = None
+    temperature: Annotated[float, msgspec.Meta(ge=0.0, le=1.0)] | None = None
+    top_p: Annotated[float, msgspec.Meta(ge=0.0, le=1.0)] | None = None
+    top_k: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    metadata: dict[str, Any] | None = None
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: dict[str, Any] | None = None
+    thinking: dict[str, Any] | None = None
+    stream: bool | None = None
+    service_tier: str | None = None
+
+
+class InvalidParams(ValueError):
+    """`params` is a JSON object but not a valid Messages request."""
+
+
+_params_decoder = msgspec.json.Decoder(MessageCreateParams)
+
+
+def decode_params(raw: bytes | memoryview) -> MessageCreateParams:
+    try:
+        params = _params_decoder.decode(raw)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise InvalidParams(format_validation_error(exc)) from None
+    if params.messages[0].role != "user":
+        raise InvalidParams("messages: the first message must use the `user` role")
+    return params
+
+
+def text_of(content: str | list[Any] | None) -> str:
+    """The plain text of a message's content (text blocks only)."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    return "\n".join(b.text for b in content if isinstance(b, TextBlock))
+
+
+# --- response ------------------------------------------------------------------
+
+StopReason = Literal["end_turn", "max_tokens", "stop_sequence", "tool_use", "pause_turn", "refusal"]
+
+
+class TextContent(msgspec.Struct, tag="text", tag_field="type"):
+    text: str
+
+
+class ToolUseContent(msgspec.Struct, tag="tool_use", tag_field="type"):
+    id: str
+    name: str
+    input: dict[str, Any]
+
+
+ContentBlock = TextContent | ToolUseContent
+
+
+class Usage(msgspec.Struct, omit_defaults=True):
+    input_tokens: int
+    output_tokens: int
+    cache_creation_input_tokens: int | None = None
+    cache_read_input_tokens: int | None = None
+    service_tier: Literal["standard", "priority", "batch"] | None = None
+
+
+class Message(msgspec.Struct):
+    id: str
+    model: str
+    content: list[ContentBlock]
+    stop_reason: StopReason | None
+    stop_sequence: str | None
+    usage: Usage
+    type: Literal["message"] = "message"
+    role: Literal["assistant"] = "assistant"
+
+
+class SucceededResult(msgspec.Struct, tag="succeeded", tag_field="type"):
+    message: Message
