@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+import anthropic
+import pytest
+
+from tests.serverproc import Server
+
+ServerFactory = Callable[..., Server]
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def start_server(tmp_path: Path) -> Iterator[ServerFactory]:
+    """Start a fresh server with its own database; stopped at the end of the test."""
+    started: list[Server] = []
+
+    def start(*extra: str, database: Path | None = None) -> Server:
+        n = len(started)
+        server = Server(database or tmp_path / f"db{n}.sqlite", tmp_path / f"server{n}.log", extra)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One shared server on the zero-latency fake engine."""
+    d = tmp_path_factory.mktemp("shared-server")
+    s = Server(d / "db.sqlite", d / "server.log", ["--housekeeping-interval", "0.2"])
+    yield s
+    s.stop()
+
+
+def client_for(server: Server, **kwargs: object) -> anthropic.Anthropic:
+    return anthropic.Anthropic(
+        base_url=server.base_url,
+        api_key="test-key",
+        _strict_response_validation=True,
+        max_retries=0,
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def async_client_for(server: Server) -> anthropic.AsyncAnthropic:
+    return anthropic.AsyncAnthropic(
+        base_url=server.base_url,
+        api_key="test-key",
+        _strict_response_validation=True,
+        max_retries=0,
+    )
+
+
+@pytest.fixture
+def client(server: Server) -> anthropic.Anthropic:
+    return client_for(server)
+
+
+def make_requests(
+    n: int, prefix: str = "req", model: str = "claude-test"
+) -> list[dict[str, object]]:
+    return [
+        {
+            "custom_id": f"{prefix}-{i}",
+            "params": {
+                "model": model,
+                "max_tokens": 64,
+                "messages": [{"role": "user", "content": f"Say something about number {i}"}],
+            },
+        }
+        for i in range(n)
+    ]
+
+
+def names(items: Sequence[object]) -> list[str]:
+    return [getattr(i, "custom_id") for i in items]  # noqa: B009

@@ -1,0 +1,81 @@
+"""Start the real `batchyard` CLI as a subprocess on a free loopback port."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import httpx
+
+BATCHYARD = [sys.executable, "-m", "batchyard.cli"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class Proc:
+    def __init__(self, args: Sequence[str], log_path: Path) -> None:
+        self.args = list(args)
+        self.log_path = log_path
+        self._log = open(log_path, "ab")  # noqa: SIM115
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        self.popen = subprocess.Popen(
+            [*BATCHYARD, *self.args], stdout=self._log, stderr=subprocess.STDOUT, env=env
+        )
+
+    def kill(self) -> None:
+        """SIGKILL: no cleanup, no flush, like a crash."""
+        self.popen.send_signal(signal.SIGKILL)
+        self.popen.wait(10)
+
+    def stop(self) -> None:
+        if self.popen.poll() is None:
+            self.popen.terminate()
+            try:
+                self.popen.wait(15)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait(5)
+        self._log.close()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+class Server(Proc):
+    def __init__(self, database: Path, log_path: Path, extra: Sequence[str] = ()) -> None:
+        self.port = free_port()
+        self.database = database
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        super().__init__(
+            ["serve", "--port", str(self.port), "--database", str(database), *extra], log_path
+        )
+        self.wait_ready()
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.popen.poll() is not None:
+                raise RuntimeError(f"server exited early:\n{self.log()}")
+            try:
+                if httpx.get(f"{self.base_url}/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"server not ready in {timeout}s:\n{self.log()}")
+
+
+class WorkerProc(Proc):
+    def __init__(self, database: Path, log_path: Path, extra: Sequence[str] = ()) -> None:
+        super().__init__(["worker", "--database", str(database), *extra], log_path)
