@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import anthropic
 import pytest
@@ -96,9 +97,9 @@ def test_list_pagination_both_directions(start_server: ServerFactory) -> None:
     # Auto-pagination follows after_id = last_id across pages.
     assert [b.id for b in client.messages.batches.list(limit=3)] == newest_first
 
-    second = client.messages.batches.list(limit=3, after_id=first.last_id)
+    second = client.messages.batches.list(limit=3, after_id=first.last_id or "")
     assert [b.id for b in second.data] == newest_first[3:6]
-    last = client.messages.batches.list(limit=3, after_id=second.last_id)
+    last = client.messages.batches.list(limit=3, after_id=second.last_id or "")
     assert [b.id for b in last.data] == newest_first[6:]
     assert last.has_more is False
 
@@ -173,7 +174,7 @@ def test_delete_rules(start_server: ServerFactory) -> None:
 
 def test_unknown_ids_are_404(client: anthropic.Anthropic) -> None:
     missing = "msgbatch_01doesnotexist0000000"
-    calls = [
+    calls: list[Callable[[], object]] = [
         lambda: client.messages.batches.retrieve(missing),
         lambda: client.messages.batches.cancel(missing),
         lambda: client.messages.batches.delete(missing),
@@ -273,7 +274,7 @@ def test_missing_key_is_401(server: Server) -> None:
     client = anthropic.Anthropic(
         base_url=server.base_url,
         api_key="k",
-        default_headers={"Authorization": anthropic.omit},
+        default_headers={"Authorization": anthropic.omit},  # type: ignore[dict-item]
         max_retries=0,
     )
     with pytest.raises(anthropic.AuthenticationError):

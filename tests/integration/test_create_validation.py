@@ -109,7 +109,7 @@ def test_structural_error_is_400(
 
 def test_stream_false_is_accepted(client: anthropic.Anthropic) -> None:
     batch = client.messages.batches.create(
-        requests=[{"custom_id": "s", "params": params(stream=False)}]  # type: ignore[list-item]
+        requests=[{"custom_id": "s", "params": params(stream=False)}]  # type: ignore[typeddict-item]
     )
     assert batch.request_counts.processing + batch.request_counts.succeeded == 1
 

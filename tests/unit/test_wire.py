@@ -1,0 +1,128 @@
+"""Create-body parsing, params validation and the fake engine's answers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+import pytest
+
+from batchyard.batches import parse_create_body
+from batchyard.engines.base import EngineError
+from batchyard.engines.fake import FakeEngine
+from batchyard.errors import InvalidRequest
+from batchyard.wire.messages import InvalidParams, decode_params
+
+
+def p(**kw: Any) -> dict[str, Any]:
+    return {"model": "m", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}], **kw}
+
+
+def test_params_are_kept_as_received() -> None:
+    body = b'{"requests":[{"custom_id":"a","params": {"model" : "m",  "x":[1,2]}}]}'
+    [request] = parse_create_body(body)
+    assert bytes(request.params) == b'{"model" : "m",  "x":[1,2]}'
+
+
+@pytest.mark.parametrize(
+    ("params", "fragment"),
+    [
+        (p(max_tokens=0), "max_tokens"),
+        (p(max_tokens="10"), "max_tokens"),
+        (p(messages=[]), "messages"),
+        (p(messages=[{"role": "user"}]), "messages.0"),
+        (
+            p(
+                messages=[
+                    {"role": "user", "content": [{"type": "image", "source": {"type": "base64"}}]}
+                ]
+            ),
+            "messages.0.content.0.source",
+        ),
+        (p(messages=[{"role": "user", "content": [{"type": "tool_result"}]}]), "tool_use_id"),
+        (p(system=5), "system"),
+        (p(top_p=2), "top_p"),
+        (p(stop_sequences="x"), "stop_sequences"),
+        ({"max_tokens": 1, "messages": [{"role": "user", "content": "x"}]}, "model"),
+    ],
+)
+def test_invalid_params(params: dict[str, Any], fragment: str) -> None:
+    with pytest.raises(InvalidParams) as exc:
+        decode_params(msgspec.json.encode(params))
+    assert fragment in str(exc.value)
+
+
+def test_valid_params_with_tools_images_and_unknown_keys() -> None:
+    decoded = decode_params(
+        msgspec.json.encode(
+            p(
+                system=[{"type": "text", "text": "be brief"}],
+                messages=[
+                    {"role": "user", "content": [
+                        {"type": "text", "text": "look"},
+                        {"type": "image", "source": {"type": "url", "url": "https://x/y.png"}},
+                    ]},
+                    {"role": "assistant", "content": [{"type": "tool_use", "id": "t", "name": "f", "input": {}}]},
+                    {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t", "content": "ok"}]},
+                ],
+                tools=[{"name": "f", "input_schema": {"type": "object"}}],
+                some_future_option=True,
+            )
+        )
+    )  # fmt: skip
+    assert decoded.system is not None and len(decoded.messages) == 3
+
+
+@pytest.mark.parametrize(
+    ("body", "fragment"),
+    [
+        (b"nope", "not valid JSON"),
+        (b'{"requests": []}', "at least one request"),
+        (b'{"requests": [{"custom_id": "a", "params": 1}]}', "requests.0.params"),
+        (b'{"requests": [{"custom_id": "a/b", "params": {}}]}', "requests.0.custom_id"),
+        (b'{"requests": [{"custom_id": "a", "params": {}, "extra": 1}]}', "requests.0"),
+    ],
+)
+def test_structural_errors(body: bytes, fragment: str) -> None:
+    with pytest.raises(InvalidRequest) as exc:
+        parse_create_body(body)
+    assert fragment in exc.value.message
+
+
+@pytest.mark.anyio
+async def test_fake_engine_is_deterministic_and_honours_limits() -> None:
+    engine = FakeEngine()
+    params = decode_params(
+        msgspec.json.encode(
+            p(system="sys", messages=[{"role": "user", "content": "one two three"}])
+        )
+    )
+    a, b = await engine.create_message(params), await engine.create_message(params)
+    assert a.content == b.content and a.id != b.id
+    assert a.usage.input_tokens == 4  # "sys" + three words
+    assert a.stop_reason == "end_turn"
+
+    short = decode_params(msgspec.json.encode(p(max_tokens=2)))
+    m = await engine.create_message(short)
+    assert m.stop_reason == "max_tokens" and m.usage.output_tokens == 2
+    assert m.content[0].text == "fake reply"  # type: ignore[union-attr]
+
+    stop = decode_params(msgspec.json.encode(p(stop_sequences=["to:"])))
+    m = await engine.create_message(stop)
+    assert m.stop_reason == "stop_sequence" and m.stop_sequence == "to:"
+    assert m.content[0].text.endswith(" ")  # type: ignore[union-attr]
+    assert "to:" not in m.content[0].text  # type: ignore[union-attr]
+
+
+@pytest.mark.anyio
+async def test_fake_engine_injects_retryable_errors() -> None:
+    engine = FakeEngine(error_rate=0.5, seed=3)
+    params = decode_params(msgspec.json.encode(p()))
+    failures = 0
+    for _ in range(200):
+        try:
+            await engine.create_message(params)
+        except EngineError as exc:
+            assert exc.retryable
+            failures += 1
+    assert 60 < failures < 140
