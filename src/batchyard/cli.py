@@ -45,8 +45,10 @@ def _add_store_and_engine(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--sqlite-synchronous",
         choices=["FULL", "NORMAL"],
-        default=_env("SQLITE_SYNCHRONOUS", "FULL"),
-        help="FULL survives power loss; NORMAL only process crashes (default: %(default)s)",
+        default=_env("SQLITE_SYNCHRONOUS", "NORMAL"),
+        help="fsync of the worker's commits: FULL on every commit; NORMAL (default) at"
+        " checkpoints, so a power cut may make the last finished requests run again."
+        " Creating, canceling and deleting batches is always fsynced.",
     )
     e = p.add_argument_group("engine")
     e.add_argument("--engine", choices=["fake"], default=_env("ENGINE", "fake"))

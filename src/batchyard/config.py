@@ -49,7 +49,7 @@ class Settings:
     public_base_url: str | None = None
     batch_expiry_seconds: float = DAY
     results_retention_seconds: float = 29 * DAY
-    sqlite_synchronous: str = "FULL"
+    sqlite_synchronous: str = "NORMAL"
     run_worker: bool = True
     engines: EngineSettings = field(default_factory=EngineSettings)
     worker: WorkerSettings = field(default_factory=WorkerSettings)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from batchyard.engines.router import EngineRouter, Route
 from batchyard.scheduler.worker import Worker
 from batchyard.store.base import NewBatch
 from batchyard.store.sqlite import SQLiteStore
+from batchyard.wire.messages import Message, MessageCreateParams
 
 pytestmark = pytest.mark.anyio
 
@@ -124,3 +126,28 @@ async def test_retry_budget_ends_errored(store: SQLiteStore) -> None:
 
     attempts = sqlite3.connect(store.path).execute("SELECT attempts FROM requests").fetchone()[0]
     assert attempts == 3
+
+
+class HangsOnce(FakeEngine):
+    """Never answers its first call; answers the rest."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    async def create_message(self, params: MessageCreateParams) -> Message:
+        self.calls += 1
+        if self.calls == 1:
+            await asyncio.Event().wait()
+        return await super().create_message(params)
+
+
+async def test_hung_engine_call_times_out_and_is_retried(store: SQLiteStore) -> None:
+    clock = ManualClock()
+    await create(store, clock, [("r", params("x"))])
+    engine = HangsOnce()
+    w = worker(store, engine, clock, engine_timeout_seconds=0.2, retry_base_seconds=0.0)
+    await asyncio.wait_for(w.run_until_idle(), 10)
+    assert engine.calls == 2
+    got = await results(store)
+    assert got["r"]["type"] == "succeeded"

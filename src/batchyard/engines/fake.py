@@ -8,8 +8,8 @@ would be.
 
 from __future__ import annotations
 
-import hashlib
 import random
+import zlib
 
 import anyio
 
@@ -36,13 +36,12 @@ def prompt_text(params: MessageCreateParams) -> str:
     return "\n".join(p for p in parts if p)
 
 
-def reply_text(params: MessageCreateParams) -> str:
+def reply_text(params: MessageCreateParams, prompt: str) -> str:
     last_user = next(
         (text_of(m.content) for m in reversed(params.messages) if m.role == "user"), ""
     )
-    digest = hashlib.blake2b(prompt_text(params).encode(), digest_size=4).hexdigest()
     echo = " ".join(last_user.split()[:32])
-    return f"fake reply {digest} to: {echo}".rstrip()
+    return f"fake reply {zlib.crc32(prompt.encode()):08x} to: {echo}".rstrip()
 
 
 class FakeEngine:
@@ -67,10 +66,11 @@ class FakeEngine:
         if self.error_rate > 0 and self._rng.random() < self.error_rate:
             error_type, message = self._rng.choice(_FAULTS)
             raise EngineError(error_type, message, retryable=True)
-        words = reply_text(params).split(" ")
+        prompt = prompt_text(params)
+        text = reply_text(params, prompt)
+        words = text.split(" ")
         stop_reason: str = "end_turn"
         stop_sequence: str | None = None
-        text = " ".join(words)
         if params.stop_sequences:
             hits = [(text.find(s), s) for s in params.stop_sequences if s and s in text]
             if hits:
@@ -89,8 +89,8 @@ class FakeEngine:
             stop_reason=stop_reason,  # type: ignore[arg-type]
             stop_sequence=stop_sequence,
             usage=Usage(
-                input_tokens=len(prompt_text(params).split()),
-                output_tokens=len(text.split()),
+                input_tokens=len(prompt.split()),
+                output_tokens=len(words),
             ),
         )
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 import uuid
 from collections.abc import Callable
 
@@ -49,7 +50,9 @@ class Worker:
         self._slots = {id(e): asyncio.Semaphore(e.capacity) for e in router.engines}
         self._held: dict[int, ClaimedRequest] = {}
         self._pending: list[Outcome] = []
-        self._running: set[asyncio.Task[None]] = set()
+        # key -> (task, monotonic deadline); the heartbeat cancels overdue calls.
+        self._running: dict[int, tuple[asyncio.Task[None], float]] = {}
+        self._timed_out: set[int] = set()
         self._wake = asyncio.Event()
         self._progress = asyncio.Event()
         self._outcomes = asyncio.Event()
@@ -83,11 +86,13 @@ class Worker:
         await self.store.housekeeping(self.clock.now())
         async with asyncio.TaskGroup() as tg:
             flusher = tg.create_task(self._flush_loop(), name="worker.flush")
+            beat = tg.create_task(self._heartbeat_loop(), name="worker.heartbeat")
             try:
                 await self._claim_loop(drain=True)
             finally:
                 await self._drain_in_flight()
                 flusher.cancel()
+                beat.cancel()
         await self._flush()
         await self.store.housekeeping(self.clock.now())
 
@@ -112,11 +117,11 @@ class Worker:
                     log.exception("claim failed; retrying")
                     await asyncio.sleep(min(s.poll_seconds, 1.0))
                     continue
+                deadline = time.monotonic() + s.engine_timeout_seconds
                 for request in claimed:
                     self._held[request.key] = request
                     task = asyncio.create_task(self._execute(request))
-                    self._running.add(task)
-                    task.add_done_callback(self._running.discard)
+                    self._running[request.key] = (task, deadline)
             if claimed:
                 await asyncio.sleep(0)
                 continue
@@ -135,9 +140,19 @@ class Worker:
     async def _execute(self, request: ClaimedRequest) -> None:
         try:
             outcome = await self._outcome_of(request)
+        except asyncio.CancelledError:
+            if request.key not in self._timed_out:
+                raise
+            self._timed_out.discard(request.key)
+            timeout = EngineError(
+                "timeout_error", "The engine did not answer in time", retryable=True
+            )
+            outcome = self._failure(request, timeout)
         except Exception as exc:  # never lose the request: it will be retried
             log.exception("unexpected failure running %s", request.custom_id)
             outcome = self._failure(request, EngineError("api_error", str(exc), retryable=True))
+        finally:
+            self._running.pop(request.key, None)
         self._pending.append(outcome)
         self._outcomes.set()
 
@@ -168,13 +183,7 @@ class Worker:
 
     async def _call(self, engine: Engine, params: MessageCreateParams) -> Message:
         async with self._slots[id(engine)]:
-            try:
-                async with asyncio.timeout(self.settings.engine_timeout_seconds):
-                    return await engine.create_message(params)
-            except TimeoutError:
-                raise EngineError(
-                    "timeout_error", "The engine did not answer in time", retryable=True
-                ) from None
+            return await engine.create_message(params)
 
     def _errored(self, request: ClaimedRequest, error_type: str, message: str) -> Outcome:
         return Outcome(
@@ -226,9 +235,10 @@ class Worker:
             self._progress.set()
 
     async def _heartbeat_loop(self) -> None:
-        interval = self.settings.lease_seconds / 3
+        interval = min(self.settings.lease_seconds / 3, self.settings.engine_timeout_seconds / 4)
         while True:
             await asyncio.sleep(interval)
+            self._cancel_overdue()
             if self._held:
                 try:
                     await self.store.extend_leases(
@@ -238,6 +248,15 @@ class Worker:
                     )
                 except Exception:
                     log.exception("lease heartbeat failed")
+
+    def _cancel_overdue(self) -> None:
+        """Engine calls past their deadline are cancelled and retried (a hung call
+        would otherwise keep its lease alive through the heartbeat forever)."""
+        now = time.monotonic()
+        for key, (task, deadline) in list(self._running.items()):
+            if deadline < now and key not in self._timed_out:
+                self._timed_out.add(key)
+                task.cancel()
 
     async def _housekeeping_loop(self) -> None:
         while True:
@@ -256,7 +275,8 @@ class Worker:
     async def _drain_in_flight(self) -> None:
         if self._running:
             _, pending = await asyncio.wait(
-                set(self._running), timeout=self.settings.shutdown_grace_seconds
+                [task for task, _ in self._running.values()],
+                timeout=self.settings.shutdown_grace_seconds,
             )
             for task in pending:
                 task.cancel()

@@ -25,7 +25,7 @@ __all__ = [
 ]
 
 
-def open_store(url: str, *, synchronous: str = "FULL") -> Store:
+def open_store(url: str, *, synchronous: str = "NORMAL") -> Store:
     """Open the store named by `url`: a SQLite file path or `sqlite:///path`."""
     from batchyard.store.sqlite import SQLiteStore
 

@@ -63,7 +63,7 @@ def _batch(row: tuple[object, ...]) -> BatchRecord:
 
 
 class SQLiteStore:
-    def __init__(self, path: str | Path, *, synchronous: str = "FULL") -> None:
+    def __init__(self, path: str | Path, *, synchronous: str = "NORMAL") -> None:
         self.path = str(path)
         self.synchronous = synchronous
         self._writer: sqlite3.Connection | None = None
@@ -94,17 +94,28 @@ class SQLiteStore:
         return conn
 
     @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
+    def _transaction(self, *, durable: bool = False) -> Iterator[sqlite3.Connection]:
+        """A write transaction. `durable` ones (what the API accepts: create, cancel,
+        delete) are fsynced at commit whatever `synchronous` says; the worker's
+        commits follow `synchronous`, since an outcome lost to a power cut only
+        means its request runs again."""
         assert self._writer is not None, "store is not open"
         with self._write_lock:
             conn = self._writer
-            conn.execute("BEGIN IMMEDIATE")
+            upgrade = durable and self.synchronous != "FULL"
+            if upgrade:
+                conn.execute("PRAGMA synchronous = FULL")
             try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield conn
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
+            finally:
+                if upgrade:
+                    conn.execute(f"PRAGMA synchronous = {self.synchronous}")
 
     async def _run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         return await anyio.to_thread.run_sync(
@@ -167,7 +178,7 @@ class SQLiteStore:
         self, batch: NewBatch, requests: Sequence[tuple[str, bytes | memoryview]]
     ) -> BatchRecord:
         n = len(requests)
-        with self._transaction() as conn:
+        with self._transaction(durable=True) as conn:
             cur = conn.execute(
                 "INSERT INTO batches (id, workspace_id, processing_status, created_at, expires_at,"
                 " archive_at, total, processing) VALUES (?, ?, 'in_progress', ?, ?, ?, ?, ?)",
@@ -273,7 +284,7 @@ class SQLiteStore:
         return await self._run(self._cancel_batch, workspace_id, batch_id, now)
 
     def _cancel_batch(self, workspace_id: str, batch_id: str, now: float) -> BatchRecord | None:
-        with self._transaction() as conn:
+        with self._transaction(durable=True) as conn:
             batch = self._get_batch(conn, workspace_id, batch_id)
             if batch is None or batch.processing_status != "in_progress":
                 return batch
@@ -292,7 +303,7 @@ class SQLiteStore:
         return await self._run(self._delete_batch, workspace_id, batch_id)
 
     def _delete_batch(self, workspace_id: str, batch_id: str) -> tuple[BatchRecord | None, bool]:
-        with self._transaction() as conn:
+        with self._transaction(durable=True) as conn:
             batch = self._get_batch(conn, workspace_id, batch_id)
             if batch is None or batch.processing_status != "ended":
                 return batch, False
@@ -396,44 +407,44 @@ class SQLiteStore:
     def _record_outcomes(
         self, worker_id: str, outcomes: Sequence[Outcome], now: float
     ) -> RecordReport:
-        report = RecordReport()
         deltas: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-        retried: set[int] = set()
+        finals = [o for o in outcomes if o.state != RequestState.QUEUED]
+        retries = [o for o in outcomes if o.state == RequestState.QUEUED]
         with self._transaction() as conn:
-            for o in outcomes:
-                if o.state == RequestState.QUEUED:
-                    cur = conn.execute(
-                        "UPDATE requests SET state = 0, available_at = ?, lease_until = NULL,"
-                        " worker = NULL WHERE key = ? AND state = 1 AND worker = ? AND attempts = ?",
-                        (o.available_at, o.key, worker_id, o.attempts),
-                    )
-                    if cur.rowcount == 1:
-                        retried.add(o.key >> KEY_BITS)
-                else:
-                    cur = conn.execute(
-                        "UPDATE requests SET state = ?, result = ?, params = NULL,"
-                        " finished_at = ?, lease_until = NULL, worker = NULL"
-                        " WHERE key = ? AND state = 1 AND worker = ? AND attempts = ?",
-                        (int(o.state), o.line, now, o.key, worker_id, o.attempts),
-                    )
-                    if cur.rowcount == 1:
-                        deltas[o.key >> KEY_BITS][_COUNTER[o.state]] += 1
-                if cur.rowcount == 1:
-                    report.recorded += 1
-                else:
-                    report.stale += 1
+            finished = _guarded_update(
+                conn,
+                "UPDATE requests SET state = ?, result = ?, params = NULL,"
+                " finished_at = ?, lease_until = NULL, worker = NULL"
+                " WHERE key = ? AND state = 1 AND worker = ? AND attempts = ?",
+                finals,
+                lambda o: (int(o.state), o.line, now, o.key, worker_id, o.attempts),
+            )
+            requeued = _guarded_update(
+                conn,
+                "UPDATE requests SET state = 0, available_at = ?, lease_until = NULL,"
+                " worker = NULL WHERE key = ? AND state = 1 AND worker = ? AND attempts = ?",
+                retries,
+                lambda o: (o.available_at, o.key, worker_id, o.attempts),
+            )
+            for o in finished:
+                deltas[o.key >> KEY_BITS][_COUNTER[o.state]] += 1
             for seq, counts in deltas.items():
                 self._move_counts(conn, seq, counts)
             # A request sent back for retry in a batch that is being canceled is
             # canceled instead: it was never sent to the model successfully.
+            retried = {o.key >> KEY_BITS for o in requeued}
             for seq in retried:
                 status = conn.execute(
                     "SELECT processing_status FROM batches WHERE seq = ?", (seq,)
                 ).fetchone()
                 if status and status[0] == "canceling":
                     self._finish_unclaimed(conn, seq, RequestState.CANCELED, now)
-            report.ended_batches = self._end_if_done(conn, set(deltas) | retried, now)
-        return report
+            recorded = len(finished) + len(requeued)
+            return RecordReport(
+                recorded=recorded,
+                stale=len(outcomes) - recorded,
+                ended_batches=self._end_if_done(conn, set(deltas) | retried, now),
+            )
 
     async def extend_leases(self, worker_id: str, keys: Sequence[int], lease_until: float) -> None:
         await self._run(self._extend_leases, worker_id, keys, lease_until)
@@ -531,6 +542,28 @@ class SQLiteStore:
             if row:
                 ended.append(row[0])
         return ended
+
+
+def _guarded_update(
+    conn: sqlite3.Connection,
+    sql: str,
+    outcomes: list[Outcome],
+    params: Callable[[Outcome], tuple[object, ...]],
+) -> list[Outcome]:
+    """Apply a per-request UPDATE whose WHERE guards the lease; return the outcomes applied.
+
+    Fast path: one executemany, kept when every row matched. Otherwise (a lease
+    was lost) it is rolled back and replayed row by row to learn which applied.
+    """
+    if not outcomes:
+        return []
+    conn.execute("SAVEPOINT guarded")
+    if conn.executemany(sql, map(params, outcomes)).rowcount == len(outcomes):
+        conn.execute("RELEASE guarded")
+        return outcomes
+    conn.execute("ROLLBACK TO guarded")
+    conn.execute("RELEASE guarded")
+    return [o for o in outcomes if conn.execute(sql, params(o)).rowcount == 1]
 
 
 def _split_sql(script: str) -> list[str]:
