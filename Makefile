@@ -22,7 +22,7 @@ test: install  ## the whole test suite
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy src tests
+	$(BIN)/mypy src tests bench
 
 check: lint test
 

@@ -22,11 +22,11 @@ N = 100_000
 LINE = b'{"custom_id":"x","result":{"type":"succeeded","message":{"id":"msg_x","type":"message","role":"assistant","model":"m","content":[{"type":"text","text":"fake reply 0a1b2c3d to: hello"}],"stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":60,"output_tokens":6,"service_tier":"batch"}}}}'
 
 
-async def store_only(body_params: list[tuple[str, bytes]]) -> float:
+async def store_only(custom_ids: list[str], params: list[bytes]) -> float:
     d = Path(tempfile.mkdtemp(prefix="batchyard-bench-"))
     store = SQLiteStore(d / "db.sqlite")
     await store.open()
-    await store.create_batch(NewBatch("msgbatch_b", "ws", 0, 1e12, 1e12), body_params)
+    await store.create_batch(NewBatch("msgbatch_b", "ws", 0, 1e12, 1e12), custom_ids, params)
     t0 = time.perf_counter()
     while True:
         claimed = await store.claim_requests("w", time.time(), 60, 512)
@@ -56,8 +56,7 @@ def main() -> None:
     counts = batch["request_counts"]
     assert counts["succeeded"] == N, counts  # type: ignore[index]
     run = ended - created
-    params = [(f"r{i}", b'{"model":"m"}') for i in range(N)]
-    base = asyncio.run(store_only(params))
+    base = asyncio.run(store_only([f"r{i}" for i in range(N)], [b'{"model":"m"}'] * N))
     print(f"scheduling {N:,} requests (zero-latency fake engine, SQLite, 1 worker in `serve`)")
     print(f"  ingest (POST)            {created - t0:6.2f} s")
     print(

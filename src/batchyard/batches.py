@@ -25,7 +25,7 @@ _body_decoder = msgspec.json.Decoder(BatchCreateIn)
 _probe_decoder = msgspec.json.Decoder(ParamsProbe)
 
 
-def parse_create_body(body: bytes) -> list[BatchRequestIn]:
+def parse_create_body(body: bytes | bytearray) -> list[BatchRequestIn]:
     """Decode and check a create body; structural problems raise InvalidRequest naming the index."""
     try:
         parsed = _body_decoder.decode(body)
@@ -40,6 +40,14 @@ def parse_create_body(body: bytes) -> list[BatchRequestIn]:
         raise InvalidRequest(
             f"requests: a batch holds at most {MAX_REQUESTS:,} requests, got {len(requests):,}"
         )
+    _check_unique_custom_ids(requests)
+    _probe_params(requests)
+    return requests
+
+
+def _check_unique_custom_ids(requests: list[BatchRequestIn]) -> None:
+    if len({r.custom_id for r in requests}) == len(requests):
+        return
     seen: dict[str, int] = {}
     for i, request in enumerate(requests):
         first = seen.setdefault(request.custom_id, i)
@@ -48,6 +56,10 @@ def parse_create_body(body: bytes) -> list[BatchRequestIn]:
                 f"requests.{i}.custom_id: duplicate custom_id {request.custom_id!r}"
                 f" (also used by requests.{first}); custom_id must be unique within a batch"
             )
+
+
+def _probe_params(requests: list[BatchRequestIn]) -> None:
+    for i, request in enumerate(requests):
         try:
             probe = _probe_decoder.decode(request.params)
         except msgspec.ValidationError:
@@ -60,7 +72,6 @@ def parse_create_body(body: bytes) -> list[BatchRequestIn]:
             raise InvalidRequest(
                 f"requests.{i}.params.speed: fast mode is not supported in message batches"
             )
-    return requests
 
 
 class BatchService:
@@ -81,7 +92,7 @@ class BatchService:
         self.public_base_url = public_base_url.rstrip("/") if public_base_url else None
         self.on_created = on_created
 
-    async def create(self, workspace_id: str, body: bytes) -> MessageBatch:
+    async def create(self, workspace_id: str, body: bytes | bytearray) -> MessageBatch:
         requests = parse_create_body(body)
         now = self.clock.now()
         new = NewBatch(
@@ -92,7 +103,7 @@ class BatchService:
             archive_at=now + self.retention_seconds,
         )
         record = await self.store.create_batch(
-            new, [(r.custom_id, memoryview(r.params)) for r in requests]
+            new, [r.custom_id for r in requests], [r.params for r in requests]
         )
         if self.on_created:
             self.on_created()

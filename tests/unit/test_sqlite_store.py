@@ -30,8 +30,8 @@ def new_batch(clock: ManualClock, name: str = "b", expiry: float = 24 * HOUR) ->
     return NewBatch(f"msgbatch_{name}", "ws", now, now + expiry, now + 29 * 24 * HOUR)
 
 
-def reqs(n: int) -> list[tuple[str, bytes]]:
-    return [(f"r{i}", b'{"i":%d}' % i) for i in range(n)]
+def reqs(n: int) -> tuple[list[str], list[bytes]]:
+    return [f"r{i}" for i in range(n)], [b'{"i":%d}' % i for i in range(n)]
 
 
 def done(key: int, attempts: int, state: RequestState = RequestState.SUCCEEDED) -> Outcome:
@@ -49,7 +49,7 @@ async def all_lines(store: SQLiteStore, batch_id: str) -> list[dict[str, object]
 
 async def test_create_is_visible_and_counts_start_processing(store: SQLiteStore) -> None:
     clock = ManualClock()
-    created = await store.create_batch(new_batch(clock), reqs(5))
+    created = await store.create_batch(new_batch(clock), *reqs(5))
     got = await store.get_batch("ws", "msgbatch_b")
     assert got == created
     assert (got.total, got.processing, got.processing_status) == (5, 5, "in_progress")
@@ -70,7 +70,7 @@ async def test_migrations_are_recorded_and_idempotent(tmp_path: Path) -> None:
 
 async def test_claim_record_and_end(store: SQLiteStore) -> None:
     clock = ManualClock()
-    await store.create_batch(new_batch(clock), reqs(5))
+    await store.create_batch(new_batch(clock), *reqs(5))
     first = await store.claim_requests("w1", clock.now(), 60, 3)
     assert [c.custom_id for c in first] == ["r0", "r1", "r2"]
     assert all(c.attempts == 1 for c in first)
@@ -94,7 +94,7 @@ async def test_claim_record_and_end(store: SQLiteStore) -> None:
 
 async def test_outcome_of_a_lost_lease_is_not_recorded_twice(store: SQLiteStore) -> None:
     clock = ManualClock()
-    await store.create_batch(new_batch(clock), reqs(1))
+    await store.create_batch(new_batch(clock), *reqs(1))
     [slow] = await store.claim_requests("slow", clock.now(), 10, 1)
     clock.advance(11)
     report = await store.housekeeping(clock.now())
@@ -114,7 +114,7 @@ async def test_outcome_of_a_lost_lease_is_not_recorded_twice(store: SQLiteStore)
 
 async def test_heartbeat_keeps_the_lease(store: SQLiteStore) -> None:
     clock = ManualClock()
-    await store.create_batch(new_batch(clock), reqs(1))
+    await store.create_batch(new_batch(clock), *reqs(1))
     [c] = await store.claim_requests("w", clock.now(), 10, 1)
     clock.advance(8)
     await store.extend_leases("w", [c.key], clock.now() + 10)
@@ -124,7 +124,7 @@ async def test_heartbeat_keeps_the_lease(store: SQLiteStore) -> None:
 
 async def test_retry_waits_until_available(store: SQLiteStore) -> None:
     clock = ManualClock()
-    await store.create_batch(new_batch(clock), reqs(1))
+    await store.create_batch(new_batch(clock), *reqs(1))
     [c] = await store.claim_requests("w", clock.now(), 60, 1)
     retry = Outcome(c.key, c.attempts, RequestState.QUEUED, available_at=clock.now() + 5)
     assert (await store.record_outcomes("w", [retry], clock.now())).recorded == 1
@@ -136,8 +136,8 @@ async def test_retry_waits_until_available(store: SQLiteStore) -> None:
 
 async def test_claims_are_shared_between_batches(store: SQLiteStore) -> None:
     clock = ManualClock()
-    await store.create_batch(new_batch(clock, "big"), reqs(1000))
-    await store.create_batch(new_batch(clock, "small"), reqs(4))
+    await store.create_batch(new_batch(clock, "big"), *reqs(1000))
+    await store.create_batch(new_batch(clock, "small"), *reqs(4))
     claimed = await store.claim_requests("w", clock.now(), 60, 8)
     by_batch = [c.batch_seq for c in claimed]
     assert len(claimed) == 8
@@ -146,7 +146,7 @@ async def test_claims_are_shared_between_batches(store: SQLiteStore) -> None:
 
 async def test_cancel_marks_queued_canceled_and_claimed_finish(store: SQLiteStore) -> None:
     clock = ManualClock()
-    await store.create_batch(new_batch(clock), reqs(4))
+    await store.create_batch(new_batch(clock), *reqs(4))
     claimed = await store.claim_requests("w", clock.now(), 60, 2)
     b = await store.cancel_batch("ws", "msgbatch_b", clock.now())
     assert b is not None and b.processing_status == "canceling"
@@ -166,14 +166,14 @@ async def test_cancel_marks_queued_canceled_and_claimed_finish(store: SQLiteStor
 
 async def test_cancel_with_nothing_in_flight_ends_at_once(store: SQLiteStore) -> None:
     clock = ManualClock()
-    await store.create_batch(new_batch(clock), reqs(3))
+    await store.create_batch(new_batch(clock), *reqs(3))
     b = await store.cancel_batch("ws", "msgbatch_b", clock.now())
     assert b is not None and b.processing_status == "ended" and b.canceled == 3
 
 
 async def test_expiry_expires_queued_and_claimed(store: SQLiteStore) -> None:
     clock = ManualClock()
-    await store.create_batch(new_batch(clock, expiry=HOUR), reqs(4))
+    await store.create_batch(new_batch(clock, expiry=HOUR), *reqs(4))
     [c] = await store.claim_requests("w", clock.now(), 7200, 1)
     clock.advance(HOUR - 1)
     assert (await store.housekeeping(clock.now())).expired_requests == 0
@@ -191,7 +191,7 @@ async def test_expiry_expires_queued_and_claimed(store: SQLiteStore) -> None:
 
 async def test_retention_archives_and_deletes_results(store: SQLiteStore, tmp_path: Path) -> None:
     clock = ManualClock()
-    await store.create_batch(new_batch(clock), reqs(2))
+    await store.create_batch(new_batch(clock), *reqs(2))
     claimed = await store.claim_requests("w", clock.now(), 60, 2)
     await store.record_outcomes("w", [done(c.key, 1) for c in claimed], clock.now())
     clock.advance(29 * 24 * HOUR - 1)
@@ -206,7 +206,7 @@ async def test_retention_archives_and_deletes_results(store: SQLiteStore, tmp_pa
 
 async def test_delete_only_when_ended(store: SQLiteStore) -> None:
     clock = ManualClock()
-    await store.create_batch(new_batch(clock), reqs(2))
+    await store.create_batch(new_batch(clock), *reqs(2))
     record, deleted = await store.delete_batch("ws", "msgbatch_b")
     assert record is not None and not deleted
     await store.cancel_batch("ws", "msgbatch_b", clock.now())
@@ -219,7 +219,7 @@ async def test_delete_only_when_ended(store: SQLiteStore) -> None:
 async def test_list_pages_and_cursors(store: SQLiteStore) -> None:
     clock = ManualClock()
     for i in range(5):
-        await store.create_batch(new_batch(clock, str(i)), reqs(1))
+        await store.create_batch(new_batch(clock, str(i)), *reqs(1))
     page, more = await store.list_batches("ws", 2, None, None)
     assert [b.id for b in page] == ["msgbatch_4", "msgbatch_3"] and more
     page, more = await store.list_batches("ws", 2, "msgbatch_3", None)

@@ -44,7 +44,8 @@ async def results(store: SQLiteStore, batch_id: str = "msgbatch_w") -> dict[str,
 
 async def create(store: SQLiteStore, clock: ManualClock, items: list[tuple[str, bytes]]) -> None:
     now = clock.now()
-    await store.create_batch(NewBatch("msgbatch_w", "ws", now, now + 3600, now + 7200), items)
+    batch = NewBatch("msgbatch_w", "ws", now, now + 3600, now + 7200)
+    await store.create_batch(batch, [i for i, _ in items], [p for _, p in items])
 
 
 def worker(

@@ -22,20 +22,31 @@ def _workspace(request: Request) -> str:
     return workspace
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The whole body, refusing more than `limit` bytes before reading them all."""
+async def read_body(request: Request, limit: int) -> bytearray:
+    """The whole body in one buffer, refusing more than `limit` bytes before reading them all.
+
+    With a Content-Length the buffer is allocated once and filled in place, so the
+    peak memory is the body plus one chunk (not the chunks plus their join).
+    """
     declared = request.headers.get("content-length")
     too_large = RequestTooLarge(f"Request exceeds the maximum size of {limit:,} bytes")
-    if declared and declared.isdigit() and int(declared) > limit:
+    expected = int(declared) if declared and declared.isdigit() else None
+    if expected is not None and expected > limit:
         raise too_large
-    chunks: list[bytes] = []
+    body = bytearray(expected or 0)
     size = 0
     async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
+        end = size + len(chunk)
+        if end > limit:
             raise too_large
-        chunks.append(chunk)
-    return b"".join(chunks)
+        if expected is not None and end <= expected:
+            body[size:end] = chunk
+        else:
+            del body[size:]
+            body += chunk
+        size = end
+    del body[size:]
+    return body
 
 
 def _limit(request: Request) -> int:

@@ -7,6 +7,8 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from typing_extensions import Buffer
+
 
 class RequestState(enum.IntEnum):
     QUEUED = 0
@@ -95,9 +97,9 @@ class Store(Protocol):
     async def close(self) -> None: ...
 
     async def create_batch(
-        self, batch: NewBatch, requests: Sequence[tuple[str, bytes | memoryview]]
+        self, batch: NewBatch, custom_ids: Sequence[str], params: Sequence[Buffer]
     ) -> BatchRecord:
-        """Write the batch and all its requests in one transaction."""
+        """Write the batch and all its requests (`params` as received) in one transaction."""
 
     async def get_batch(self, workspace_id: str, batch_id: str) -> BatchRecord | None: ...
 
@@ -116,7 +118,7 @@ class Store(Protocol):
     ) -> tuple[BatchRecord | None, bool]:
         """Delete an ended batch: returns (record before, deleted?)."""
 
-    def result_lines(self, batch: BatchRecord, page_size: int = 2000) -> AsyncIterator[bytes]:
+    def result_lines(self, batch: BatchRecord, page_size: int = 5000) -> AsyncIterator[bytes]:
         """The batch's results as JSONL chunks (each ends with a newline), page by page."""
 
     async def claim_requests(

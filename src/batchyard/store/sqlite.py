@@ -7,7 +7,9 @@ can share one file: SQLite serialises them and `busy_timeout` waits.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import itertools
 import sqlite3
 import threading
 import time
@@ -19,6 +21,7 @@ from typing import ParamSpec, TypeVar
 
 import anyio
 import anyio.to_thread
+from typing_extensions import Buffer
 
 from batchyard.store import migrations
 from batchyard.store.base import (
@@ -41,8 +44,6 @@ _COUNTER = {
     RequestState.CANCELED: "canceled",
     RequestState.EXPIRED: "expired",
 }
-_CANCELED_LINE = b'{"custom_id":"%s","result":{"type":"canceled"}}'
-_EXPIRED_LINE = b'{"custom_id":"%s","result":{"type":"expired"}}'
 
 _BATCH_COLUMNS = (
     "seq, id, workspace_id, processing_status, created_at, expires_at, cancel_initiated_at, "
@@ -73,6 +74,10 @@ class SQLiteStore:
         self._readers_lock = threading.Lock()
         self._limiter = anyio.CapacityLimiter(8)
         self._rr = 0
+        self._checkpoint_wanted = threading.Event()
+        self._checkpointer: threading.Thread | None = None
+        self._closing = False
+        self._closed = threading.Event()
 
     # --- plumbing ---------------------------------------------------------------
 
@@ -80,7 +85,7 @@ class SQLiteStore:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA busy_timeout = 60000")
         conn.execute(f"PRAGMA synchronous = {self.synchronous}")
-        conn.execute("PRAGMA cache_size = -65536")
+        pass
         return conn
 
     def _reader(self) -> sqlite3.Connection:
@@ -116,6 +121,7 @@ class SQLiteStore:
             finally:
                 if upgrade:
                     conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+        self._checkpoint_wanted.set()
 
     async def _run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         return await anyio.to_thread.run_sync(
@@ -131,8 +137,32 @@ class SQLiteStore:
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         conn = self._connect()
         conn.execute("PRAGMA journal_mode = WAL")
+        # Checkpoints run in a thread of their own, not inside the commit that
+        # happens to cross the threshold (that would put a 45 MB copy and an
+        # fsync into the answer of the batch create that wrote it).
+        conn.execute("PRAGMA wal_autocheckpoint = 0")
         self._writer = conn
         self._migrate(conn)
+        self._checkpointer = threading.Thread(
+            target=self._checkpoint_loop, name="batchyard-sqlite-checkpoint", daemon=True
+        )
+        self._checkpointer.start()
+
+    def _checkpoint_loop(self) -> None:
+        conn = self._connect()
+        try:
+            while True:
+                self._checkpoint_wanted.wait()
+                if self._closing:
+                    return
+                self._checkpoint_wanted.clear()
+                with contextlib.suppress(sqlite3.Error):  # busy: the next request retries
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                # At most a few checkpoints a second, but stop at once when closing.
+                if self._closed.wait(0.2):
+                    return
+        finally:
+            conn.close()
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
         with self._write_lock:
@@ -158,26 +188,35 @@ class SQLiteStore:
             conn.execute("COMMIT")
 
     async def close(self) -> None:
+        self._closing = True
+        self._closed.set()
+        if self._checkpointer is not None:
+            self._checkpoint_wanted.set()
+            await anyio.to_thread.run_sync(self._checkpointer.join)
+            self._checkpointer = None
         with self._readers_lock:
             for conn in self._readers:
                 conn.close()
             self._readers.clear()
         if self._writer is not None:
             with self._write_lock:
+                with contextlib.suppress(sqlite3.Error):
+                    self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
                 self._writer.close()
                 self._writer = None
 
     # --- batches ----------------------------------------------------------------
 
     async def create_batch(
-        self, batch: NewBatch, requests: Sequence[tuple[str, bytes | memoryview]]
+        self, batch: NewBatch, custom_ids: Sequence[str], params: Sequence[Buffer]
     ) -> BatchRecord:
-        return await self._run(self._create_batch, batch, requests)
+        return await self._run(self._create_batch, batch, custom_ids, params)
 
     def _create_batch(
-        self, batch: NewBatch, requests: Sequence[tuple[str, bytes | memoryview]]
+        self, batch: NewBatch, custom_ids: Sequence[str], params: Sequence[Buffer]
     ) -> BatchRecord:
-        n = len(requests)
+        n = len(custom_ids)
+        assert len(params) == n
         with self._transaction(durable=True) as conn:
             cur = conn.execute(
                 "INSERT INTO batches (id, workspace_id, processing_status, created_at, expires_at,"
@@ -197,10 +236,7 @@ class SQLiteStore:
             base = seq << KEY_BITS
             conn.executemany(
                 "INSERT INTO requests (key, batch_seq, custom_id, params) VALUES (?, ?, ?, ?)",
-                (
-                    (base + i, seq, custom_id, params)
-                    for i, (custom_id, params) in enumerate(requests)
-                ),
+                zip(range(base, base + n), itertools.repeat(seq), custom_ids, params),
             )
         return BatchRecord(
             seq,
@@ -312,7 +348,7 @@ class SQLiteStore:
             conn.execute("DELETE FROM batches WHERE seq = ?", (batch.seq,))
             return batch, True
 
-    async def result_lines(self, batch: BatchRecord, page_size: int = 2000) -> AsyncIterator[bytes]:
+    async def result_lines(self, batch: BatchRecord, page_size: int = 5000) -> AsyncIterator[bytes]:
         lo, hi = key_range(batch.seq)
         after = lo - 1
         while True:
@@ -323,28 +359,28 @@ class SQLiteStore:
                 return
 
     def _result_page(self, after: int, hi: int, page_size: int) -> tuple[bytes, int]:
-        rows = (
+        # SQLite joins the page's lines itself: one bytes object per page, no
+        # per-row Python work. Line order inside a page does not matter (the
+        # results file is unordered); pages follow the key order.
+        count, last, chunk = (
             self._reader()
             .execute(
-                "SELECT key, state, custom_id, result FROM requests"
-                " WHERE key > ? AND key <= ? ORDER BY key LIMIT ?",
+                "SELECT count(*), max(key), CAST(group_concat(line, X'0A') AS BLOB) FROM ("
+                " SELECT key, CASE"
+                "  WHEN result IS NOT NULL THEN result"
+                '  WHEN state = 4 THEN \'{"custom_id":"\' || custom_id'
+                '   || \'","result":{"type":"canceled"}}\''
+                '  WHEN state = 5 THEN \'{"custom_id":"\' || custom_id'
+                '   || \'","result":{"type":"expired"}}\''
+                "  END AS line"
+                " FROM requests WHERE key > ? AND key <= ? ORDER BY key LIMIT ?)",
                 (after, hi, page_size),
             )
-            .fetchall()
+            .fetchone()
         )
-        last = hi if len(rows) < page_size else rows[-1][0]
-        lines = []
-        for _, state, custom_id, result in rows:
-            if result is not None:
-                lines.append(result)
-            elif state == RequestState.CANCELED:
-                lines.append(_CANCELED_LINE % custom_id.encode())
-            elif state == RequestState.EXPIRED:
-                lines.append(_EXPIRED_LINE % custom_id.encode())
-        if not lines:
-            return b"", last
-        lines.append(b"")
-        return b"\n".join(lines), last
+        if count < page_size:
+            last = hi
+        return (chunk + b"\n" if chunk else b""), last
 
     # --- scheduling -------------------------------------------------------------
 
