@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 
 import anthropic
+import httpx
 import pytest
 from anthropic.types.messages import MessageBatch, MessageBatchIndividualResponse
 
@@ -162,6 +163,16 @@ def test_delete_rules(start_server: ServerFactory) -> None:
     assert running.value.body["error"]["type"] == "invalid_request_error"  # type: ignore[index]
     assert "cancel it first" in running.value.message
 
+    # Results exist only once the batch has ended: the SDK refuses on a null
+    # results_url, and a direct GET is a 400 in the error shape.
+    with pytest.raises(anthropic.AnthropicError, match="No `results_url`"):
+        client.messages.batches.results(batch.id)
+    direct = httpx.get(
+        f"{server.base_url}/v1/messages/batches/{batch.id}/results", headers={"x-api-key": "k"}
+    )
+    assert direct.status_code == 400
+    assert direct.json()["error"]["type"] == "invalid_request_error"
+
     client.messages.batches.cancel(batch.id)
     wait_ended(client, batch.id)
     deleted = client.messages.batches.delete(batch.id)
@@ -240,8 +251,6 @@ def test_mixed_batch_invalid_params_end_errored(client: anthropic.Anthropic) -> 
 
 
 def test_beta_paths_and_old_sdk_headers(server: Server) -> None:
-    import httpx
-
     client = client_for(server)
     beta = client.beta.messages.batches.create(
         requests=make_requests(2, "beta"),  # type: ignore[arg-type]
@@ -263,8 +272,6 @@ def test_beta_paths_and_old_sdk_headers(server: Server) -> None:
 
 
 def test_missing_key_is_401(server: Server) -> None:
-    import httpx
-
     r = httpx.get(f"{server.base_url}/v1/messages/batches")
     assert r.status_code == 401
     body = r.json()
@@ -282,8 +289,6 @@ def test_missing_key_is_401(server: Server) -> None:
 
 
 def test_unknown_route_and_method_use_error_shape(server: Server) -> None:
-    import httpx
-
     r = httpx.get(f"{server.base_url}/v1/nothing-here", headers={"x-api-key": "k"})
     assert r.status_code == 404 and r.json()["error"]["type"] == "not_found_error"
     r = httpx.put(f"{server.base_url}/v1/messages/batches", headers={"x-api-key": "k"})

@@ -23,6 +23,7 @@ import anyio
 import anyio.to_thread
 from typing_extensions import Buffer
 
+from batchyard.errors import StoreUnavailable
 from batchyard.store import migrations
 from batchyard.store.base import (
     BatchRecord,
@@ -124,9 +125,14 @@ class SQLiteStore:
         self._checkpoint_wanted.set()
 
     async def _run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-        return await anyio.to_thread.run_sync(
-            functools.partial(fn, *args, **kwargs), limiter=self._limiter
-        )
+        try:
+            return await anyio.to_thread.run_sync(
+                functools.partial(fn, *args, **kwargs), limiter=self._limiter
+            )
+        except sqlite3.OperationalError as exc:
+            # Locked past busy_timeout, disk full, read-only file, I/O error: the
+            # transaction was rolled back; the caller may try again later.
+            raise StoreUnavailable(f"The store is unavailable ({exc}); try again") from exc
 
     # --- lifecycle --------------------------------------------------------------
 

@@ -1,0 +1,55 @@
+"""Every failure leaves the API in the Anthropic error shape, with a request-id."""
+
+from __future__ import annotations
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.testclient import TestClient
+
+from batchyard.api.context import RequestContext
+from batchyard.errors import StoreUnavailable
+
+
+async def boom(request: Request) -> Response:
+    raise RuntimeError("secret internals")
+
+
+async def store_down(request: Request) -> Response:
+    raise StoreUnavailable("The store is unavailable (disk I/O error); try again")
+
+
+def client() -> TestClient:
+    app = Starlette(
+        routes=[Route("/v1/boom", boom), Route("/v1/store", store_down)],
+        middleware=[Middleware(RequestContext)],
+    )
+    return TestClient(app, raise_server_exceptions=False)
+
+
+def test_unexpected_exception_is_a_500_without_traceback() -> None:
+    r = client().get("/v1/boom", headers={"x-api-key": "k"})
+    assert r.status_code == 500
+    body = r.json()
+    assert body == {
+        "type": "error",
+        "error": {"type": "api_error", "message": "Internal server error"},
+        "request_id": r.headers["request-id"],
+    }
+    assert "secret" not in r.text and "Traceback" not in r.text
+
+
+def test_store_failure_is_a_503_the_sdk_retries() -> None:
+    r = client().get("/v1/store", headers={"authorization": "Bearer k"})
+    assert r.status_code == 503
+    assert r.json()["error"]["type"] == "api_error"
+    assert "try again" in r.json()["error"]["message"]
+
+
+def test_missing_key_is_checked_before_the_route() -> None:
+    r = client().get("/v1/boom")
+    assert r.status_code == 401 and r.json()["error"]["type"] == "authentication_error"
+    r = client().get("/v1/boom", headers={"authorization": "Basic abc"})
+    assert r.status_code == 401
