@@ -105,6 +105,7 @@ def _settings(args: argparse.Namespace, *, run_worker: bool) -> Settings:
         host=getattr(args, "host", "127.0.0.1"),
         port=getattr(args, "port", 8000),
         public_base_url=getattr(args, "public_base_url", None),
+        path_prefix=getattr(args, "path_prefix", None),
         batch_expiry_seconds=getattr(args, "batch_expiry", DAY),
         results_retention_seconds=getattr(args, "results_retention", 29 * DAY),
         sqlite_synchronous=args.sqlite_synchronous,
@@ -143,6 +144,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--public-base-url",
         default=_env("PUBLIC_BASE_URL", None),
         help="make results_url absolute with this base (default: a relative URL)",
+    )
+    serve.add_argument(
+        "--path-prefix",
+        default=_env("PATH_PREFIX", None),
+        help="also serve the API under this path (e.g. /anthropic), for proxies that keep it",
     )
     serve.add_argument(
         "--batch-expiry",
@@ -188,7 +194,14 @@ def _serve(settings: Settings, log_level: str) -> None:
     from batchyard.api.app import create_app
 
     app = create_app(settings)
-    logging.getLogger("batchyard").info(
+    log = logging.getLogger("batchyard")
+    if not _is_loopback(settings.host):
+        log.warning(
+            "binding %s: API keys are not checked yet (any non-empty key is accepted),"
+            " so anyone who can reach this address can use the server",
+            settings.host,
+        )
+    log.info(
         "serving on http://%s:%d (store %s, engine %s)",
         settings.host,
         settings.port,
@@ -203,6 +216,17 @@ def _serve(settings: Settings, log_level: str) -> None:
         access_log=False,
         timeout_graceful_shutdown=int(settings.worker.shutdown_grace_seconds),
     )
+
+
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 async def _worker(settings: Settings) -> None:

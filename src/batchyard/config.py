@@ -47,6 +47,7 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
     public_base_url: str | None = None
+    path_prefix: str | None = None
     batch_expiry_seconds: float = DAY
     results_retention_seconds: float = 29 * DAY
     sqlite_synchronous: str = "NORMAL"

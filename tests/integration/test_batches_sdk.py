@@ -303,3 +303,23 @@ def test_public_base_url_makes_results_url_absolute(start_server: ServerFactory)
     assert (
         ended.results_url == f"https://batches.example.test/v1/messages/batches/{batch.id}/results"
     )
+
+
+def test_path_prefix_and_relative_results_url(start_server: ServerFactory) -> None:
+    server = start_server("--path-prefix", "/anthropic")
+    client = anthropic.Anthropic(
+        base_url=f"{server.base_url}/anthropic",
+        api_key="k",
+        _strict_response_validation=True,
+        max_retries=0,
+    )
+    batch = client.messages.batches.create(requests=make_requests(3, "p"))  # type: ignore[arg-type]
+    ended = wait_ended(client, batch.id)
+    assert ended.results_url == f"/v1/messages/batches/{batch.id}/results"
+    # The SDK resolves the relative URL against its base URL, prefix included.
+    assert sorted(r.custom_id for r in client.messages.batches.results(batch.id)) == [
+        "p-0",
+        "p-1",
+        "p-2",
+    ]
+    assert httpx.get(f"{server.base_url}/readyz").json() == {"status": "ready"}

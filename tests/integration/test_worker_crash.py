@@ -119,3 +119,37 @@ def test_client_view_is_consistent(client: anthropic.Anthropic) -> None:
         assert c.processing + c.succeeded + c.errored + c.canceled + c.expired == 300
         if b.processing_status == "ended":
             break
+
+
+def test_two_workers_share_one_batch_and_survive_a_kill(
+    start_server: ServerFactory, tmp_path: Path
+) -> None:
+    db = tmp_path / "pair.sqlite"
+    api = start_server("--no-worker", database=db)
+    client = client_for(api)
+    n = 800
+    batch = client.messages.batches.create(requests=make_requests(n, "p"))  # type: ignore[arg-type]
+    args = [
+        "--fake-latency-ms", "20", "--fake-capacity", "20", "--lease", "1",
+        "--housekeeping-interval", "0.2", "--poll-interval", "0.1",
+    ]  # fmt: skip
+    workers = [WorkerProc(db, tmp_path / f"pw{i}.log", args) for i in range(2)]
+    conn = sqlite3.connect(db)
+    holders = set()
+    try:
+        deadline = time.monotonic() + 20
+        while client.messages.batches.retrieve(batch.id).request_counts.succeeded < n // 3:
+            assert time.monotonic() < deadline
+            rows = conn.execute("SELECT DISTINCT worker FROM requests WHERE state = 1")
+            holders.update(w for (w,) in rows)
+            time.sleep(0.02)
+        workers[0].kill()
+        ended = wait_ended(client, batch.id, timeout=60)
+    finally:
+        for w in workers:
+            w.stop()
+    assert ended.request_counts.succeeded == n
+    assert len(holders) == 2  # both workers held claims at once
+    assert conn.execute("SELECT count(*) FROM requests WHERE state = 2").fetchone()[0] == n
+    ids = [r.custom_id for r in client.messages.batches.results(batch.id)]
+    assert sorted(ids) == sorted(f"p-{i}" for i in range(n))

@@ -12,7 +12,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Mount, Route
 
 from batchyard.api import batches
 from batchyard.api.context import RequestContext
@@ -32,7 +32,14 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 
 async def healthz(request: Request) -> Response:
+    """The process answers."""
     return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    """The store answers too (a StoreUnavailable becomes a 503 in the error shape)."""
+    await request.app.state.store.get_batch("", "")
+    return JSONResponse({"status": "ready"})
 
 
 def create_app(settings: Settings, clock: Clock | None = None) -> Starlette:
@@ -65,11 +72,15 @@ def create_app(settings: Settings, clock: Clock | None = None) -> Starlette:
             await router.aclose()
             await store.close()
 
+    api_routes: list[BaseRoute] = [*batches.routes]
+    prefix = (settings.path_prefix or "").rstrip("/")
     app = Starlette(
         routes=[
             Route("/healthz", healthz),
-            Route("/readyz", healthz),
-            *batches.routes,
+            Route("/readyz", readyz),
+            *api_routes,
+            # The same API under a path prefix, for proxies that do not strip it.
+            *([Mount(prefix, routes=api_routes)] if prefix else []),
         ],
         middleware=[Middleware(RequestContext)],
         exception_handlers={HTTPException: _http_error},
