@@ -135,7 +135,7 @@ def test_two_workers_share_one_batch_and_survive_a_kill(
     ]  # fmt: skip
     workers = [WorkerProc(db, tmp_path / f"pw{i}.log", args) for i in range(2)]
     conn = sqlite3.connect(db)
-    holders = set()
+    holders: set[str] = set()
     try:
         deadline = time.monotonic() + 20
         while client.messages.batches.retrieve(batch.id).request_counts.succeeded < n // 3:
