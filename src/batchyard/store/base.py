@@ -118,7 +118,7 @@ class Store(Protocol):
     ) -> tuple[BatchRecord | None, bool]:
         """Delete an ended batch: returns (record before, deleted?)."""
 
-    def result_lines(self, batch: BatchRecord, page_size: int = 5000) -> AsyncIterator[bytes]:
+    def result_lines(self, batch: BatchRecord, page_size: int = 2000) -> AsyncIterator[bytes]:
         """The batch's results as JSONL chunks (each ends with a newline), page by page."""
 
     async def claim_requests(

@@ -354,7 +354,7 @@ class SQLiteStore:
             conn.execute("DELETE FROM batches WHERE seq = ?", (batch.seq,))
             return batch, True
 
-    async def result_lines(self, batch: BatchRecord, page_size: int = 5000) -> AsyncIterator[bytes]:
+    async def result_lines(self, batch: BatchRecord, page_size: int = 2000) -> AsyncIterator[bytes]:
         lo, hi = key_range(batch.seq)
         after = lo - 1
         while True:
