@@ -512,7 +512,7 @@ class SQLiteStore:
             touched: list[int] = []
             for seq, status, expires_at in conn.execute(
                 "SELECT seq, processing_status, expires_at FROM batches"
-                " WHERE processing_status != 'ended'"
+                " WHERE processing_status IN ('in_progress', 'canceling')"
             ).fetchall():
                 if expires_at <= now:
                     report.expired_requests += self._finish_unclaimed(

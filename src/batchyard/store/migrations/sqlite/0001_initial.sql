@@ -21,8 +21,7 @@ CREATE TABLE batches (
     expired INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX batches_workspace_seq ON batches (workspace_id, seq);
-CREATE INDEX batches_unfinished ON batches (processing_status, seq)
-    WHERE processing_status != 'ended';
+CREATE INDEX batches_status ON batches (processing_status, seq);
 CREATE INDEX batches_unarchived ON batches (archive_at) WHERE archived_at IS NULL;
 
 -- state: 0 queued, 1 claimed, 2 succeeded, 3 errored, 4 canceled, 5 expired.
