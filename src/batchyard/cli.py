@@ -13,7 +13,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from batchyard import __version__
-from batchyard.config import DAY, EngineSettings, Settings, WorkerSettings, default_data_dir
+from batchyard.config import DAY, Settings, WorkerSettings, default_data_dir
+from batchyard.engines import config as engine_config
+from batchyard.engines.config import EngineConfig
 
 
 def _env(name: str, default: Any, cast: Callable[[str], Any] = str) -> Any:
@@ -50,14 +52,41 @@ def _add_store_and_engine(p: argparse.ArgumentParser) -> None:
         " checkpoints, so a power cut may make the last finished requests run again."
         " Creating, canceling and deleting batches is always fsynced.",
     )
-    e = p.add_argument_group("engine")
-    e.add_argument("--engine", choices=["fake"], default=_env("ENGINE", "fake"))
+    e = p.add_argument_group(
+        "engine", "one engine from flags, or a routing table of several with --config"
+    )
+    e.add_argument(
+        "--config",
+        default=_env("CONFIG", None),
+        help="TOML routing table: engines, their models and options (overrides the flags below)",
+    )
+    e.add_argument(
+        "--engine",
+        choices=["fake", "openai", "anthropic"],
+        default=_env("ENGINE", "fake"),
+    )
     e.add_argument(
         "--model",
         dest="models",
         action="append",
-        help="model name or glob the engine serves; repeatable"
-        " (env BATCHYARD_MODELS, comma-separated; default: claude-* and fake-*)",
+        help="model the engine serves: NAME, a glob, or NAME=UPSTREAM_NAME; repeatable"
+        " (env BATCHYARD_MODELS, comma-separated)",
+    )
+    e.add_argument(
+        "--upstream-url",
+        default=_env("UPSTREAM_URL", None),
+        help="openai: the server's /v1 base URL; anthropic: the API's base URL",
+    )
+    e.add_argument(
+        "--upstream-key",
+        default=_env("UPSTREAM_KEY", None),
+        help="API key for the upstream (env BATCHYARD_UPSTREAM_KEY)",
+    )
+    e.add_argument(
+        "--capacity",
+        type=int,
+        default=_env("CAPACITY", None, int),
+        help="concurrent requests the engine takes",
     )
     e.add_argument("--fake-latency-ms", type=float, default=_env("FAKE_LATENCY_MS", 0.0, float))
     e.add_argument(
@@ -96,10 +125,40 @@ def _add_store_and_engine(p: argparse.ArgumentParser) -> None:
     w.add_argument("--poll-interval", type=_duration, default=_env("POLL_INTERVAL", 1.0, _duration))
 
 
-def _settings(args: argparse.Namespace, *, run_worker: bool) -> Settings:
-    models = args.models or [
-        m.strip() for m in _env("MODELS", "claude-*,fake-*").split(",") if m.strip()
+_DEFAULT_MODELS = {
+    "fake": ["claude-*", "fake-*"],
+    "anthropic": ["claude-*"],
+    "openai": [],
+}
+
+
+def _engines(args: argparse.Namespace) -> list[EngineConfig]:
+    if args.config:
+        try:
+            return engine_config.load(args.config)
+        except (OSError, ValueError) as exc:
+            raise SystemExit(f"batchyard: bad --config: {exc}") from None
+    names = args.models or [m.strip() for m in _env("MODELS", "").split(",") if m.strip()]
+    names = names or _DEFAULT_MODELS[args.engine]
+    if not names:
+        raise SystemExit(f"batchyard: --engine {args.engine} needs at least one --model")
+    if args.engine == "openai" and not args.upstream_url:
+        raise SystemExit("batchyard: --engine openai needs --upstream-url")
+    return [
+        EngineConfig(
+            kind=args.engine,
+            models=engine_config.models_from_flags(names),
+            capacity=args.capacity or (args.fake_capacity if args.engine == "fake" else None),
+            base_url=args.upstream_url,
+            api_key=args.upstream_key,
+            latency_ms=args.fake_latency_ms,
+            error_rate=args.fake_error_rate,
+            seed=args.fake_seed,
+        )
     ]
+
+
+def _settings(args: argparse.Namespace, *, run_worker: bool) -> Settings:
     return Settings(
         database=args.database,
         host=getattr(args, "host", "127.0.0.1"),
@@ -110,14 +169,7 @@ def _settings(args: argparse.Namespace, *, run_worker: bool) -> Settings:
         results_retention_seconds=getattr(args, "results_retention", 29 * DAY),
         sqlite_synchronous=args.sqlite_synchronous,
         run_worker=run_worker,
-        engines=EngineSettings(
-            engine=args.engine,
-            models=models,
-            fake_latency_ms=args.fake_latency_ms,
-            fake_error_rate=args.fake_error_rate,
-            fake_seed=args.fake_seed,
-            fake_capacity=args.fake_capacity,
-        ),
+        engines=_engines(args),
         worker=WorkerSettings(
             lease_seconds=args.lease,
             max_attempts=args.max_attempts,
@@ -206,7 +258,7 @@ def _serve(settings: Settings, log_level: str) -> None:
         settings.host,
         settings.port,
         settings.database,
-        settings.engines.engine,
+        ", ".join(e.name or e.kind for e in settings.engines),
     )
     uvicorn.run(
         app,

@@ -6,7 +6,14 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from batchyard.engines.config import EngineConfig, ModelConfig
+
 DAY = 86_400.0
+
+
+def default_engines() -> list[EngineConfig]:
+    models = [ModelConfig(id="claude-*"), ModelConfig(id="fake-*")]
+    return [EngineConfig(kind="fake", models=models)]
 
 
 def default_data_dir() -> Path:
@@ -14,16 +21,6 @@ def default_data_dir() -> Path:
     if env:
         return Path(env)
     return Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "batchyard"
-
-
-@dataclass(slots=True)
-class EngineSettings:
-    engine: str = "fake"
-    models: list[str] = field(default_factory=lambda: ["claude-*", "fake-*"])
-    fake_latency_ms: float = 0.0
-    fake_error_rate: float = 0.0
-    fake_seed: int | None = None
-    fake_capacity: int = 1024
 
 
 @dataclass(slots=True)
@@ -52,7 +49,7 @@ class Settings:
     results_retention_seconds: float = 29 * DAY
     sqlite_synchronous: str = "NORMAL"
     run_worker: bool = True
-    engines: EngineSettings = field(default_factory=EngineSettings)
+    engines: list[EngineConfig] = field(default_factory=default_engines)
     worker: WorkerSettings = field(default_factory=WorkerSettings)
 
     def __post_init__(self) -> None:

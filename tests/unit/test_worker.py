@@ -11,6 +11,7 @@ import pytest
 
 from batchyard.clock import ManualClock
 from batchyard.config import WorkerSettings
+from batchyard.engines.config import ModelConfig
 from batchyard.engines.fake import FakeEngine
 from batchyard.engines.router import EngineRouter, Route
 from batchyard.scheduler.worker import Worker
@@ -51,7 +52,7 @@ async def create(store: SQLiteStore, clock: ManualClock, items: list[tuple[str, 
 def worker(
     store: SQLiteStore, engine: FakeEngine, clock: ManualClock, **settings: object
 ) -> Worker:
-    router = EngineRouter([Route("fake-*", engine)])
+    router = EngineRouter([Route(ModelConfig(id="fake-*"), engine)])
     return Worker(store, router, WorkerSettings(**settings), clock=clock)  # type: ignore[arg-type]
 
 

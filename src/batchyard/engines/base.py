@@ -1,10 +1,13 @@
-"""The engine contract."""
+"""The engine contract: one Messages request in, one Message (or its events) out."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Protocol
 
+from batchyard.engines.slots import PrioritySlots
 from batchyard.wire.messages import Message, MessageCreateParams
+from batchyard.wire.streaming import StreamEvent, events_from_message
 
 
 class EngineError(Exception):
@@ -33,7 +36,24 @@ class Engine(Protocol):
     name: str
     capacity: int
     """How many requests the engine serves at once; the scheduler keeps it full."""
+    slots: PrioritySlots
+    """Shared by the worker (batch) and the API (interactive, served first)."""
 
     async def create_message(self, params: MessageCreateParams) -> Message: ...
 
+    def stream_message(self, params: MessageCreateParams) -> AsyncIterator[StreamEvent]: ...
+
+    async def count_tokens(self, params: MessageCreateParams) -> int:
+        """Input tokens of the request as this engine's tokenizer counts them."""
+        ...
+
     async def aclose(self) -> None: ...
+
+
+async def stream_whole_message(
+    engine: Engine, params: MessageCreateParams
+) -> AsyncIterator[StreamEvent]:
+    """`stream_message` for engines that produce a whole Message: the same message in events."""
+    message = await engine.create_message(params)
+    for event in events_from_message(message):
+        yield event

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import random
 import zlib
+from collections.abc import AsyncIterator
 
 import anyio
 
 from batchyard import ids
-from batchyard.engines.base import EngineError
+from batchyard.engines.base import EngineError, stream_whole_message
+from batchyard.engines.slots import PrioritySlots
 from batchyard.wire.messages import (
     Message,
     MessageCreateParams,
@@ -22,6 +24,7 @@ from batchyard.wire.messages import (
     Usage,
     text_of,
 )
+from batchyard.wire.streaming import StreamEvent
 
 _FAULTS = (
     ("overloaded_error", "Overloaded (injected by the fake engine)"),
@@ -45,8 +48,6 @@ def reply_text(params: MessageCreateParams, prompt: str) -> str:
 
 
 class FakeEngine:
-    name = "fake"
-
     def __init__(
         self,
         *,
@@ -54,11 +55,20 @@ class FakeEngine:
         error_rate: float = 0.0,
         capacity: int = 1024,
         seed: int | None = None,
+        name: str = "fake",
     ) -> None:
+        self.name = name
         self.latency = latency_ms / 1000.0
         self.error_rate = error_rate
         self.capacity = capacity
+        self.slots = PrioritySlots(capacity)
         self._rng = random.Random(seed)
+
+    def stream_message(self, params: MessageCreateParams) -> AsyncIterator[StreamEvent]:
+        return stream_whole_message(self, params)
+
+    async def count_tokens(self, params: MessageCreateParams) -> int:
+        return len(prompt_text(params).split())
 
     async def create_message(self, params: MessageCreateParams) -> Message:
         if self.latency > 0:

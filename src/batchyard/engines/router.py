@@ -1,17 +1,33 @@
-"""The routing table: model names (exact or glob patterns) to engines."""
+"""The routing table: model names (exact, alias or glob) to engines, and the models list."""
 
 from __future__ import annotations
 
 import fnmatch
 from dataclasses import dataclass
+from datetime import datetime
 
 from batchyard.engines.base import Engine
+from batchyard.engines.config import ModelConfig
+from batchyard.wire.models import ModelInfo
 
 
 @dataclass(frozen=True, slots=True)
 class Route:
-    pattern: str
+    model: ModelConfig
     engine: Engine
+
+    @property
+    def is_pattern(self) -> bool:
+        return any(c in self.model.id for c in "*?[")
+
+
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    engine: Engine
+    model: str
+    """The name clients see in answers (the configured id, or what they sent to a glob)."""
+    upstream: str
+    """The name the engine is asked for."""
 
 
 class UnknownModel(LookupError):
@@ -19,14 +35,47 @@ class UnknownModel(LookupError):
 
 
 class EngineRouter:
-    def __init__(self, routes: list[Route]) -> None:
+    def __init__(self, routes: list[Route], created_at: datetime | None = None) -> None:
         self.routes = routes
+        self.created_at = created_at or datetime(2026, 1, 1)
+        self._exact: dict[str, Route] = {}
+        for route in routes:
+            if not route.is_pattern:
+                for name in (route.model.id, *route.model.aliases):
+                    self._exact.setdefault(name, route)
+
+    def resolve(self, model: str) -> Resolved:
+        route = self._exact.get(model)
+        if route is not None:
+            return Resolved(route.engine, route.model.id, route.model.upstream or route.model.id)
+        for route in self.routes:
+            if route.is_pattern and fnmatch.fnmatchcase(model, route.model.id):
+                return Resolved(route.engine, model, route.model.upstream or model)
+        raise UnknownModel(model)
 
     def engine_for(self, model: str) -> Engine:
-        for route in self.routes:
-            if route.pattern == model or fnmatch.fnmatchcase(model, route.pattern):
-                return route.engine
-        raise UnknownModel(model)
+        return self.resolve(model).engine
+
+    def models(self) -> list[ModelInfo]:
+        """The listable models: every exact id (globs have no single name)."""
+        return [
+            ModelInfo(
+                id=r.model.id,
+                display_name=r.model.display_name or r.model.id,
+                created_at=self.created_at,
+                max_input_tokens=r.model.max_input_tokens,
+                max_tokens=r.model.max_tokens,
+            )
+            for r in self.routes
+            if not r.is_pattern
+        ]
+
+    def model(self, model: str) -> ModelInfo:
+        resolved = self.resolve(model)
+        for info in self.models():
+            if info.id == resolved.model:
+                return info
+        return ModelInfo(id=resolved.model, display_name=resolved.model, created_at=self.created_at)
 
     @property
     def engines(self) -> list[Engine]:

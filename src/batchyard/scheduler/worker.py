@@ -20,11 +20,13 @@ import msgspec
 
 from batchyard.clock import Clock, SystemClock
 from batchyard.config import WorkerSettings
-from batchyard.engines.base import Engine, EngineError
+from batchyard.engines import dispatch
+from batchyard.engines.base import EngineError
 from batchyard.engines.router import EngineRouter, UnknownModel
+from batchyard.engines.slots import Priority
 from batchyard.scheduler.results import errored_line, succeeded_line
 from batchyard.store.base import ClaimedRequest, Outcome, RequestState, Store
-from batchyard.wire.messages import InvalidParams, Message, MessageCreateParams, decode_params
+from batchyard.wire.messages import InvalidParams, decode_params
 
 log = logging.getLogger("batchyard.worker")
 
@@ -47,7 +49,6 @@ class Worker:
         self.id = worker_id or f"wrk_{uuid.uuid4().hex[:16]}"
         self.on_batches_ended = on_batches_ended
         self.concurrency = self.settings.concurrency or sum(e.capacity for e in router.engines) or 1
-        self._slots = {id(e): asyncio.Semaphore(e.capacity) for e in router.engines}
         self._held: dict[int, ClaimedRequest] = {}
         self._pending: list[Outcome] = []
         # key -> (task, monotonic deadline); the heartbeat cancels overdue calls.
@@ -164,13 +165,11 @@ class Worker:
         except msgspec.DecodeError as exc:
             return self._errored(request, "invalid_request_error", str(exc))
         try:
-            engine = self.router.engine_for(params.model)
+            message = await dispatch.create_message(self.router, params, Priority.BATCH)
         except UnknownModel:
             return self._errored(
                 request, "invalid_request_error", f"model: {params.model!r} is not served here"
             )
-        try:
-            message = await self._call(engine, params)
         except EngineError as exc:
             return self._failure(request, exc)
         message.usage.service_tier = "batch"
@@ -180,10 +179,6 @@ class Worker:
             RequestState.SUCCEEDED,
             succeeded_line(request.custom_id, message),
         )
-
-    async def _call(self, engine: Engine, params: MessageCreateParams) -> Message:
-        async with self._slots[id(engine)]:
-            return await engine.create_message(params)
 
     def _errored(self, request: ClaimedRequest, error_type: str, message: str) -> Outcome:
         return Outcome(

@@ -145,6 +145,32 @@ class MessageCreateParams(msgspec.Struct):
     service_tier: str | None = None
 
 
+class CountTokensParams(msgspec.Struct):
+    """`POST /v1/messages/count_tokens` body: a Messages request without `max_tokens`."""
+
+    model: Annotated[str, msgspec.Meta(min_length=1)]
+    messages: Annotated[list[MessageParam], msgspec.Meta(min_length=1)]
+    system: str | list[TextBlock] | None = None
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: dict[str, Any] | None = None
+    thinking: dict[str, Any] | None = None
+
+    def as_create_params(self) -> MessageCreateParams:
+        return MessageCreateParams(
+            model=self.model,
+            max_tokens=1,
+            messages=self.messages,
+            system=self.system,
+            tools=self.tools,
+            tool_choice=self.tool_choice,
+            thinking=self.thinking,
+        )
+
+
+class CountTokensResult(msgspec.Struct):
+    input_tokens: int
+
+
 class InvalidParams(ValueError):
     """`params` is a JSON object but not a valid Messages request."""
 
@@ -152,14 +178,30 @@ class InvalidParams(ValueError):
 _params_decoder = msgspec.json.Decoder(MessageCreateParams)
 
 
-def decode_params(raw: bytes | memoryview) -> MessageCreateParams:
+_count_decoder = msgspec.json.Decoder(CountTokensParams)
+
+
+def decode_params(raw: bytes | bytearray | memoryview) -> MessageCreateParams:
     try:
         params = _params_decoder.decode(raw)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         raise InvalidParams(format_validation_error(exc)) from None
-    if params.messages[0].role != "user":
-        raise InvalidParams("messages: the first message must use the `user` role")
+    _check_roles(params.messages)
     return params
+
+
+def decode_count_params(raw: bytes | bytearray | memoryview) -> MessageCreateParams:
+    try:
+        params = _count_decoder.decode(raw)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise InvalidParams(format_validation_error(exc)) from None
+    _check_roles(params.messages)
+    return params.as_create_params()
+
+
+def _check_roles(messages: list[MessageParam]) -> None:
+    if messages[0].role != "user":
+        raise InvalidParams("messages: the first message must use the `user` role")
 
 
 def text_of(content: str | list[Any] | None) -> str:

@@ -1,0 +1,75 @@
+"""The routing table's configuration: engines, the models each serves, their options.
+
+Written in TOML (`--config FILE`), or built from command-line flags for the
+common one-engine case:
+
+    [[engines]]
+    kind = "openai"                        # fake | local | openai | anthropic
+    base_url = "http://127.0.0.1:8001/v1"
+    api_key_env = "VLLM_API_KEY"           # or api_key = "..."
+    capacity = 64
+    models = [
+      { id = "llama-3.1-8b", upstream = "meta-llama/Llama-3.1-8B-Instruct", aliases = ["llama"] },
+    ]
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import msgspec
+
+EngineKind = Literal["fake", "local", "openai", "anthropic"]
+
+
+class ModelConfig(msgspec.Struct, forbid_unknown_fields=True):
+    id: str
+    """The name clients send; a glob (`claude-*`) routes every matching name."""
+    aliases: list[str] = []
+    upstream: str | None = None
+    """The name sent to the engine (default: the name the client sent)."""
+    display_name: str | None = None
+    max_input_tokens: int | None = None
+    max_tokens: int | None = None
+
+
+class EngineConfig(msgspec.Struct, forbid_unknown_fields=True):
+    kind: EngineKind
+    models: list[ModelConfig]
+    name: str = ""
+    capacity: int | None = None
+    # remote engines (openai, anthropic)
+    base_url: str | None = None
+    api_key: str | None = None
+    api_key_env: str | None = None
+    timeout_seconds: float = 600.0
+    adaptive_concurrency: bool = True
+    # fake engine
+    latency_ms: float = 0.0
+    error_rate: float = 0.0
+    seed: int | None = None
+    # local engine
+    model_path: str | None = None
+    context_tokens: int = 8192
+    threads: int | None = None
+
+
+class RoutingConfig(msgspec.Struct, forbid_unknown_fields=True):
+    engines: list[EngineConfig]
+
+
+def load(path: str | Path) -> list[EngineConfig]:
+    try:
+        return msgspec.toml.decode(Path(path).read_bytes(), type=RoutingConfig).engines
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise ValueError(f"{path}: {exc}") from None
+
+
+def models_from_flags(names: list[str]) -> list[ModelConfig]:
+    """`--model NAME` or `--model NAME=UPSTREAM`."""
+    models = []
+    for name in names:
+        own, _, upstream = name.partition("=")
+        models.append(ModelConfig(id=own.strip(), upstream=upstream.strip() or None))
+    return models

@@ -1,0 +1,58 @@
+"""Run one request on the engine its model routes to, inside that engine's priority slots.
+
+Shared by the worker (batch priority) and the API (interactive priority), so one
+engine's capacity is one pool and interactive calls go first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import msgspec
+
+from batchyard.engines.router import EngineRouter, Resolved
+from batchyard.engines.slots import Priority
+from batchyard.wire.messages import Message, MessageCreateParams
+from batchyard.wire.streaming import MessageStart, StreamEvent
+
+
+def _for_engine(resolved: Resolved, params: MessageCreateParams) -> MessageCreateParams:
+    if resolved.upstream == params.model:
+        return params
+    return msgspec.structs.replace(params, model=resolved.upstream)
+
+
+async def create_message(
+    router: EngineRouter, params: MessageCreateParams, priority: Priority
+) -> Message:
+    """Raises UnknownModel, EngineError."""
+    resolved = router.resolve(params.model)
+    slots = resolved.engine.slots
+    await slots.acquire(priority)
+    try:
+        message = await resolved.engine.create_message(_for_engine(resolved, params))
+    finally:
+        slots.release()
+    message.model = resolved.model
+    return message
+
+
+async def stream_message(
+    router: EngineRouter, params: MessageCreateParams, priority: Priority
+) -> AsyncIterator[StreamEvent]:
+    """Raises UnknownModel before the first event; EngineError at any point."""
+    resolved = router.resolve(params.model)
+    slots = resolved.engine.slots
+    await slots.acquire(priority)
+    try:
+        async for event in resolved.engine.stream_message(_for_engine(resolved, params)):
+            if isinstance(event, MessageStart):
+                event.message.model = resolved.model
+            yield event
+    finally:
+        slots.release()
+
+
+async def count_tokens(router: EngineRouter, params: MessageCreateParams) -> int:
+    resolved = router.resolve(params.model)
+    return await resolved.engine.count_tokens(_for_engine(resolved, params))

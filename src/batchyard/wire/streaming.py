@@ -1,0 +1,142 @@
+"""Server-sent events of a streamed Message, in the order the SDK's stream accumulator expects.
+
+message_start → (content_block_start → content_block_delta* → content_block_stop)* →
+message_delta → message_stop.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from batchyard.wire.errors import ErrorResponse
+from batchyard.wire.messages import ContentBlock, Message, StopReason
+
+
+class TextDelta(msgspec.Struct, tag="text_delta", tag_field="type"):
+    text: str
+
+
+class InputJsonDelta(msgspec.Struct, tag="input_json_delta", tag_field="type"):
+    partial_json: str
+
+
+class MessageStart(msgspec.Struct, tag="message_start", tag_field="type"):
+    message: Message
+
+
+class ContentBlockStart(msgspec.Struct, tag="content_block_start", tag_field="type"):
+    index: int
+    content_block: ContentBlock
+
+
+class ContentBlockDelta(msgspec.Struct, tag="content_block_delta", tag_field="type"):
+    index: int
+    delta: TextDelta | InputJsonDelta
+
+
+class ContentBlockStop(msgspec.Struct, tag="content_block_stop", tag_field="type"):
+    index: int
+
+
+class MessageDeltaBody(msgspec.Struct):
+    stop_reason: StopReason | None
+    stop_sequence: str | None
+
+
+class DeltaUsage(msgspec.Struct):
+    output_tokens: int
+
+
+class MessageDelta(msgspec.Struct, tag="message_delta", tag_field="type"):
+    delta: MessageDeltaBody
+    usage: DeltaUsage
+
+
+class MessageStop(msgspec.Struct, tag="message_stop", tag_field="type"):
+    pass
+
+
+class Ping(msgspec.Struct, tag="ping", tag_field="type"):
+    pass
+
+
+StreamEvent = (
+    MessageStart
+    | ContentBlockStart
+    | ContentBlockDelta
+    | ContentBlockStop
+    | MessageDelta
+    | MessageStop
+    | Ping
+)
+
+_encoder = msgspec.json.Encoder()
+_NAMES: dict[type[Any], str] = {
+    MessageStart: "message_start",
+    ContentBlockStart: "content_block_start",
+    ContentBlockDelta: "content_block_delta",
+    ContentBlockStop: "content_block_stop",
+    MessageDelta: "message_delta",
+    MessageStop: "message_stop",
+    Ping: "ping",
+}
+
+
+def sse(event: StreamEvent) -> bytes:
+    return (
+        b"event: " + _NAMES[type(event)].encode() + b"\ndata: " + _encoder.encode(event) + b"\n\n"
+    )
+
+
+def sse_error(error: ErrorResponse) -> bytes:
+    return b"event: error\ndata: " + _encoder.encode(error) + b"\n\n"
+
+
+def message_start(message: Message) -> MessageStart:
+    """The opening event: the message with no content yet and no stop reason."""
+    head = msgspec.structs.replace(
+        message,
+        content=[],
+        stop_reason=None,
+        stop_sequence=None,
+        usage=msgspec.structs.replace(message.usage, output_tokens=0),
+    )
+    return MessageStart(head)
+
+
+def message_end(
+    stop_reason: StopReason | None, stop_sequence: str | None, output_tokens: int
+) -> list[StreamEvent]:
+    return [
+        MessageDelta(MessageDeltaBody(stop_reason, stop_sequence), DeltaUsage(output_tokens)),
+        MessageStop(),
+    ]
+
+
+def events_from_message(message: Message, chunk_words: int = 4) -> list[StreamEvent]:
+    """The stream of an engine that answers whole messages: same content, sent in pieces."""
+    from batchyard.wire.messages import TextContent, ToolUseContent
+
+    events: list[StreamEvent] = [message_start(message)]
+    for index, block in enumerate(message.content):
+        if isinstance(block, TextContent):
+            events.append(ContentBlockStart(index, TextContent(text="")))
+            words = block.text.split(" ")
+            for i in range(0, len(words), chunk_words):
+                piece = " ".join(words[i : i + chunk_words])
+                if i + chunk_words < len(words):
+                    piece += " "
+                if piece:
+                    events.append(ContentBlockDelta(index, TextDelta(piece)))
+        elif isinstance(block, ToolUseContent):
+            events.append(ContentBlockStart(index, ToolUseContent(block.id, block.name, {})))
+            events.append(
+                ContentBlockDelta(index, InputJsonDelta(_encoder.encode(block.input).decode()))
+            )
+        events.append(ContentBlockStop(index))
+    events.extend(
+        message_end(message.stop_reason, message.stop_sequence, message.usage.output_tokens)
+    )
+    return events
