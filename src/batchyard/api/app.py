@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
-from batchyard.api import batches
+from batchyard.api import batches, messages, models
 from batchyard.api.context import RequestContext
 from batchyard.api.errors import error_response
 from batchyard.batches import BatchService
@@ -72,7 +72,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> Starlette:
             await router.aclose()
             await store.close()
 
-    api_routes: list[BaseRoute] = [*batches.routes]
+    api_routes: list[BaseRoute] = [*batches.routes, *messages.routes, *models.routes]
     prefix = (settings.path_prefix or "").rstrip("/")
     app = Starlette(
         routes=[
@@ -89,4 +89,5 @@ def create_app(settings: Settings, clock: Clock | None = None) -> Starlette:
     app.state.batches = service
     app.state.store = store
     app.state.worker = worker
+    app.state.router = router
     return app

@@ -49,7 +49,7 @@ async def read_body(request: Request, limit: int) -> bytearray:
     return body
 
 
-def _limit(request: Request) -> int:
+def page_limit(request: Request) -> int:
     raw = request.query_params.get("limit")
     if raw is None:
         return 20
@@ -71,7 +71,7 @@ async def create_batch(request: Request) -> Response:
 async def list_batches(request: Request) -> Response:
     q = request.query_params
     page = await _service(request).list(
-        _workspace(request), _limit(request), q.get("after_id"), q.get("before_id")
+        _workspace(request), page_limit(request), q.get("after_id"), q.get("before_id")
     )
     return json_response(page)
 

@@ -39,6 +39,7 @@ def error_response(exc: BaseException, request_id: str) -> Response:
         status, error_type, message = 500, "api_error", "Internal server error"
     body = msgspec.json.encode(ErrorResponse(ErrorObject(error_type, message), request_id))
     headers = {"request-id": request_id}
-    if status == 429:
-        headers["retry-after"] = "1"
+    if status in (429, 529):
+        retry_after = getattr(exc, "retry_after", None)
+        headers["retry-after"] = str(max(1, round(retry_after))) if retry_after else "1"
     return Response(body, status_code=status, media_type="application/json", headers=headers)

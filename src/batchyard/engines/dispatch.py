@@ -6,7 +6,7 @@ engine's capacity is one pool and interactive calls go first.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 import msgspec
 
@@ -39,7 +39,7 @@ async def create_message(
 
 async def stream_message(
     router: EngineRouter, params: MessageCreateParams, priority: Priority
-) -> AsyncIterator[StreamEvent]:
+) -> AsyncGenerator[StreamEvent, None]:
     """Raises UnknownModel before the first event; EngineError at any point."""
     resolved = router.resolve(params.model)
     slots = resolved.engine.slots

@@ -1,0 +1,133 @@
+"""`POST /v1/messages` (JSON or SSE), `POST /v1/messages/count_tokens`, on the shared engines."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+from batchyard.api.batches import read_body
+from batchyard.api.responses import json_response
+from batchyard.engines import dispatch
+from batchyard.engines.base import EngineError
+from batchyard.engines.router import EngineRouter, UnknownModel
+from batchyard.engines.slots import Priority
+from batchyard.errors import BatchyardError, InvalidRequest, NotFound
+from batchyard.wire.errors import ErrorObject, ErrorResponse
+from batchyard.wire.messages import (
+    CountTokensResult,
+    InvalidParams,
+    MessageCreateParams,
+    decode_count_params,
+    decode_params,
+)
+from batchyard.wire.streaming import MessageStart, Ping, sse, sse_error
+
+MAX_MESSAGE_BYTES = 32 * 1024 * 1024
+
+_STATUS = {
+    "invalid_request_error": 400,
+    "authentication_error": 401,
+    "billing_error": 402,
+    "permission_error": 403,
+    "not_found_error": 404,
+    "request_too_large": 413,
+    "rate_limit_error": 429,
+    "api_error": 500,
+    "timeout_error": 504,
+    "overloaded_error": 529,
+}
+
+
+class EngineFailed(BatchyardError):
+    """The engine could not answer."""
+
+    def __init__(self, exc: EngineError) -> None:
+        super().__init__(exc.message)
+        self.error_type = exc.error_type
+        self.status_code = _STATUS.get(exc.error_type, 500)
+        self.retry_after = exc.retry_after
+
+
+def _router(request: Request) -> EngineRouter:
+    router: EngineRouter = request.app.state.router
+    return router
+
+
+def _unknown_model(model: str) -> NotFound:
+    return NotFound(f"model: {model}")
+
+
+async def create_message(request: Request) -> Response:
+    body = await read_body(request, MAX_MESSAGE_BYTES)
+    try:
+        params = decode_params(body)
+    except InvalidParams as exc:
+        raise InvalidRequest(str(exc)) from None
+    router = _router(request)
+    if params.stream:
+        return await _stream(request, router, params)
+    try:
+        message = await dispatch.create_message(router, params, Priority.INTERACTIVE)
+    except UnknownModel:
+        raise _unknown_model(params.model) from None
+    except EngineError as exc:
+        raise EngineFailed(exc) from None
+    message.usage.service_tier = "standard"
+    return json_response(message)
+
+
+async def _stream(request: Request, router: EngineRouter, params: MessageCreateParams) -> Response:
+    events = dispatch.stream_message(router, params, Priority.INTERACTIVE)
+    # Wait for the first event so that an unknown model or an engine that fails
+    # at once is an HTTP error, not a stream that opens and breaks.
+    try:
+        first = await anext(events)
+    except UnknownModel:
+        raise _unknown_model(params.model) from None
+    except EngineError as exc:
+        raise EngineFailed(exc) from None
+
+    if isinstance(first, MessageStart):
+        first.message.usage.service_tier = "standard"
+
+    async def body() -> AsyncIterator[bytes]:
+        yield sse(first)
+        yield sse(Ping())
+        try:
+            async for event in events:
+                yield sse(event)
+        except EngineError as exc:
+            rid: str = request.state.request_id
+            yield sse_error(ErrorResponse(ErrorObject(exc.error_type, exc.message), rid))
+        finally:
+            await events.aclose()
+
+    return StreamingResponse(
+        body(),
+        media_type="text/event-stream",
+        headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
+    )
+
+
+async def count_tokens(request: Request) -> Response:
+    body = await read_body(request, MAX_MESSAGE_BYTES)
+    try:
+        params = decode_count_params(body)
+    except InvalidParams as exc:
+        raise InvalidRequest(str(exc)) from None
+    try:
+        tokens = await dispatch.count_tokens(_router(request), params)
+    except UnknownModel:
+        raise _unknown_model(params.model) from None
+    except EngineError as exc:
+        raise EngineFailed(exc) from None
+    return json_response(CountTokensResult(input_tokens=tokens))
+
+
+routes = [
+    Route("/v1/messages", create_message, methods=["POST"]),
+    Route("/v1/messages/count_tokens", count_tokens, methods=["POST"]),
+]

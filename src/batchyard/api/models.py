@@ -1,0 +1,57 @@
+"""`GET /v1/models` and `GET /v1/models/{model_id}`: the routing table's listable models."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from batchyard.api.batches import page_limit
+from batchyard.api.responses import json_response
+from batchyard.engines.router import EngineRouter, UnknownModel
+from batchyard.errors import InvalidRequest, NotFound
+from batchyard.wire.models import ModelPage
+
+
+def _router(request: Request) -> EngineRouter:
+    router: EngineRouter = request.app.state.router
+    return router
+
+
+async def list_models(request: Request) -> Response:
+    models = _router(request).models()
+    ids = [m.id for m in models]
+    limit = page_limit(request)
+    after, before = request.query_params.get("after_id"), request.query_params.get("before_id")
+    for name, cursor in (("after_id", after), ("before_id", before)):
+        if cursor is not None and cursor not in ids:
+            raise InvalidRequest(f"{name}: no model with id {cursor!r}")
+    if before is not None:
+        end = ids.index(before)
+        start = max(0, end - limit)
+        page, has_more = models[start:end], start > 0
+    else:
+        start = ids.index(after) + 1 if after is not None else 0
+        page, has_more = models[start : start + limit], start + limit < len(models)
+    return json_response(
+        ModelPage(
+            data=page,
+            has_more=has_more,
+            first_id=page[0].id if page else None,
+            last_id=page[-1].id if page else None,
+        )
+    )
+
+
+async def retrieve_model(request: Request) -> Response:
+    model_id = request.path_params["model_id"]
+    try:
+        return json_response(_router(request).model(model_id))
+    except UnknownModel:
+        raise NotFound(f"model: {model_id}") from None
+
+
+routes = [
+    Route("/v1/models", list_models, methods=["GET"]),
+    Route("/v1/models/{model_id:path}", retrieve_model, methods=["GET"]),
+]
