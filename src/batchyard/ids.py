@@ -30,3 +30,7 @@ def message_id() -> str:
 
 def request_id() -> str:
     return f"req_01{_encode(_fast.randbytes(18))}"
+
+
+def new_tool_use_id() -> str:
+    return f"toolu_01{_encode(_fast.randbytes(18))}"

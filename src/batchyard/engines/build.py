@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from batchyard.engines.base import Engine
 from batchyard.engines.config import EngineConfig
 from batchyard.engines.router import EngineRouter, Route
@@ -17,6 +19,31 @@ def build_engine(config: EngineConfig) -> Engine:
             capacity=config.capacity or 1024,
             seed=config.seed,
             name=config.name or "fake",
+        )
+    api_key = config.api_key or (os.environ.get(config.api_key_env) if config.api_key_env else None)
+    if config.kind == "openai":
+        from batchyard.engines.openai_compat import OpenAICompatEngine
+
+        if not config.base_url:
+            raise ValueError("an openai engine needs base_url (the server's /v1 URL)")
+        return OpenAICompatEngine(
+            config.base_url,
+            api_key=api_key,
+            capacity=config.capacity or 64,
+            timeout=config.timeout_seconds,
+            adaptive=config.adaptive_concurrency,
+            name=config.name or "openai",
+        )
+    if config.kind == "anthropic":
+        from batchyard.engines.anthropic_upstream import AnthropicEngine
+
+        return AnthropicEngine(
+            config.base_url or "https://api.anthropic.com",
+            api_key=api_key or os.environ.get("ANTHROPIC_API_KEY"),
+            capacity=config.capacity or 32,
+            timeout=config.timeout_seconds,
+            adaptive=config.adaptive_concurrency,
+            name=config.name or "anthropic",
         )
     raise ValueError(f"engine kind {config.kind!r} is not available")
 

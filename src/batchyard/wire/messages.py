@@ -228,7 +228,16 @@ class ToolUseContent(msgspec.Struct, tag="tool_use", tag_field="type"):
     input: dict[str, Any]
 
 
-ContentBlock = TextContent | ToolUseContent
+class ThinkingContent(msgspec.Struct, tag="thinking", tag_field="type"):
+    thinking: str
+    signature: str
+
+
+class RedactedThinkingContent(msgspec.Struct, tag="redacted_thinking", tag_field="type"):
+    data: str
+
+
+ContentBlock = TextContent | ToolUseContent | ThinkingContent | RedactedThinkingContent
 
 
 class Usage(msgspec.Struct, omit_defaults=True):

@@ -1,0 +1,99 @@
+"""Forward to any Anthropic Messages API (the hosted one, or another batchyard)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import msgspec
+
+from batchyard.engines.base import EngineError, stream_whole_message
+from batchyard.engines.remote import AdaptiveLimit, error_for_exception, error_for_status
+from batchyard.engines.slots import PrioritySlots
+from batchyard.wire.messages import Message, MessageCreateParams
+from batchyard.wire.streaming import StreamEvent
+
+_message_decoder = msgspec.json.Decoder(Message)
+
+
+def _body(params: MessageCreateParams, *, count: bool = False) -> dict[str, Any]:
+    body = {k: v for k, v in msgspec.to_builtins(params).items() if v is not None}
+    body.pop("stream", None)
+    if count:
+        for key in (
+            "max_tokens",
+            "stop_sequences",
+            "metadata",
+            "service_tier",
+            "temperature",
+            "top_p",
+            "top_k",
+        ):
+            body.pop(key, None)
+    return body
+
+
+class AnthropicEngine:
+    def __init__(
+        self,
+        base_url: str = "https://api.anthropic.com",
+        *,
+        api_key: str | None = None,
+        capacity: int = 32,
+        timeout: float = 600.0,
+        adaptive: bool = True,
+        name: str = "anthropic",
+    ) -> None:
+        self.name = name
+        self.capacity = capacity
+        self.slots = PrioritySlots(capacity)
+        self.adaptive = AdaptiveLimit(self.slots, capacity) if adaptive else None
+        headers = {"anthropic-version": "2023-06-01"}
+        if api_key:
+            headers["x-api-key"] = api_key
+        self._client = httpx.AsyncClient(
+            base_url=base_url.rstrip("/"),
+            headers=headers,
+            timeout=httpx.Timeout(timeout, connect=10.0),
+            limits=httpx.Limits(max_connections=None, max_keepalive_connections=capacity),
+        )
+
+    async def _post(self, path: str, body: dict[str, Any]) -> httpx.Response:
+        try:
+            response = await self._client.post(path, json=body)
+        except httpx.HTTPError as exc:
+            raise error_for_exception(exc, self.name) from None
+        if response.status_code != 200:
+            if response.status_code == 429 and self.adaptive:
+                self.adaptive.on_rate_limited()
+            raise error_for_status(response, self.name)
+        return response
+
+    async def create_message(self, params: MessageCreateParams) -> Message:
+        response = await self._post("/v1/messages", _body(params))
+        try:
+            message = _message_decoder.decode(response.content)
+        except msgspec.DecodeError as exc:
+            raise EngineError(
+                "api_error", f"{self.name} sent a malformed reply: {exc}", retryable=True
+            ) from None
+        if self.adaptive:
+            self.adaptive.on_success()
+        return message
+
+    def stream_message(self, params: MessageCreateParams) -> AsyncIterator[StreamEvent]:
+        return stream_whole_message(self, params)
+
+    async def count_tokens(self, params: MessageCreateParams) -> int:
+        response = await self._post("/v1/messages/count_tokens", _body(params, count=True))
+        try:
+            return int(response.json()["input_tokens"])
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            raise EngineError(
+                "api_error", f"{self.name}: bad count_tokens reply ({exc!r})", retryable=True
+            ) from None
+
+    async def aclose(self) -> None:
+        await self._client.aclose()

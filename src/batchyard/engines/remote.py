@@ -1,0 +1,118 @@
+"""What remote engines share: HTTP failures mapped to EngineError, and AIMD concurrency.
+
+429, 529, 408, 5xx, timeouts and connection errors may be retried (honouring
+`retry-after` / `retry-after-ms`); other 4xx are final and keep the upstream's
+message under the matching Anthropic error type. On a 429 the engine's
+concurrency halves (at most once per cooldown); each success adds 1/limit, so
+a batch settles close to the upstream's rate limit instead of storming it.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import time
+from typing import Any
+
+import httpx
+
+from batchyard.engines.base import EngineError
+from batchyard.engines.slots import PrioritySlots
+
+_FINAL_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    402: "billing_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    422: "invalid_request_error",
+}
+
+
+def retry_after(headers: httpx.Headers) -> float | None:
+    if ms := headers.get("retry-after-ms"):
+        try:
+            return max(0.0, float(ms) / 1000)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        parsed = email.utils.parsedate_to_datetime(value) if value else None
+        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+
+
+def upstream_message(response: httpx.Response) -> str:
+    """The upstream's own error text (Anthropic or OpenAI error shape, or the raw body)."""
+    try:
+        body: Any = response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return response.text[:500] or response.reason_phrase
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, dict) and isinstance(error.get("message"), str):
+        return str(error["message"])
+    if isinstance(error, str):
+        return error
+    return json.dumps(body)[:500]
+
+
+def error_for_status(response: httpx.Response, who: str) -> EngineError:
+    status = response.status_code
+    message = f"{who} answered {status}: {upstream_message(response)}"
+    if status == 429:
+        return EngineError(
+            "rate_limit_error", message, retryable=True, retry_after=retry_after(response.headers)
+        )
+    if status == 529 or status == 503:
+        return EngineError(
+            "overloaded_error", message, retryable=True, retry_after=retry_after(response.headers)
+        )
+    if status == 408 or status == 504:
+        return EngineError(
+            "timeout_error", message, retryable=True, retry_after=retry_after(response.headers)
+        )
+    if status >= 500:
+        return EngineError(
+            "api_error", message, retryable=True, retry_after=retry_after(response.headers)
+        )
+    return EngineError(_FINAL_TYPES.get(status, "invalid_request_error"), message, retryable=False)
+
+
+def error_for_exception(exc: httpx.HTTPError, who: str) -> EngineError:
+    if isinstance(exc, httpx.TimeoutException):
+        return EngineError(
+            "timeout_error", f"{who} did not answer in time ({exc!r})", retryable=True
+        )
+    return EngineError("api_error", f"cannot reach {who} ({exc!r})", retryable=True)
+
+
+class AdaptiveLimit:
+    """Additive-increase / multiplicative-decrease of an engine's slots."""
+
+    def __init__(self, slots: PrioritySlots, maximum: int, *, cooldown: float = 1.0) -> None:
+        self.slots = slots
+        self.maximum = maximum
+        self.cooldown = cooldown
+        self._limit = float(slots.capacity)
+        self._last_decrease = 0.0
+
+    @property
+    def limit(self) -> int:
+        return self.slots.capacity
+
+    def on_success(self) -> None:
+        if self._limit < self.maximum:
+            self._limit = min(self.maximum, self._limit + 1.0 / self._limit)
+            self.slots.set_capacity(int(self._limit))
+
+    def on_rate_limited(self) -> None:
+        now = time.monotonic()
+        if now - self._last_decrease < self.cooldown:
+            return  # one 429 storm, one decrease
+        self._last_decrease = now
+        self._limit = max(1.0, self._limit / 2)
+        self.slots.set_capacity(int(self._limit))

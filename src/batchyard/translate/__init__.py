@@ -1,0 +1,1 @@
+"""Translations between the Anthropic Messages format and other wire formats."""

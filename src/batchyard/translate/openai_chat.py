@@ -1,0 +1,242 @@
+"""Anthropic Messages ⇄ OpenAI Chat Completions, as faithfully as the formats allow.
+
+Requests: system → a system message; text and image blocks → content parts;
+assistant `tool_use` → `tool_calls`; user `tool_result` → `tool` messages (placed
+before the rest of that user turn, as Chat Completions wants them right after
+the assistant's calls); tools and `tool_choice` → functions; `stop_sequences` →
+`stop`; sampling parameters as they are.
+Answers: content and `tool_calls` → text and `tool_use` blocks; `finish_reason`
+→ `stop_reason` (a matched stop string, which vLLM reports, → `stop_sequence`);
+usage → usage.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from batchyard import ids
+from batchyard.wire.messages import (
+    Base64Source,
+    ContentBlock,
+    DocumentBlock,
+    ImageBlock,
+    Message,
+    MessageCreateParams,
+    TextBlock,
+    TextContent,
+    TextSource,
+    ThinkingBlock,
+    ToolResultBlock,
+    ToolUseBlock,
+    ToolUseContent,
+    UrlSource,
+    Usage,
+    text_of,
+)
+
+
+class Untranslatable(ValueError):
+    """The request uses something Chat Completions cannot express."""
+
+
+def _image_part(block: ImageBlock) -> dict[str, Any]:
+    source = block.source
+    if isinstance(source, Base64Source):
+        url = f"data:{source.media_type};base64,{source.data}"
+    elif isinstance(source, UrlSource):
+        url = source.url
+    else:
+        raise Untranslatable("image blocks with a file source cannot be sent to this engine")
+    return {"type": "image_url", "image_url": {"url": url}}
+
+
+def _user_parts(blocks: list[Any]) -> list[dict[str, Any]]:
+    parts: list[dict[str, Any]] = []
+    for block in blocks:
+        if isinstance(block, TextBlock):
+            parts.append({"type": "text", "text": block.text})
+        elif isinstance(block, ImageBlock):
+            parts.append(_image_part(block))
+        elif isinstance(block, DocumentBlock) and isinstance(block.source, TextSource):
+            parts.append({"type": "text", "text": block.source.data})
+        elif isinstance(block, ThinkingBlock | ToolResultBlock):
+            continue
+        else:
+            kind = getattr(block, "type", type(block).__name__)
+            raise Untranslatable(f"{kind} blocks cannot be sent to this engine")
+    return parts
+
+
+def _simplify(parts: list[dict[str, Any]]) -> str | list[dict[str, Any]]:
+    """A content of only text parts becomes one string (every server accepts that)."""
+    if all(p["type"] == "text" for p in parts):
+        return "\n".join(p["text"] for p in parts)
+    return parts
+
+
+def _tool_result_text(block: ToolResultBlock) -> str:
+    if block.content is None:
+        text = ""
+    elif isinstance(block.content, str):
+        text = block.content
+    else:
+        text = "\n".join(b.text for b in block.content if isinstance(b, TextBlock))
+    return f"Error: {text}" if block.is_error else text
+
+
+def to_chat_messages(params: MessageCreateParams) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    system = text_of(params.system)
+    if system:
+        out.append({"role": "system", "content": system})
+    for message in params.messages:
+        content = message.content
+        if isinstance(content, str):
+            out.append({"role": message.role, "content": content})
+            continue
+        if message.role == "assistant":
+            text = "".join(b.text for b in content if isinstance(b, TextBlock))
+            calls = [
+                {
+                    "id": b.id,
+                    "type": "function",
+                    "function": {"name": b.name, "arguments": json.dumps(b.input)},
+                }
+                for b in content
+                if isinstance(b, ToolUseBlock)
+            ]
+            turn: dict[str, Any] = {"role": "assistant", "content": text or None}
+            if calls:
+                turn["tool_calls"] = calls
+            out.append(turn)
+            continue
+        for block in content:
+            if isinstance(block, ToolResultBlock):
+                out.append(
+                    {
+                        "role": "tool",
+                        "tool_call_id": block.tool_use_id,
+                        "content": _tool_result_text(block),
+                    }
+                )
+        parts = _user_parts(content)
+        if parts:
+            out.append({"role": "user", "content": _simplify(parts)})
+    return out
+
+
+def _tool(tool: dict[str, Any]) -> dict[str, Any]:
+    if "input_schema" not in tool:
+        raise Untranslatable(
+            f"tool {tool.get('name')!r}: only custom tools (with input_schema) are supported"
+        )
+    function: dict[str, Any] = {"name": tool["name"], "parameters": tool["input_schema"]}
+    if tool.get("description"):
+        function["description"] = tool["description"]
+    return {"type": "function", "function": function}
+
+
+def _tool_choice(choice: dict[str, Any]) -> tuple[Any, bool | None]:
+    """(`tool_choice`, `parallel_tool_calls`) for the Chat Completions request."""
+    kind = choice.get("type")
+    parallel = False if choice.get("disable_parallel_tool_use") else None
+    if kind == "auto":
+        return "auto", parallel
+    if kind == "any":
+        return "required", parallel
+    if kind == "none":
+        return "none", None
+    if kind == "tool":
+        return {"type": "function", "function": {"name": choice["name"]}}, parallel
+    raise Untranslatable(f"tool_choice type {kind!r} is not supported")
+
+
+def to_chat_request(params: MessageCreateParams, model: str) -> dict[str, Any]:
+    request: dict[str, Any] = {
+        "model": model,
+        "messages": to_chat_messages(params),
+        "max_tokens": params.max_tokens,
+    }
+    if params.stop_sequences:
+        request["stop"] = params.stop_sequences
+    for name in ("temperature", "top_p", "top_k"):
+        value = getattr(params, name)
+        if value is not None:
+            request[name] = value
+    if params.tools:
+        request["tools"] = [_tool(t) for t in params.tools]
+    if params.tool_choice:
+        choice, parallel = _tool_choice(params.tool_choice)
+        if params.tools or choice == "none":
+            request["tool_choice"] = choice
+        if parallel is not None:
+            request["parallel_tool_calls"] = parallel
+    user = (params.metadata or {}).get("user_id")
+    if user:
+        request["user"] = user
+    return request
+
+
+_FINISH = {
+    "stop": "end_turn",
+    "length": "max_tokens",
+    "tool_calls": "tool_use",
+    "function_call": "tool_use",
+    "content_filter": "refusal",
+}
+
+
+class MalformedReply(ValueError):
+    """The server's answer is not a Chat Completion."""
+
+
+def from_chat_response(body: dict[str, Any], params: MessageCreateParams, model: str) -> Message:
+    try:
+        choice = body["choices"][0]
+        reply = choice["message"]
+        usage = body.get("usage") or {}
+        content: list[ContentBlock] = []
+        if reply.get("content"):
+            content.append(TextContent(text=reply["content"]))
+        for call in reply.get("tool_calls") or []:
+            function = call["function"]
+            arguments = function.get("arguments") or "{}"
+            try:
+                tool_input = json.loads(arguments)
+            except json.JSONDecodeError:
+                raise MalformedReply(
+                    f"tool call arguments are not JSON: {arguments[:200]!r}"
+                ) from None
+            content.append(
+                ToolUseContent(
+                    id=call.get("id") or ids.new_tool_use_id(),
+                    name=function["name"],
+                    input=tool_input,
+                )
+            )
+        finish = choice.get("finish_reason")
+        stop_reason = _FINISH.get(finish or "stop", "end_turn")
+        stop_sequence = None
+        matched = choice.get("stop_reason")  # vLLM: the stop string that ended the text
+        if (
+            stop_reason == "end_turn"
+            and isinstance(matched, str)
+            and matched in (params.stop_sequences or [])
+        ):
+            stop_reason, stop_sequence = "stop_sequence", matched
+        if stop_reason == "tool_use" and not any(isinstance(b, ToolUseContent) for b in content):
+            stop_reason = "end_turn"
+        return Message(
+            id=ids.message_id(),
+            model=model,
+            content=content,
+            stop_reason=stop_reason,  # type: ignore[arg-type]
+            stop_sequence=stop_sequence,
+            usage=Usage(
+                input_tokens=int(usage.get("prompt_tokens", 0)),
+                output_tokens=int(usage.get("completion_tokens", 0)),
+            ),
+        )
+    except (KeyError, IndexError, TypeError, AttributeError) as exc:
+        raise MalformedReply(f"not a chat completion ({exc!r})") from None

@@ -1,0 +1,219 @@
+"""Anthropic Messages ⇄ Chat Completions, case by case."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+import pytest
+
+from batchyard.translate.openai_chat import (
+    MalformedReply,
+    Untranslatable,
+    from_chat_response,
+    to_chat_request,
+)
+from batchyard.wire.messages import ToolUseContent, decode_params
+
+
+def params(**kw: Any) -> dict[str, Any]:
+    return {"model": "m", "max_tokens": 16, "messages": [{"role": "user", "content": "hi"}], **kw}
+
+
+def translate(**kw: Any) -> dict[str, Any]:
+    return to_chat_request(decode_params(msgspec.json.encode(params(**kw))), "upstream-m")
+
+
+IMG = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "AAA="}}
+TOOL = {"name": "get_weather", "description": "Weather", "input_schema": {"type": "object"}}
+
+REQUEST_CASES = [
+    pytest.param({}, {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 16}, id="plain"),
+    pytest.param(
+        {"system": "Be brief."},
+        {"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hi"}]},
+        id="system-string",
+    ),
+    pytest.param(
+        {"system": [{"type": "text", "text": "A"}, {"type": "text", "text": "B"}]},
+        {"messages": [{"role": "system", "content": "A\nB"}, {"role": "user", "content": "hi"}]},
+        id="system-blocks",
+    ),
+    pytest.param(
+        {"messages": [
+            {"role": "user", "content": "1"},
+            {"role": "assistant", "content": "2"},
+            {"role": "user", "content": [{"type": "text", "text": "3"}, {"type": "text", "text": "4"}]},
+        ]},
+        {"messages": [
+            {"role": "user", "content": "1"},
+            {"role": "assistant", "content": "2"},
+            {"role": "user", "content": "3\n4"},
+        ]},
+        id="multi-turn",
+    ),
+    pytest.param(
+        {"messages": [{"role": "user", "content": [{"type": "text", "text": "see"}, IMG]}]},
+        {"messages": [{"role": "user", "content": [
+            {"type": "text", "text": "see"},
+            {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAA="}},
+        ]}]},
+        id="image-base64",
+    ),
+    pytest.param(
+        {"messages": [{"role": "user", "content": [
+            {"type": "image", "source": {"type": "url", "url": "https://x/y.png"}}]}]},
+        {"messages": [{"role": "user", "content": [
+            {"type": "image_url", "image_url": {"url": "https://x/y.png"}}]}]},
+        id="image-url",
+    ),
+    pytest.param(
+        {"stop_sequences": ["END", "##"], "temperature": 0.2, "top_p": 0.9, "top_k": 40},
+        {"stop": ["END", "##"], "temperature": 0.2, "top_p": 0.9, "top_k": 40},
+        id="sampling-and-stop",
+    ),
+    pytest.param(
+        {"tools": [TOOL], "tool_choice": {"type": "auto"}},
+        {"tools": [{"type": "function", "function": {
+            "name": "get_weather", "description": "Weather", "parameters": {"type": "object"}}}],
+         "tool_choice": "auto"},
+        id="tools-auto",
+    ),
+    pytest.param(
+        {"tools": [TOOL], "tool_choice": {"type": "any", "disable_parallel_tool_use": True}},
+        {"tool_choice": "required", "parallel_tool_calls": False},
+        id="tool-choice-any",
+    ),
+    pytest.param(
+        {"tools": [TOOL], "tool_choice": {"type": "tool", "name": "get_weather"}},
+        {"tool_choice": {"type": "function", "function": {"name": "get_weather"}}},
+        id="tool-choice-named",
+    ),
+    pytest.param({"tool_choice": {"type": "none"}}, {"tool_choice": "none"}, id="tool-choice-none"),
+    pytest.param(
+        {"messages": [
+            {"role": "user", "content": "weather?"},
+            {"role": "assistant", "content": [
+                {"type": "text", "text": "Let me look."},
+                {"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {"city": "Oslo"}},
+            ]},
+            {"role": "user", "content": [
+                {"type": "tool_result", "tool_use_id": "toolu_1", "content": "rain"},
+                {"type": "text", "text": "and tomorrow?"},
+            ]},
+        ]},
+        {"messages": [
+            {"role": "user", "content": "weather?"},
+            {"role": "assistant", "content": "Let me look.", "tool_calls": [{
+                "id": "toolu_1", "type": "function",
+                "function": {"name": "get_weather", "arguments": '{"city": "Oslo"}'}}]},
+            {"role": "tool", "tool_call_id": "toolu_1", "content": "rain"},
+            {"role": "user", "content": "and tomorrow?"},
+        ]},
+        id="tool-use-and-result",
+    ),
+    pytest.param(
+        {"messages": [
+            {"role": "user", "content": "x"},
+            {"role": "assistant", "content": [{"type": "tool_use", "id": "t", "name": "f", "input": {}}]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t", "is_error": True,
+                                          "content": [{"type": "text", "text": "boom"}]}]},
+        ]},
+        {"messages": [
+            {"role": "user", "content": "x"},
+            {"role": "assistant", "content": None, "tool_calls": [
+                {"id": "t", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
+            {"role": "tool", "tool_call_id": "t", "content": "Error: boom"},
+        ]},
+        id="tool-error-result",
+    ),
+    pytest.param({"metadata": {"user_id": "u-1"}}, {"user": "u-1"}, id="metadata-user"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("given", "expected"), REQUEST_CASES)
+def test_request_translation(given: dict[str, Any], expected: dict[str, Any]) -> None:
+    request = translate(**given)
+    assert request["model"] == "upstream-m"
+    for key, value in expected.items():
+        assert request[key] == value, key
+    # Nothing the request did not ask for is sent.
+    sources = {"stop": "stop_sequences", "temperature": "temperature", "top_p": "top_p",
+               "top_k": "top_k", "tools": "tools", "tool_choice": "tool_choice"}  # fmt: skip
+    for key, source in sources.items():
+        if source not in given:
+            assert key not in request, key
+
+
+@pytest.mark.parametrize(
+    "given",
+    [
+        {"messages": [{"role": "user", "content": [
+            {"type": "image", "source": {"type": "file", "file_id": "f"}}]}]},
+        {"tools": [{"type": "web_search_20250305", "name": "web_search"}]},
+        {"messages": [{"role": "user", "content": [
+            {"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": "x"}}]}]},
+    ],
+)  # fmt: skip
+def test_untranslatable_requests(given: dict[str, Any]) -> None:
+    with pytest.raises(Untranslatable):
+        translate(**given)
+
+
+def reply(message: dict[str, Any], finish: str | None = "stop", **choice: Any) -> dict[str, Any]:
+    return {
+        "id": "chatcmpl-1",
+        "choices": [{"index": 0, "message": message, "finish_reason": finish, **choice}],
+        "usage": {"prompt_tokens": 11, "completion_tokens": 7},
+    }
+
+
+RESPONSE_CASES = [
+    pytest.param(reply({"role": "assistant", "content": "Hello"}), "end_turn", None, id="stop"),
+    pytest.param(reply({"role": "assistant", "content": "Hel"}, "length"), "max_tokens", None, id="length"),
+    pytest.param(
+        reply({"role": "assistant", "content": "Hi"}, "stop", stop_reason="END"),
+        "stop_sequence",
+        "END",
+        id="vllm-stop-string",
+    ),
+    pytest.param(reply({"role": "assistant", "content": "x"}, "content_filter"), "refusal", None, id="filter"),
+    pytest.param(
+        reply({"role": "assistant", "content": None, "tool_calls": [
+            {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": '{"a": 1}'}}]},
+            "tool_calls"),
+        "tool_use",
+        None,
+        id="tool-calls",
+    ),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("body", "stop_reason", "stop_sequence"), RESPONSE_CASES)
+def test_response_translation(
+    body: dict[str, Any], stop_reason: str, stop_sequence: str | None
+) -> None:
+    p = decode_params(msgspec.json.encode(params(stop_sequences=["END"])))
+    message = from_chat_response(body, p, "client-name")
+    assert message.model == "client-name"
+    assert message.stop_reason == stop_reason and message.stop_sequence == stop_sequence
+    assert (message.usage.input_tokens, message.usage.output_tokens) == (11, 7)
+    if stop_reason == "tool_use":
+        assert message.content == [ToolUseContent(id="call_1", name="f", input={"a": 1})]
+    else:
+        assert message.content[0].text == body["choices"][0]["message"]["content"]  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"choices": []},
+        {"choices": [{"message": None}]},
+        reply({"role": "assistant", "content": None, "tool_calls": [
+            {"id": "c", "type": "function", "function": {"name": "f", "arguments": "{not json"}}]}),
+    ],
+)  # fmt: skip
+def test_malformed_replies(body: dict[str, Any]) -> None:
+    with pytest.raises(MalformedReply):
+        from_chat_response(body, decode_params(msgspec.json.encode(params())), "m")
