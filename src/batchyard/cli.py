@@ -83,6 +83,12 @@ def _add_store_and_engine(p: argparse.ArgumentParser) -> None:
         help="API key for the upstream (env BATCHYARD_UPSTREAM_KEY)",
     )
     e.add_argument(
+        "--upstream-timeout",
+        type=_duration,
+        default=_env("UPSTREAM_TIMEOUT", 600.0, _duration),
+        help="how long one upstream call may take before it is retried (default 600s)",
+    )
+    e.add_argument(
         "--capacity",
         type=int,
         default=_env("CAPACITY", None, int),
@@ -151,6 +157,7 @@ def _engines(args: argparse.Namespace) -> list[EngineConfig]:
             capacity=args.capacity or (args.fake_capacity if args.engine == "fake" else None),
             base_url=args.upstream_url,
             api_key=args.upstream_key,
+            timeout_seconds=args.upstream_timeout,
             latency_ms=args.fake_latency_ms,
             error_rate=args.fake_error_rate,
             seed=args.fake_seed,

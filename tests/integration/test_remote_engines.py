@@ -1,0 +1,201 @@
+"""The OpenAI-compatible and Anthropic upstream engines against scripted loopback servers."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import anthropic
+import pytest
+
+from tests.conftest import ServerFactory, client_for
+from tests.integration.test_batches_sdk import wait_ended
+from tests.serverproc import Server
+from tests.stubs import Stub
+
+FAST_RETRIES = ["--retry-base", "0.01", "--max-attempts", "4", "--poll-interval", "0.05"]
+TOOL = {"name": "get_weather", "description": "Weather", "input_schema": {"type": "object"}}
+
+
+@pytest.fixture
+def stub() -> Iterator[Stub]:
+    with Stub(api_key="sk-upstream") as s:
+        yield s
+
+
+def openai_server(start_server: ServerFactory, stub: Stub, *extra: str) -> Server:
+    return start_server(
+        "--engine", "openai", "--upstream-url", f"{stub.url}/v1", "--upstream-key", "sk-upstream",
+        "--model", "gpt-test=upstream-model", "--upstream-timeout", "1", *FAST_RETRIES, *extra,
+    )  # fmt: skip
+
+
+def ask(text: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "model": "gpt-test",
+        "max_tokens": 32,
+        "messages": [{"role": "user", "content": text}],
+        **extra,
+    }
+
+
+def run_batch(client: anthropic.Anthropic, requests: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    batch = client.messages.batches.create(
+        requests=[{"custom_id": k, "params": v} for k, v in requests.items()]  # type: ignore[typeddict-item]
+    )
+    wait_ended(client, batch.id, timeout=60)
+    return {r.custom_id: r.result for r in client.messages.batches.results(batch.id)}
+
+
+def test_openai_engine_interactive_translation(start_server: ServerFactory, stub: Stub) -> None:
+    client = client_for(openai_server(start_server, stub))
+    message = client.messages.create(
+        model="gpt-test", max_tokens=32, system="Be brief.", extra_body={"temperature": 0.0},
+        messages=[{"role": "user", "content": "echo"}], stop_sequences=["END"],
+    )  # fmt: skip
+    sent = json.loads(message.content[0].text)  # type: ignore[union-attr]
+    assert sent == {
+        "model": "upstream-model",
+        "max_tokens": 32,
+        "messages": [
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "echo"},
+        ],
+        "stop": ["END"],
+        "temperature": 0.0,
+    }
+    assert message.model == "gpt-test"
+    assert message.usage.input_tokens == 12 and message.stop_reason == "end_turn"
+
+
+def test_openai_engine_tool_round_trip(start_server: ServerFactory, stub: Stub) -> None:
+    client = client_for(openai_server(start_server, stub))
+    message = client.messages.create(
+        model="gpt-test", max_tokens=32, tools=[TOOL],  # type: ignore[list-item]
+        messages=[{"role": "user", "content": "tool"}],
+    )  # fmt: skip
+    assert message.stop_reason == "tool_use"
+    [call] = message.content
+    assert call.type == "tool_use" and call.name == "get_weather" and call.input == {"city": "Oslo"}
+    assert stub.received[-1]["tools"][0]["function"]["name"] == "get_weather"
+
+
+def test_openai_engine_batch_failure_paths(start_server: ServerFactory, stub: Stub) -> None:
+    client = client_for(openai_server(start_server, stub))
+    results = run_batch(
+        client,
+        {
+            "plain": ask("hello"),
+            "429s": ask("fail-429-2"),
+            "500s": ask("fail-500-2"),
+            "bad": ask("bad-400"),
+            "malformed": ask("malformed"),
+            "slow": ask("slow-300"),
+            "too-slow": ask("slow-3000"),
+        },
+    )
+    for ok in ("plain", "429s", "500s", "slow"):
+        assert results[ok].type == "succeeded", (ok, results[ok])
+    assert results["429s"].message.content[0].text == "stub reply: fail-429-2"
+    assert stub.calls["fail-429-2"] == 3 and stub.calls["fail-500-2"] == 3
+
+    bad = results["bad"].error.error
+    assert results["bad"].type == "errored" and bad.type == "invalid_request_error"
+    assert "bad thing in request" in bad.message and stub.calls["bad-400"] == 1  # 4xx is final
+
+    malformed = results["malformed"].error.error
+    assert malformed.type == "api_error" and "malformed" in malformed.message
+    assert stub.calls["malformed"] == 4  # the whole retry budget
+
+    assert results["too-slow"].type == "errored"
+    assert results["too-slow"].error.error.type == "timeout_error"
+
+
+def test_openai_engine_interactive_errors(start_server: ServerFactory, stub: Stub) -> None:
+    client = client_for(openai_server(start_server, stub))
+    with pytest.raises(anthropic.RateLimitError) as limited:
+        client.messages.create(**ask("fail-429-9"))
+    assert limited.value.response.headers["retry-after"] == "1"
+    with pytest.raises(anthropic.BadRequestError) as bad:
+        client.messages.create(**ask("bad-400"))
+    assert "bad thing in request" in bad.value.message
+    with pytest.raises(anthropic.InternalServerError):
+        client.messages.create(**ask("fail-500-1"))
+    assert client.messages.create(**ask("fail-500-1")).content[0].text == "stub reply: fail-500-1"
+    counted = client.messages.count_tokens(
+        model="gpt-test", messages=[{"role": "user", "content": "x" * 400}]
+    )
+    assert 90 < counted.input_tokens < 130  # an estimate, ~4 characters a token
+
+
+def test_unreachable_upstream_ends_errored(start_server: ServerFactory) -> None:
+    from tests.serverproc import free_port
+
+    server = start_server(
+        "--engine", "openai", "--upstream-url", f"http://127.0.0.1:{free_port()}/v1",
+        "--model", "gpt-test", *FAST_RETRIES,
+    )  # fmt: skip
+    results = run_batch(client_for(server), {"a": ask("hello")})
+    assert results["a"].type == "errored"
+    assert results["a"].error.error.type == "api_error"
+    assert "cannot reach" in results["a"].error.error.message
+
+
+def anthropic_server(start_server: ServerFactory, stub: Stub) -> Server:
+    return start_server(
+        "--engine", "anthropic", "--upstream-url", stub.url, "--upstream-key", "sk-upstream",
+        "--model", "claude-*", *FAST_RETRIES,
+    )  # fmt: skip
+
+
+def test_anthropic_upstream_forwards(start_server: ServerFactory, stub: Stub) -> None:
+    client = client_for(anthropic_server(start_server, stub))
+    message = client.messages.create(
+        model="claude-up", max_tokens=20, system="S",
+        messages=[{"role": "user", "content": "echo"}], extra_body={"top_k": 5},
+    )  # fmt: skip
+    sent = json.loads(message.content[0].text)  # type: ignore[union-attr]
+    assert sent == {
+        "model": "claude-up",
+        "max_tokens": 20,
+        "system": "S",
+        "top_k": 5,
+        "messages": [{"role": "user", "content": "echo"}],
+    }
+    assert message.model == "claude-up"
+    counted = client.messages.count_tokens(
+        model="claude-up", messages=[{"role": "user", "content": "x"}]
+    )
+    assert counted.input_tokens == 4242  # passed through
+    with pytest.raises(anthropic.BadRequestError) as bad:
+        client.messages.create(
+            model="claude-up", max_tokens=5, messages=[{"role": "user", "content": "bad-400"}]
+        )
+    assert "bad thing in request" in bad.value.message
+    results = run_batch(
+        client,
+        {
+            "ok": {
+                "model": "claude-up",
+                "max_tokens": 5,
+                "messages": [{"role": "user", "content": "fail-429-2"}],
+            },
+            "bad": {
+                "model": "claude-up",
+                "max_tokens": 5,
+                "messages": [{"role": "user", "content": "bad-400"}],
+            },
+        },
+    )
+    assert results["ok"].type == "succeeded" and stub.calls["fail-429-2"] == 3
+    assert results["bad"].error.error.type == "invalid_request_error"
+
+
+def test_anthropic_upstream_wrong_key_is_final(start_server: ServerFactory) -> None:
+    with Stub(api_key="the-right-key") as stub:
+        client = client_for(anthropic_server(start_server, stub))
+        with pytest.raises(anthropic.AuthenticationError):
+            client.messages.create(
+                model="claude-up", max_tokens=5, messages=[{"role": "user", "content": "x"}]
+            )

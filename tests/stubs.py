@@ -1,0 +1,161 @@
+"""Scripted upstream servers on loopback: an OpenAI-compatible one and an Anthropic one.
+
+The last user message says what to do:
+  "echo"          answer with the JSON of the request received
+  "fail-429-N"    answer 429 (retry-after-ms: 20) N times for this text, then succeed
+  "fail-500-N"    answer 500 N times, then succeed
+  "bad-400"       always 400 with an error message
+  "malformed"     200 whose body is not JSON
+  "slow-MS"       wait MS milliseconds, then succeed
+  "tool"          call the first tool with {"city": "Oslo"}
+  anything else   "stub reply: <text>"
+With `rate_limit` set, more than that many requests in a second get 429s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from collections import Counter
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from tests.serverproc import free_port
+
+
+def _last_user_text(messages: list[dict[str, Any]]) -> str:
+    for message in reversed(messages):
+        if message["role"] == "user":
+            content = message["content"]
+            if isinstance(content, str):
+                return content
+            return " ".join(p.get("text", "") for p in content if p.get("type") == "text")
+    return ""
+
+
+class Stub:
+    def __init__(self, *, api_key: str | None = None, rate_limit: float | None = None) -> None:
+        self.api_key = api_key
+        self.rate_limit = rate_limit
+        self.received: list[dict[str, Any]] = []
+        self.calls: Counter[str] = Counter()
+        self.statuses: Counter[int] = Counter()
+        self._window: list[float] = []
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        app = Starlette(
+            routes=[
+                Route("/v1/chat/completions", self.chat, methods=["POST"]),
+                Route("/v1/messages", self.messages, methods=["POST"]),
+                Route("/v1/messages/count_tokens", self.count_tokens, methods=["POST"]),
+            ]
+        )
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> Stub:
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            assert time.monotonic() < deadline, "stub did not start"
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+    def _respond(self, status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
+        self.statuses[status] += 1
+        if isinstance(body, bytes):
+            return Response(body, status_code=status, media_type="application/json")
+        return JSONResponse(body, status_code=status, headers=headers)
+
+    async def _script(
+        self, request: Request, shape: str
+    ) -> tuple[Response | None, dict[str, Any], str]:
+        body = await request.json()
+        self.received.append(body)
+        if self.api_key is not None:
+            sent = request.headers.get("x-api-key") or request.headers.get("authorization", "")
+            if self.api_key not in sent:
+                return self._respond(401, {"error": {"message": "bad key"}}), body, ""
+        if self.rate_limit is not None:
+            now = time.monotonic()
+            self._window = [t for t in self._window if now - t < 1.0]
+            if len(self._window) >= self.rate_limit:
+                return (
+                    self._respond(429, {"error": {"message": "slow down"}}, {"retry-after": "1"}),
+                    body,
+                    "",
+                )
+            self._window.append(now)
+        text = _last_user_text(body["messages"])
+        self.calls[text] += 1
+        n = self.calls[text]
+        if text.startswith("fail-429-") and n <= int(text.rsplit("-", 1)[1]):
+            return (
+                self._respond(
+                    429, {"error": {"message": "rate limited"}}, {"retry-after-ms": "20"}
+                ),
+                body,
+                text,
+            )
+        if text.startswith("fail-500-") and n <= int(text.rsplit("-", 1)[1]):
+            return self._respond(500, {"error": {"message": "boom"}}), body, text
+        if text == "bad-400":
+            message: dict[str, Any] = {
+                "error": {"message": "bad thing in request", "type": "invalid_request_error"}
+            }
+            if shape == "anthropic":
+                message = {"type": "error", **message}
+            return self._respond(400, message), body, text
+        if text == "malformed":
+            return self._respond(200, b"{not json"), body, text
+        if text.startswith("slow-"):
+            await asyncio.sleep(int(text.split("-")[1]) / 1000)
+        return None, body, text
+
+    async def chat(self, request: Request) -> Response:
+        early, body, text = await self._script(request, "openai")
+        if early is not None:
+            return early
+        message: dict[str, Any] = {"role": "assistant", "content": f"stub reply: {text}"}
+        finish = "stop"
+        if text == "echo":
+            message["content"] = json.dumps(body, sort_keys=True)
+        elif text == "tool" and body.get("tools"):
+            name = body["tools"][0]["function"]["name"]
+            message = {"role": "assistant", "content": None, "tool_calls": [
+                {"id": "call_7", "type": "function", "function": {"name": name, "arguments": '{"city": "Oslo"}'}}]}  # fmt: skip
+            finish = "tool_calls"
+        words = len(message["content"].split()) if message["content"] else 3
+        return self._respond(200, {
+            "id": "chatcmpl-stub", "object": "chat.completion", "model": body["model"],
+            "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+            "usage": {"prompt_tokens": 12, "completion_tokens": words, "total_tokens": 12 + words},
+        })  # fmt: skip
+
+    async def messages(self, request: Request) -> Response:
+        early, body, text = await self._script(request, "anthropic")
+        if early is not None:
+            return early
+        reply = json.dumps(body, sort_keys=True) if text == "echo" else f"stub reply: {text}"
+        return self._respond(200, {
+            "id": "msg_stub", "type": "message", "role": "assistant", "model": body["model"],
+            "content": [{"type": "text", "text": reply}], "stop_reason": "end_turn",
+            "stop_sequence": None, "usage": {"input_tokens": 9, "output_tokens": len(reply.split())},
+        })  # fmt: skip
+
+    async def count_tokens(self, request: Request) -> Response:
+        body = await request.json()
+        self.received.append(body)
+        return self._respond(200, {"input_tokens": 4242})
