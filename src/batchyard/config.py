@@ -11,9 +11,18 @@ from batchyard.engines.config import EngineConfig, ModelConfig
 DAY = 86_400.0
 
 
+LOCAL_MODEL = ModelConfig(
+    id="smollm2-135m-instruct",
+    aliases=["smollm2"],
+    display_name="SmolLM2 135M Instruct (embedded, llama.cpp)",
+    max_input_tokens=2048,
+    max_tokens=2048,
+)
+
+
 def default_engines() -> list[EngineConfig]:
-    models = [ModelConfig(id="claude-*"), ModelConfig(id="fake-*")]
-    return [EngineConfig(kind="fake", models=models)]
+    """No configuration: the embedded local model."""
+    return [EngineConfig(kind="local", models=[LOCAL_MODEL])]
 
 
 def default_data_dir() -> Path:
@@ -55,3 +64,8 @@ class Settings:
     def __post_init__(self) -> None:
         if not self.database:
             self.database = str(default_data_dir() / "batchyard.db")
+
+    @property
+    def cache_dir(self) -> Path:
+        """Derived files (converted model weights) live beside the database."""
+        return Path(self.database).resolve().parent / "models"

@@ -45,7 +45,7 @@ async def readyz(request: Request) -> Response:
 def create_app(settings: Settings, clock: Clock | None = None) -> Starlette:
     clock = clock or SystemClock()
     store = open_store(settings.database, synchronous=settings.sqlite_synchronous)
-    router = build_router(settings.engines)
+    router = build_router(settings.engines, settings.cache_dir)
     worker: Worker | None = None
     if settings.run_worker:
         worker = Worker(store, router, settings.worker, clock=clock)

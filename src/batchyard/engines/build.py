@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from batchyard.engines.base import Engine
 from batchyard.engines.config import EngineConfig
 from batchyard.engines.router import EngineRouter, Route
 
 
-def build_engine(config: EngineConfig) -> Engine:
+def build_engine(config: EngineConfig, cache_dir: Path) -> Engine:
     if config.kind == "fake":
         from batchyard.engines.fake import FakeEngine
 
@@ -19,6 +20,17 @@ def build_engine(config: EngineConfig) -> Engine:
             capacity=config.capacity or 1024,
             seed=config.seed,
             name=config.name or "fake",
+        )
+    if config.kind == "local":
+        from batchyard.engines.local import LocalEngine
+
+        return LocalEngine(
+            cache_dir=cache_dir,
+            model_path=config.model_path,
+            capacity=config.capacity or 32,
+            context_tokens=config.context_tokens,
+            threads=config.threads,
+            name=config.name or "local",
         )
     api_key = config.api_key or (os.environ.get(config.api_key_env) if config.api_key_env else None)
     if config.kind == "openai":
@@ -48,11 +60,12 @@ def build_engine(config: EngineConfig) -> Engine:
     raise ValueError(f"engine kind {config.kind!r} is not available")
 
 
-def build_router(configs: list[EngineConfig]) -> EngineRouter:
+def build_router(configs: list[EngineConfig], cache_dir: Path) -> EngineRouter:
+    """`cache_dir` keeps derived files such as the local model's F16 weights."""
     if not configs:
         raise ValueError("no engine configured")
     routes: list[Route] = []
     for config in configs:
-        engine = build_engine(config)
+        engine = build_engine(config, cache_dir)
         routes.extend(Route(model, engine) for model in config.models)
     return EngineRouter(routes)

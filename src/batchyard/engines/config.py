@@ -51,7 +51,8 @@ class EngineConfig(msgspec.Struct, forbid_unknown_fields=True):
     seed: int | None = None
     # local engine
     model_path: str | None = None
-    context_tokens: int = 8192
+    context_tokens: int = 2048
+    """Per sequence: the KV cache holds capacity x context_tokens tokens."""
     threads: int | None = None
 
 

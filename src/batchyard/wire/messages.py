@@ -215,7 +215,15 @@ def text_of(content: str | list[Any] | None) -> str:
 
 # --- response ------------------------------------------------------------------
 
-StopReason = Literal["end_turn", "max_tokens", "stop_sequence", "tool_use", "pause_turn", "refusal"]
+StopReason = Literal[
+    "end_turn",
+    "max_tokens",
+    "stop_sequence",
+    "tool_use",
+    "pause_turn",
+    "refusal",
+    "model_context_window_exceeded",
+]
 
 
 class TextContent(msgspec.Struct, tag="text", tag_field="type"):

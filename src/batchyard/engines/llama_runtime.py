@@ -1,0 +1,310 @@
+"""Continuous batching on llama.cpp's low-level API, in one thread of its own.
+
+Every step decodes one batch that holds the next token of every generating
+sequence plus as many prompt tokens of newly admitted sequences as fit, so
+sequences join and leave the running batch as they start and finish and the
+model always works on as many sequences as there are requests (up to `n_seq`).
+Each sequence owns a slice of the KV cache (`n_ctx_seq` tokens) and a sampler
+chain; a temperature of 0 is greedy, hence deterministic.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import queue
+import random
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import llama_cpp as ll
+
+log = logging.getLogger("batchyard.llama")
+
+
+@ll.llama_log_callback  # type: ignore[untyped-decorator]
+def _quiet(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
+    """llama.cpp's own logging goes to our logger at debug level, not to stderr."""
+    if log.isEnabledFor(logging.DEBUG):
+        log.debug(text.decode(errors="replace").rstrip())
+
+
+@dataclass(slots=True)
+class Sampling:
+    temperature: float = 1.0
+    top_p: float | None = None
+    top_k: int | None = None
+    seed: int | None = None
+
+
+@dataclass(slots=True)
+class Generation:
+    """One request for the runtime; `done` is called from the runtime thread."""
+
+    prompt: list[int]
+    max_tokens: int
+    stop: list[str]
+    sampling: Sampling
+    done: Callable[[Generation], None]
+    on_text: Callable[[str], None] | None = None
+    # results
+    text: str = ""
+    output_tokens: int = 0
+    stop_reason: str = "end_turn"
+    stop_sequence: str | None = None
+    error: str | None = None
+    cancelled: bool = False
+    # runtime state
+    seq: int = -1
+    prefilled: int = 0
+    n_past: int = 0
+    last_token: int = -1
+    logit_index: int = -1
+    out: bytearray = field(default_factory=bytearray)
+    sampler: Any = None
+    emitted: int = 0
+
+
+class LlamaRuntime:
+    def __init__(
+        self,
+        model_path: str | Path,
+        *,
+        n_seq: int = 32,
+        n_ctx_seq: int = 2048,
+        n_batch: int = 512,
+        n_threads: int | None = None,
+    ) -> None:
+        import os
+
+        ll.llama_log_set(_quiet, ctypes.c_void_p(0))
+        ll.llama_backend_init()
+        threads = n_threads or os.cpu_count() or 1
+        mparams = ll.llama_model_default_params()
+        self.model = ll.llama_model_load_from_file(str(model_path).encode(), mparams)
+        if not self.model:
+            raise RuntimeError(f"llama.cpp could not load {model_path}")
+        self.vocab = ll.llama_model_get_vocab(self.model)
+        cparams = ll.llama_context_default_params()
+        cparams.n_ctx = n_ctx_seq * n_seq
+        cparams.n_batch = n_batch
+        cparams.n_ubatch = n_batch
+        cparams.n_seq_max = n_seq
+        cparams.n_threads = threads
+        cparams.n_threads_batch = threads
+        cparams.kv_unified = False
+        cparams.no_perf = True
+        self.ctx = ll.llama_init_from_model(self.model, cparams)
+        if not self.ctx:
+            raise RuntimeError("llama.cpp could not create a context")
+        self.n_seq = n_seq
+        self.n_ctx_seq = (
+            ll.llama_n_ctx_seq(self.ctx) if hasattr(ll, "llama_n_ctx_seq") else n_ctx_seq
+        )
+        self.n_batch = n_batch
+        self.memory = ll.llama_get_memory(self.ctx)
+        self.batch = ll.llama_batch_init(n_batch, 0, 1)
+        self._incoming: queue.SimpleQueue[Generation | None] = queue.SimpleQueue()
+        self._waiting: list[Generation] = []
+        self._active: dict[int, Generation] = {}
+        self._free = list(range(n_seq - 1, -1, -1))
+        self._piece = ctypes.create_string_buffer(256)
+        self._stopped = False
+        self._thread = threading.Thread(target=self._loop, name="batchyard-llama", daemon=True)
+        self._thread.start()
+        self.steps = 0
+
+    # --- called from any thread ---------------------------------------------------
+
+    def submit(self, generation: Generation) -> None:
+        self._incoming.put(generation)
+
+    def tokenize(self, text: str, *, add_special: bool) -> list[int]:
+        data = text.encode()
+        capacity = len(data) + 16
+        tokens = (ll.llama_token * capacity)()
+        n = ll.llama_tokenize(self.vocab, data, len(data), tokens, capacity, add_special, True)
+        if n < 0:
+            capacity = -n
+            tokens = (ll.llama_token * capacity)()
+            n = ll.llama_tokenize(self.vocab, data, len(data), tokens, capacity, add_special, True)
+        return list(tokens[:n])
+
+    def metadata(self, key: str) -> str | None:
+        buf = ctypes.create_string_buffer(1 << 16)
+        n = ll.llama_model_meta_val_str(self.model, key.encode(), buf, len(buf))
+        return buf.value.decode() if n >= 0 else None
+
+    def token_text(self, token: int) -> str:
+        n = ll.llama_token_to_piece(self.vocab, token, self._piece, len(self._piece), 0, True)
+        return self._piece.raw[: max(n, 0)].decode(errors="replace")
+
+    def close(self) -> None:
+        self._stopped = True
+        self._incoming.put(None)
+        self._thread.join(30)
+        ll.llama_batch_free(self.batch)
+        ll.llama_free(self.ctx)
+        ll.llama_model_free(self.model)
+
+    # --- the runtime thread ---------------------------------------------------------
+
+    def _loop(self) -> None:
+        while not self._stopped:
+            block = not self._active and not self._waiting
+            try:
+                while True:
+                    item = self._incoming.get(block=block)
+                    block = False
+                    if item is None:
+                        return
+                    self._waiting.append(item)
+            except queue.Empty:
+                pass
+            try:
+                self._step()
+            except Exception as exc:  # a broken step fails its sequences, not the thread
+                log.exception("llama.cpp step failed")
+                for generation in [*self._active.values()]:
+                    generation.error = f"local engine failure: {exc}"
+                    self._finish(generation)
+
+    def _admit(self) -> None:
+        while self._waiting and self._free:
+            generation = self._waiting.pop(0)
+            if generation.cancelled:
+                generation.done(generation)
+                continue
+            generation.seq = self._free.pop()
+            generation.sampler = self._sampler(generation.sampling)
+            ll.llama_memory_seq_rm(self.memory, generation.seq, -1, -1)
+            self._active[generation.seq] = generation
+
+    def _sampler(self, sampling: Sampling) -> Any:
+        chain = ll.llama_sampler_chain_init(ll.llama_sampler_chain_default_params())
+        if sampling.temperature <= 0:
+            ll.llama_sampler_chain_add(chain, ll.llama_sampler_init_greedy())
+            return chain
+        if sampling.top_k:
+            ll.llama_sampler_chain_add(chain, ll.llama_sampler_init_top_k(sampling.top_k))
+        if sampling.top_p is not None and sampling.top_p < 1.0:
+            ll.llama_sampler_chain_add(chain, ll.llama_sampler_init_top_p(sampling.top_p, 1))
+        ll.llama_sampler_chain_add(chain, ll.llama_sampler_init_temp(sampling.temperature))
+        seed = sampling.seed if sampling.seed is not None else random.getrandbits(32)
+        ll.llama_sampler_chain_add(chain, ll.llama_sampler_init_dist(seed))
+        return chain
+
+    def _add(self, token: int, pos: int, seq: int, logits: bool) -> int:
+        b = self.batch
+        i: int = b.n_tokens
+        b.token[i] = token
+        b.pos[i] = pos
+        b.n_seq_id[i] = 1
+        b.seq_id[i][0] = seq
+        b.logits[i] = logits
+        b.n_tokens = i + 1
+        return i
+
+    def _step(self) -> None:
+        for generation in [g for g in self._active.values() if g.cancelled]:
+            self._finish(generation)
+        self._admit()
+        if not self._active:
+            return
+        self.batch.n_tokens = 0
+        room = self.n_batch
+        # Generating sequences first: one token each keeps every one of them moving.
+        for g in self._active.values():
+            if g.prefilled == len(g.prompt):
+                g.logit_index = self._add(g.last_token, g.n_past, g.seq, True)
+                g.n_past += 1
+                room -= 1
+            else:
+                g.logit_index = -1
+        # Then prompt tokens of new sequences, as many as fit.
+        for g in self._active.values():
+            if room <= 0:
+                break
+            remaining = len(g.prompt) - g.prefilled
+            if remaining <= 0 or g.logit_index >= 0:
+                continue
+            take = min(room, remaining)
+            for k in range(take):
+                last = g.prefilled + k == len(g.prompt) - 1
+                index = self._add(g.prompt[g.prefilled + k], g.n_past + k, g.seq, last)
+                if last:
+                    g.logit_index = index
+            g.prefilled += take
+            g.n_past += take
+            room -= take
+        if self.batch.n_tokens == 0:
+            return
+        status = ll.llama_decode(self.ctx, self.batch)
+        self.steps += 1
+        if status != 0:
+            raise RuntimeError(f"llama_decode returned {status}")
+        for g in [g for g in self._active.values() if g.logit_index >= 0]:
+            self._sample(g)
+
+    def _sample(self, g: Generation) -> None:
+        token = ll.llama_sampler_sample(g.sampler, self.ctx, g.logit_index)
+        if ll.llama_vocab_is_eog(self.vocab, token):
+            g.stop_reason = "end_turn"
+            self._finish(g)
+            return
+        n = ll.llama_token_to_piece(self.vocab, token, self._piece, len(self._piece), 0, False)
+        piece = self._piece.raw[: max(n, 0)]
+        g.output_tokens += 1
+        before = len(g.out)
+        g.out += piece
+        if g.stop:
+            window = bytes(g.out[max(0, before - 64) :]).decode(errors="ignore")
+            text = bytes(g.out).decode(errors="ignore")
+            hits = [(text.find(s), s) for s in g.stop if s and s in window]
+            if hits:
+                at, g.stop_sequence = min(hits)
+                g.out = bytearray(text[:at].encode())
+                g.stop_reason = "stop_sequence"
+                self._finish(g)
+                return
+        if g.on_text is not None:
+            self._emit(g, final=False)
+        if g.output_tokens >= g.max_tokens:
+            g.stop_reason = "max_tokens"
+            self._finish(g)
+        elif g.n_past >= self.n_ctx_seq:
+            g.stop_reason = "model_context_window_exceeded"
+            self._finish(g)
+        else:
+            g.last_token = token
+
+    def _finish(self, g: Generation) -> None:
+        self._active.pop(g.seq, None)
+        ll.llama_memory_seq_rm(self.memory, g.seq, -1, -1)
+        if g.sampler is not None:
+            ll.llama_sampler_free(g.sampler)
+            g.sampler = None
+        self._free.append(g.seq)
+        g.text = bytes(g.out).decode(errors="replace")
+        if g.on_text is not None:
+            self._emit(g, final=True)
+        g.done(g)
+
+    @staticmethod
+    def _emit(g: Generation, *, final: bool) -> None:
+        """Stream new text, holding back a tail that may yet become a stop sequence."""
+        text = g.text if final else bytes(g.out).decode(errors="ignore")
+        end = len(text)
+        if not final:
+            for stop in g.stop:
+                for k in range(min(len(stop) - 1, len(text)), 0, -1):
+                    if text.endswith(stop[:k]):
+                        end = min(end, len(text) - k)
+                        break
+        if end > g.emitted:
+            assert g.on_text is not None
+            g.on_text(text[g.emitted : end])
+            g.emitted = end

