@@ -9,7 +9,8 @@ The last user message says what to do:
   "slow-MS"       wait MS milliseconds, then succeed
   "tool"          call the first tool with {"city": "Oslo"}
   anything else   "stub reply: <text>"
-With `rate_limit` set, more than that many requests in a second get 429s.
+With `rate_limit` set, more than that many requests in a second get 429s;
+`latency` delays every answer, as a model would.
 """
 
 from __future__ import annotations
@@ -41,9 +42,16 @@ def _last_user_text(messages: list[dict[str, Any]]) -> str:
 
 
 class Stub:
-    def __init__(self, *, api_key: str | None = None, rate_limit: float | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        api_key: str | None = None,
+        rate_limit: float | None = None,
+        latency: float = 0.0,
+    ) -> None:
         self.api_key = api_key
         self.rate_limit = rate_limit
+        self.latency = latency
         self.received: list[dict[str, Any]] = []
         self.calls: Counter[str] = Counter()
         self.statuses: Counter[int] = Counter()
@@ -98,6 +106,8 @@ class Stub:
                     "",
                 )
             self._window.append(now)
+        if self.latency:
+            await asyncio.sleep(self.latency)
         text = _last_user_text(body["messages"])
         self.calls[text] += 1
         n = self.calls[text]

@@ -37,7 +37,7 @@ class WorkerSettings:
     lease_seconds: float = 60.0
     claim_chunk: int = 512
     concurrency: int | None = None
-    """Most requests held at once; by default the sum of the engines' capacities."""
+    """Most requests held at once; by default twice the sum of the engines' capacities."""
     max_attempts: int = 5
     retry_base_seconds: float = 1.0
     retry_max_seconds: float = 60.0

@@ -48,7 +48,12 @@ class Worker:
         self.clock = clock or SystemClock()
         self.id = worker_id or f"wrk_{uuid.uuid4().hex[:16]}"
         self.on_batches_ended = on_batches_ended
-        self.concurrency = self.settings.concurrency or sum(e.capacity for e in router.engines) or 1
+        # Hold twice what the engines take at once: the spare half waits in the
+        # engines' slots, so a finished request is replaced at once, not after
+        # the next flush and claim round trip.
+        self.concurrency = (
+            self.settings.concurrency or 2 * sum(e.capacity for e in router.engines) or 1
+        )
         self._held: dict[int, ClaimedRequest] = {}
         self._pending: list[Outcome] = []
         # key -> (task, monotonic deadline); the heartbeat cancels overdue calls.
