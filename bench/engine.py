@@ -21,8 +21,8 @@ import httpx
 import msgspec
 
 from batchyard.engines.local import LocalEngine
-from bench.common import headers, start_server, wait_ended
 from batchyard.wire.messages import decode_params
+from bench.common import headers, start_server, wait_ended
 
 MODEL = "smollm2-135m-instruct"
 TOPICS = ["the sea", "a cat", "bread", "the moon", "trains", "winter", "music", "a garden"]

@@ -13,9 +13,9 @@ import time
 
 import httpx
 import msgspec
+from tests.stubs import Stub
 
 from bench.common import headers, start_server, wait_ended
-from tests.stubs import Stub
 
 
 def main() -> None:
