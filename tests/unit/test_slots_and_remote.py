@@ -1,0 +1,115 @@
+"""Priority slots, AIMD and the mapping of upstream HTTP answers to engine errors."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+
+from batchyard.engines.remote import AdaptiveLimit, error_for_status, retry_after
+from batchyard.engines.slots import Priority, PrioritySlots
+
+
+@pytest.mark.anyio
+async def test_waiting_interactive_calls_go_before_batch_work() -> None:
+    slots = PrioritySlots(1)
+    await slots.acquire(Priority.BATCH)
+    order: list[str] = []
+
+    async def take(name: str, priority: Priority) -> None:
+        await slots.acquire(priority)
+        order.append(name)
+        slots.release()
+
+    batch = asyncio.create_task(take("batch", Priority.BATCH))
+    await asyncio.sleep(0)
+    interactive = asyncio.create_task(take("interactive", Priority.INTERACTIVE))
+    await asyncio.sleep(0)
+    assert slots.waiting == 2
+    slots.release()
+    await asyncio.gather(batch, interactive)
+    assert order == ["interactive", "batch"]
+    assert slots.in_use == 0
+
+
+@pytest.mark.anyio
+async def test_cancelled_waiter_leaves_no_hole() -> None:
+    slots = PrioritySlots(1)
+    await slots.acquire(Priority.BATCH)
+    waiter = asyncio.create_task(slots.acquire(Priority.BATCH))
+    await asyncio.sleep(0)
+    waiter.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    slots.release()
+    assert slots.in_use == 0 and slots.waiting == 0
+    await asyncio.wait_for(slots.acquire(Priority.BATCH), 1)
+
+
+@pytest.mark.anyio
+async def test_shrinking_capacity_holds_back_new_work() -> None:
+    slots = PrioritySlots(2)
+    await slots.acquire(Priority.BATCH)
+    await slots.acquire(Priority.BATCH)
+    slots.set_capacity(1)
+    waiter = asyncio.create_task(slots.acquire(Priority.BATCH))
+    slots.release()  # 1 in use, capacity 1: the waiter must keep waiting
+    await asyncio.sleep(0.01)
+    assert not waiter.done()
+    slots.release()
+    await asyncio.wait_for(waiter, 1)
+
+
+def test_aimd_halves_on_429_once_per_cooldown_and_grows_back() -> None:
+    slots = PrioritySlots(16)
+    limit = AdaptiveLimit(slots, 16, cooldown=60)
+    limit.on_rate_limited()
+    limit.on_rate_limited()  # same storm: no second decrease
+    assert slots.capacity == 8
+    for _ in range(7):
+        limit.on_success()
+    assert slots.capacity == 8
+    for _ in range(2):
+        limit.on_success()
+    assert slots.capacity == 9  # about +1 per `limit` successes
+    for _ in range(500):
+        limit.on_success()
+    assert slots.capacity == 16  # never above the configured capacity
+
+
+def response(status: int, body: object = None, **headers: str) -> httpx.Response:
+    return httpx.Response(status, json=body, headers=headers)
+
+
+@pytest.mark.parametrize(
+    ("status", "error_type", "retryable"),
+    [
+        (429, "rate_limit_error", True),
+        (529, "overloaded_error", True),
+        (503, "overloaded_error", True),
+        (500, "api_error", True),
+        (502, "api_error", True),
+        (504, "timeout_error", True),
+        (408, "timeout_error", True),
+        (400, "invalid_request_error", False),
+        (401, "authentication_error", False),
+        (403, "permission_error", False),
+        (404, "not_found_error", False),
+        (413, "request_too_large", False),
+        (422, "invalid_request_error", False),
+    ],
+)
+def test_status_mapping(status: int, error_type: str, retryable: bool) -> None:
+    error = error_for_status(response(status, {"error": {"message": "why"}}), "up")
+    assert (error.error_type, error.retryable) == (error_type, retryable)
+    assert "up answered" in error.message and "why" in error.message
+
+
+def test_retry_after_forms() -> None:
+    assert retry_after(httpx.Headers({"retry-after": "2.5"})) == 2.5
+    assert retry_after(httpx.Headers({"retry-after-ms": "150"})) == 0.15
+    assert retry_after(httpx.Headers({})) is None
+    date = retry_after(httpx.Headers({"retry-after": "Wed, 21 Oct 2099 07:28:00 GMT"}))
+    assert date is not None and date > 1000
+    assert retry_after(httpx.Headers({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"})) == 0.0
