@@ -53,7 +53,7 @@ def headers() -> dict[str, str]:
 
 
 def wait_ended(
-    base_url: str, batch_id: str, timeout: float = 600
+    base_url: str, batch_id: str, timeout: float = 600, poll: float = 0.01
 ) -> tuple[float, dict[str, object]]:
     deadline = time.monotonic() + timeout
     with httpx.Client(base_url=base_url, headers=headers()) as c:
@@ -63,7 +63,7 @@ def wait_ended(
                 return time.perf_counter(), batch
             if time.monotonic() > deadline:
                 raise TimeoutError(batch)
-            time.sleep(0.01)
+            time.sleep(poll)
 
 
 def proc_status(pid: int, field: str) -> int:

@@ -82,7 +82,7 @@ def served_saturation(n: int, capacity: int) -> tuple[int, float]:
             body = {"requests": [{"custom_id": f"r{i}", "params": params(i, 32)} for i in range(n)]}
             r = c.post("/v1/messages/batches", content=msgspec.json.encode(body))
             created = time.perf_counter()
-            ended, batch = wait_ended(server.base_url, r.json()["id"], timeout=1800)
+            ended, batch = wait_ended(server.base_url, r.json()["id"], timeout=1800, poll=0.5)
             assert batch["request_counts"]["succeeded"] == n, batch  # type: ignore[index]
             tokens = 0
             for line in c.get(f"/v1/messages/batches/{r.json()['id']}/results").iter_lines():

@@ -61,9 +61,9 @@ async def test_shrinking_capacity_holds_back_new_work() -> None:
     await asyncio.wait_for(waiter, 1)
 
 
-def test_aimd_halves_on_429_once_per_cooldown_and_grows_back() -> None:
+def test_aimd_shrinks_on_429_once_per_cooldown_and_grows_back() -> None:
     slots = PrioritySlots(16)
-    limit = AdaptiveLimit(slots, 16, cooldown=60)
+    limit = AdaptiveLimit(slots, 16, cooldown=60, decrease=0.5)
     limit.on_rate_limited()
     limit.on_rate_limited()  # same storm: no second decrease
     assert slots.capacity == 8
@@ -76,6 +76,9 @@ def test_aimd_halves_on_429_once_per_cooldown_and_grows_back() -> None:
     for _ in range(500):
         limit.on_success()
     assert slots.capacity == 16  # never above the configured capacity
+    default = AdaptiveLimit(PrioritySlots(16), 16)
+    default.on_rate_limited()
+    assert default.limit == 12  # by default a quarter off
 
 
 def response(status: int, body: object = None, **headers: str) -> httpx.Response:

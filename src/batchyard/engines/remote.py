@@ -3,8 +3,9 @@
 429, 529, 408, 5xx, timeouts and connection errors may be retried (honouring
 `retry-after` / `retry-after-ms`); other 4xx are final and keep the upstream's
 message under the matching Anthropic error type. On a 429 the engine's
-concurrency halves (at most once per cooldown); each success adds 1/limit, so
-a batch settles close to the upstream's rate limit instead of storming it.
+concurrency shrinks by a quarter (at most once per cooldown: one storm, one
+decrease); each success adds 1/limit, so a batch settles close to the
+upstream's rate limit instead of storming it or sawing far below it.
 """
 
 from __future__ import annotations
@@ -93,10 +94,13 @@ def error_for_exception(exc: httpx.HTTPError, who: str) -> EngineError:
 class AdaptiveLimit:
     """Additive-increase / multiplicative-decrease of an engine's slots."""
 
-    def __init__(self, slots: PrioritySlots, maximum: int, *, cooldown: float = 1.0) -> None:
+    def __init__(
+        self, slots: PrioritySlots, maximum: int, *, cooldown: float = 1.0, decrease: float = 0.75
+    ) -> None:
         self.slots = slots
         self.maximum = maximum
         self.cooldown = cooldown
+        self.decrease = decrease
         self._limit = float(slots.capacity)
         self._last_decrease = 0.0
 
@@ -114,5 +118,5 @@ class AdaptiveLimit:
         if now - self._last_decrease < self.cooldown:
             return  # one 429 storm, one decrease
         self._last_decrease = now
-        self._limit = max(1.0, self._limit / 2)
+        self._limit = max(1.0, self._limit * self.decrease)
         self.slots.set_capacity(int(self._limit))
