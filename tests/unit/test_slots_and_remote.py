@@ -61,23 +61,28 @@ async def test_shrinking_capacity_holds_back_new_work() -> None:
     await asyncio.wait_for(waiter, 1)
 
 
-def test_aimd_shrinks_on_429_once_per_cooldown_and_grows_back() -> None:
+@pytest.mark.anyio
+async def test_aimd_shrinks_on_429_once_per_cooldown_and_grows_back() -> None:
     slots = PrioritySlots(16)
     limit = AdaptiveLimit(slots, 16, cooldown=60, decrease=0.5)
-    limit.on_rate_limited()
-    limit.on_rate_limited()  # same storm: no second decrease
+    limit.on_success(0.01)
+    started = asyncio.get_running_loop().time()
+    await limit.on_rate_limited()
+    assert asyncio.get_running_loop().time() - started >= 0.009  # held about one call's time
+    await limit.on_rate_limited()  # same storm: no second decrease
     assert slots.capacity == 8
     for _ in range(7):
-        limit.on_success()
+        limit.on_success(0.01)
     assert slots.capacity == 8
     for _ in range(2):
-        limit.on_success()
+        limit.on_success(0.01)
     assert slots.capacity == 9  # about +1 per `limit` successes
     for _ in range(500):
-        limit.on_success()
+        limit.on_success(0.01)
     assert slots.capacity == 16  # never above the configured capacity
     default = AdaptiveLimit(PrioritySlots(16), 16)
-    default.on_rate_limited()
+    default.latency = 0.0
+    await default.on_rate_limited()
     assert default.limit == 12  # by default a quarter off
 
 

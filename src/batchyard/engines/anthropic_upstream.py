@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -61,14 +62,17 @@ class AnthropicEngine:
         )
 
     async def _post(self, path: str, body: dict[str, Any]) -> httpx.Response:
+        started = time.monotonic()
         try:
             response = await self._client.post(path, json=body)
         except httpx.HTTPError as exc:
             raise error_for_exception(exc, self.name) from None
         if response.status_code != 200:
             if response.status_code == 429 and self.adaptive:
-                self.adaptive.on_rate_limited()
+                await self.adaptive.on_rate_limited()
             raise error_for_status(response, self.name)
+        if self.adaptive:
+            self.adaptive.on_success(time.monotonic() - started)
         return response
 
     async def create_message(self, params: MessageCreateParams) -> Message:
@@ -79,8 +83,6 @@ class AnthropicEngine:
             raise EngineError(
                 "api_error", f"{self.name} sent a malformed reply: {exc}", retryable=True
             ) from None
-        if self.adaptive:
-            self.adaptive.on_success()
         return message
 
     def stream_message(self, params: MessageCreateParams) -> AsyncIterator[StreamEvent]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import AsyncIterator
 
 import httpx
@@ -48,6 +49,7 @@ class OpenAICompatEngine:
             request = to_chat_request(params, params.model)
         except Untranslatable as exc:
             raise EngineError("invalid_request_error", str(exc), retryable=False) from None
+        started = time.monotonic()
         try:
             response = await self._client.post("/chat/completions", json=request)
         except httpx.HTTPError as exc:
@@ -55,7 +57,7 @@ class OpenAICompatEngine:
         if response.status_code != 200:
             error = error_for_status(response, self.name)
             if response.status_code == 429 and self.adaptive:
-                self.adaptive.on_rate_limited()
+                await self.adaptive.on_rate_limited()
             raise error
         try:
             message = from_chat_response(response.json(), params, params.model)
@@ -64,7 +66,7 @@ class OpenAICompatEngine:
                 "api_error", f"{self.name} sent a malformed reply: {exc}", retryable=True
             ) from None
         if self.adaptive:
-            self.adaptive.on_success()
+            self.adaptive.on_success(time.monotonic() - started)
         return message
 
     def stream_message(self, params: MessageCreateParams) -> AsyncIterator[StreamEvent]:

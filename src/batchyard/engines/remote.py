@@ -10,6 +10,7 @@ upstream's rate limit instead of storming it or sawing far below it.
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import json
 import time
@@ -103,20 +104,26 @@ class AdaptiveLimit:
         self.decrease = decrease
         self._limit = float(slots.capacity)
         self._last_decrease = 0.0
+        self.latency: float | None = None
+        """Moving average of successful calls' duration."""
 
     @property
     def limit(self) -> int:
         return self.slots.capacity
 
-    def on_success(self) -> None:
+    def on_success(self, elapsed: float) -> None:
+        self.latency = elapsed if self.latency is None else 0.9 * self.latency + 0.1 * elapsed
         if self._limit < self.maximum:
             self._limit = min(self.maximum, self._limit + 1.0 / self._limit)
             self.slots.set_capacity(int(self._limit))
 
-    def on_rate_limited(self) -> None:
+    async def on_rate_limited(self) -> None:
+        """Shrink, then keep the caller's slot about as long as an answer takes: a 429
+        comes back at once, and a slot freed at once would send the next request
+        straight into the same limit (a storm of 429s instead of a steady rate)."""
         now = time.monotonic()
-        if now - self._last_decrease < self.cooldown:
-            return  # one 429 storm, one decrease
-        self._last_decrease = now
-        self._limit = max(1.0, self._limit * self.decrease)
-        self.slots.set_capacity(int(self._limit))
+        if now - self._last_decrease >= self.cooldown:  # one storm, one decrease
+            self._last_decrease = now
+            self._limit = max(1.0, self._limit * self.decrease)
+            self.slots.set_capacity(int(self._limit))
+        await asyncio.sleep(self.latency if self.latency is not None else 0.1)
