@@ -134,3 +134,18 @@ def test_models_and_unsupported_blocks(local: Server) -> None:
                 {"type": "image", "source": {"type": "url", "url": "https://x/y.png"}}]}],
         )  # fmt: skip
     assert "text only" in exc.value.message
+
+
+def test_same_answer_alone_or_in_a_full_batch(local: Server) -> None:
+    """Temperature 0 gives one answer whatever shares the decode (these prompts are ones
+    that a batch-size-dependent build, llama.cpp with llamafile kernels, answers differently)."""
+    from batchyard.engines.llama_runtime import batch_invariant
+
+    assert batch_invariant()
+    client = client_for(local)
+    topics = ["the sea", "a cat", "bread", "the moon", "trains", "winter", "music", "a garden"]
+    prompts = {f"p{i}": f"Write one sentence about {topics[i % 8]} (#{i})." for i in range(12, 24)}
+    together = batch_texts(client, {k: ask(v, max_tokens=32) for k, v in prompts.items()})
+    for key, prompt in prompts.items():
+        alone = client.messages.create(**call(prompt, max_tokens=32))
+        assert together[key].message.content[0].text == alone.content[0].text, key

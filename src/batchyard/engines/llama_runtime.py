@@ -27,9 +27,20 @@ log = logging.getLogger("batchyard.llama")
 
 @ll.llama_log_callback  # type: ignore[untyped-decorator]
 def _quiet(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
-    """llama.cpp's own logging goes to our logger at debug level, not to stderr."""
     if log.isEnabledFor(logging.DEBUG):
         log.debug(text.decode(errors="replace").rstrip())
+
+
+def quiet_llama() -> None:
+    """llama.cpp's own logging goes to our logger at debug level, not to stderr."""
+    ll.llama_log_set(_quiet, ctypes.c_void_p(0))
+
+
+def batch_invariant() -> bool:
+    """Whether this llama.cpp build gives each sequence the same numbers whatever
+    else shares the decode: its llamafile kernels do not (tile shapes follow the
+    batch size), so builds with them can answer differently at temperature 0."""
+    return b"LLAMAFILE = 1" not in ll.llama_print_system_info()
 
 
 @dataclass(slots=True)
@@ -80,7 +91,7 @@ class LlamaRuntime:
     ) -> None:
         import os
 
-        ll.llama_log_set(_quiet, ctypes.c_void_p(0))
+        quiet_llama()
         ll.llama_backend_init()
         threads = n_threads or os.cpu_count() or 1
         mparams = ll.llama_model_default_params()

@@ -60,6 +60,9 @@ def f16_weights(source: Path, cache_dir: Path) -> Path:
     """`source` converted to F16 once, cached in `cache_dir` (written atomically)."""
     import llama_cpp as ll
 
+    from batchyard.engines.llama_runtime import quiet_llama
+
+    quiet_llama()
     target = cache_dir / source.name.replace("Q4_1", "F16")
     if target.exists():
         return target
@@ -95,9 +98,15 @@ class LocalEngine:
         try:
             from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
-            from batchyard.engines.llama_runtime import LlamaRuntime
+            from batchyard.engines.llama_runtime import LlamaRuntime, batch_invariant
         except ImportError:
             raise RuntimeError(INSTALL_HINT) from None
+        if not batch_invariant():
+            log.warning(
+                "this llama-cpp-python was built with llamafile kernels: at temperature 0"
+                " an answer can depend on what else runs in the same decode. Rebuild it with"
+                ' CMAKE_ARGS="-DGGML_LLAMAFILE=OFF" for answers that never depend on load.'
+            )
         path = Path(model_path) if model_path else f16_weights(shipped_weights(), cache_dir)
         self.name = name
         self.capacity = capacity
