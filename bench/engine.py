@@ -28,30 +28,30 @@ MODEL = "smollm2-135m-instruct"
 TOPICS = ["the sea", "a cat", "bread", "the moon", "trains", "winter", "music", "a garden"]
 
 
-def params(i: int, max_tokens: int) -> dict[str, Any]:
+def params(i: int, max_tokens: int, ask: str = "Write one sentence about") -> dict[str, Any]:
     return {
         "model": MODEL,
         "max_tokens": max_tokens,
         "temperature": 0,
-        "messages": [
-            {"role": "user", "content": f"Write one sentence about {TOPICS[i % 8]} (#{i})."}
-        ],
+        "messages": [{"role": "user", "content": f"{ask} {TOPICS[i % 8]} (#{i})."}],
     }
 
 
-async def raw_run(engine: LocalEngine, n: int, max_tokens: int) -> tuple[int, float]:
-    requests = [decode_params(msgspec.json.encode(params(i, max_tokens))) for i in range(n)]
+async def raw_run(
+    engine: LocalEngine, n: int, max_tokens: int, ask: str = "Write one sentence about"
+) -> tuple[int, float]:
+    requests = [decode_params(msgspec.json.encode(params(i, max_tokens, ask))) for i in range(n)]
     t0 = time.perf_counter()
     messages = await asyncio.gather(*(engine.create_message(p) for p in requests))
     return sum(m.usage.output_tokens for m in messages), time.perf_counter() - t0
 
 
 async def scaling(cache: Path) -> None:
-    print("embedded engine alone, 64 new tokens a sequence, greedy:")
+    print("embedded engine alone, n sequences of 64 new tokens (long stories), greedy, F16:")
     for n in (1, 8, 32):
         engine = LocalEngine(cache_dir=cache, capacity=n, context_tokens=512)
         await raw_run(engine, n, 8)  # warm-up
-        tokens, elapsed = await raw_run(engine, 2 * n if n > 1 else 4, 64)
+        tokens, elapsed = await raw_run(engine, n, 64, "Write a long story about")
         print(f"  {n:2d} sequences at once: {tokens / elapsed:6.0f} tokens/s")
         await engine.aclose()
 
