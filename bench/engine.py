@@ -28,19 +28,24 @@ MODEL = "smollm2-135m-instruct"
 TOPICS = ["the sea", "a cat", "bread", "the moon", "trains", "winter", "music", "a garden"]
 
 
-def params(i: int, max_tokens: int, ask: str = "Write one sentence about") -> dict[str, Any]:
+def params(i: int, max_tokens: int, story: bool = False) -> dict[str, Any]:
+    text = (
+        f"Write a long story about {TOPICS[i % 8]} number {i}."
+        if story
+        else f"Write one sentence about {TOPICS[i % 8]} (#{i})."
+    )
     return {
         "model": MODEL,
         "max_tokens": max_tokens,
         "temperature": 0,
-        "messages": [{"role": "user", "content": f"{ask} {TOPICS[i % 8]} (#{i})."}],
+        "messages": [{"role": "user", "content": text}],
     }
 
 
 async def raw_run(
-    engine: LocalEngine, n: int, max_tokens: int, ask: str = "Write one sentence about"
+    engine: LocalEngine, n: int, max_tokens: int, story: bool = False
 ) -> tuple[int, float]:
-    requests = [decode_params(msgspec.json.encode(params(i, max_tokens, ask))) for i in range(n)]
+    requests = [decode_params(msgspec.json.encode(params(i, max_tokens, story))) for i in range(n)]
     t0 = time.perf_counter()
     messages = await asyncio.gather(*(engine.create_message(p) for p in requests))
     return sum(m.usage.output_tokens for m in messages), time.perf_counter() - t0
@@ -51,8 +56,13 @@ async def scaling(cache: Path) -> None:
     for n in (1, 8, 32):
         engine = LocalEngine(cache_dir=cache, capacity=n, context_tokens=512)
         await raw_run(engine, n, 8)  # warm-up
-        tokens, elapsed = await raw_run(engine, n, 64, "Write a long story about")
-        print(f"  {n:2d} sequences at once: {tokens / elapsed:6.0f} tokens/s")
+        steps = engine.runtime.steps
+        tokens, elapsed = await raw_run(engine, n, 64, story=True)
+        steps = engine.runtime.steps - steps
+        print(
+            f"  {n:2d} sequences at once: {tokens / elapsed:6.0f} tokens/s"
+            f" ({tokens:,} tokens in {steps} decode steps)"
+        )
         await engine.aclose()
 
 

@@ -225,39 +225,46 @@ class LlamaRuntime:
         self._admit()
         if not self._active:
             return
-        self.batch.n_tokens = 0
+        active = [self._active[seq] for seq in sorted(self._active)]
+        # How many tokens each sequence puts in this batch: one for every generating
+        # sequence (all keep moving), then prompt tokens of new ones, as many as fit.
         room = self.n_batch
-        # Generating sequences first: one token each keeps every one of them moving.
-        for g in self._active.values():
+        take: dict[int, int] = {}
+        for g in active:
+            if g.prefilled == len(g.prompt):
+                take[g.seq] = 1
+                room -= 1
+        for g in active:
+            remaining = len(g.prompt) - g.prefilled
+            if remaining > 0 and room > 0:
+                take[g.seq] = min(room, remaining)
+                room -= take[g.seq]
+        # Tokens go in sequence-id order: llama.cpp splits a batch whose sequences
+        # come out of order into more pieces (measured: a third slower at 8).
+        self.batch.n_tokens = 0
+        for g in active:
+            g.logit_index = -1
+            n = take.get(g.seq, 0)
+            if n == 0:
+                continue
             if g.prefilled == len(g.prompt):
                 g.logit_index = self._add(g.last_token, g.n_past, g.seq, True)
                 g.n_past += 1
-                room -= 1
-            else:
-                g.logit_index = -1
-        # Then prompt tokens of new sequences, as many as fit.
-        for g in self._active.values():
-            if room <= 0:
-                break
-            remaining = len(g.prompt) - g.prefilled
-            if remaining <= 0 or g.logit_index >= 0:
                 continue
-            take = min(room, remaining)
-            for k in range(take):
+            for k in range(n):
                 last = g.prefilled + k == len(g.prompt) - 1
                 index = self._add(g.prompt[g.prefilled + k], g.n_past + k, g.seq, last)
                 if last:
                     g.logit_index = index
-            g.prefilled += take
-            g.n_past += take
-            room -= take
+            g.prefilled += n
+            g.n_past += n
         if self.batch.n_tokens == 0:
             return
         status = ll.llama_decode(self.ctx, self.batch)
         self.steps += 1
         if status != 0:
             raise RuntimeError(f"llama_decode returned {status}")
-        for g in [g for g in self._active.values() if g.logit_index >= 0]:
+        for g in [g for g in active if g.logit_index >= 0]:
             self._sample(g)
 
     def _sample(self, g: Generation) -> None:
