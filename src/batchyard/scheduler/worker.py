@@ -16,8 +16,6 @@ import time
 import uuid
 from collections.abc import Callable
 
-import msgspec
-
 from batchyard.clock import Clock, SystemClock
 from batchyard.config import WorkerSettings
 from batchyard.engines import dispatch
@@ -166,8 +164,6 @@ class Worker:
         try:
             params = decode_params(request.params)
         except InvalidParams as exc:
-            return self._errored(request, "invalid_request_error", str(exc))
-        except msgspec.DecodeError as exc:
             return self._errored(request, "invalid_request_error", str(exc))
         try:
             message = await dispatch.create_message(self.router, params, Priority.BATCH)
