@@ -1,0 +1,77 @@
+"""The TOML routing table: parsing, errors, and name resolution (exact, alias, glob)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from batchyard.engines import config
+from batchyard.engines.build import build_router
+from batchyard.engines.router import UnknownModel
+
+TABLE = """
+[[engines]]
+kind = "fake"
+name = "cheap"
+capacity = 8
+models = [
+  { id = "fast-model", aliases = ["fast"], display_name = "Fast", max_tokens = 100 },
+  { id = "claude-*" },
+]
+
+[[engines]]
+kind = "openai"
+base_url = "http://127.0.0.1:9/v1"
+api_key_env = "NO_SUCH_KEY_VARIABLE"
+models = [{ id = "llama", upstream = "meta-llama/Llama-3.1-8B-Instruct" }]
+"""
+
+
+@pytest.mark.anyio
+async def test_table_routes_names_aliases_and_globs(tmp_path: Path) -> None:
+    path = tmp_path / "batchyard.toml"
+    path.write_text(TABLE)
+    router = build_router(config.load(path), tmp_path)
+    try:
+        fast = router.resolve("fast")
+        assert (fast.model, fast.upstream, fast.engine.name) == (
+            "fast-model",
+            "fast-model",
+            "cheap",
+        )
+        assert fast.engine.capacity == 8
+        glob = router.resolve("claude-anything")
+        assert (glob.model, glob.upstream) == ("claude-anything", "claude-anything")
+        llama = router.resolve("llama")
+        assert (
+            llama.upstream == "meta-llama/Llama-3.1-8B-Instruct" and llama.engine.name == "openai"
+        )
+        with pytest.raises(UnknownModel):
+            router.resolve("gpt-4o")
+        assert [m.id for m in router.models()] == ["fast-model", "llama"]
+        assert router.model("fast").display_name == "Fast"
+        assert router.model("fast").max_tokens == 100
+    finally:
+        await router.aclose()
+
+
+def test_bad_tables_say_what_is_wrong(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text('[[engines]]\nkind = "gpu"\nmodels = []\n')
+    with pytest.raises(ValueError, match="kind"):
+        config.load(path)
+    path.write_text('[[engines]]\nkind = "fake"\nmodels = [{ id = "x", colour = "red" }]\n')
+    with pytest.raises(ValueError, match="colour"):
+        config.load(path)
+
+
+def test_readme_example_parses(tmp_path: Path) -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    example = re.search(r"```toml\n(.*?)```", readme, re.S)
+    assert example is not None
+    path = tmp_path / "readme.toml"
+    path.write_text(example.group(1))
+    kinds = [e.kind for e in config.load(path)]
+    assert kinds == ["local", "openai", "anthropic"]
