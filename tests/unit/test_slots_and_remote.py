@@ -62,28 +62,36 @@ async def test_shrinking_capacity_holds_back_new_work() -> None:
 
 
 @pytest.mark.anyio
-async def test_aimd_shrinks_on_429_once_per_cooldown_and_grows_back() -> None:
-    slots = PrioritySlots(16)
-    limit = AdaptiveLimit(slots, 16, cooldown=60, decrease=0.5)
-    limit.on_success(0.01)
+async def test_aimd_slow_start_then_gentle_probing() -> None:
+    slots = PrioritySlots(64)
+    limit = AdaptiveLimit(slots, 64, cooldown=0.05, start=4)
+    assert limit.limit == 4
+    for _ in range(20):
+        limit.on_success(0.001)
+    assert limit.limit == 24  # slow start: one more slot per success
     started = asyncio.get_running_loop().time()
     await limit.on_rate_limited()
-    assert asyncio.get_running_loop().time() - started >= 0.009  # held about one call's time
-    await limit.on_rate_limited()  # same storm: no second decrease
-    assert slots.capacity == 8
-    for _ in range(7):
-        limit.on_success(0.01)
-    assert slots.capacity == 8
-    for _ in range(2):
-        limit.on_success(0.01)
-    assert slots.capacity == 9  # about +1 per `limit` successes
-    for _ in range(500):
-        limit.on_success(0.01)
-    assert slots.capacity == 16  # never above the configured capacity
-    default = AdaptiveLimit(PrioritySlots(16), 16)
-    default.latency = 0.0
-    await default.on_rate_limited()
-    assert default.limit == 12  # by default a quarter off
+    assert asyncio.get_running_loop().time() - started >= 0.0009  # held about one call's time
+    assert limit.limit == 12  # leaving slow start halves
+    await limit.on_rate_limited()  # same storm (within the cooldown): no second decrease
+    assert limit.limit == 12
+    for _ in range(50):
+        limit.on_success(0.001)
+    assert limit.limit == 12  # no growth until a quiet cooldown has passed
+    await asyncio.sleep(0.06)
+    limit.on_success(0.001)
+    limit.on_success(0.001)
+    assert limit.limit == 13  # then one slot per quiet cooldown
+    await asyncio.sleep(0.06)
+    await limit.on_rate_limited()
+    assert limit.limit == 11  # later storms take 10% off (13 * 0.9 = 11.7)
+    limit.cooldown = 0.001
+    for _ in range(200):
+        await asyncio.sleep(0.002)
+        limit.on_success(0.001)
+        if limit.limit == 64:
+            break
+    assert limit.limit == 64  # never above the configured capacity
 
 
 def response(status: int, body: object = None, **headers: str) -> httpx.Response:

@@ -2,10 +2,9 @@
 
 429, 529, 408, 5xx, timeouts and connection errors may be retried (honouring
 `retry-after` / `retry-after-ms`); other 4xx are final and keep the upstream's
-message under the matching Anthropic error type. On a 429 the engine's
-concurrency shrinks by a quarter (at most once per cooldown: one storm, one
-decrease); each success adds 1/limit, so a batch settles close to the
-upstream's rate limit instead of storming it or sawing far below it.
+message under the matching Anthropic error type. Concurrency adapts to 429s
+(`AdaptiveLimit`): slow start to the first 429, then gentle probing, so a batch
+settles just under the upstream's rate limit without a storm of refusals.
 """
 
 from __future__ import annotations
@@ -93,16 +92,32 @@ def error_for_exception(exc: httpx.HTTPError, who: str) -> EngineError:
 
 
 class AdaptiveLimit:
-    """Additive-increase / multiplicative-decrease of an engine's slots."""
+    """Concurrency that finds an upstream's rate limit and holds just under it.
+
+    Like TCP: slow start (one more slot per success, so the limit doubles every
+    round trip) until the first 429, which halves it; from then on a 429 storm
+    takes `decrease` off (at most once per cooldown) and the limit grows by one
+    slot per quiet cooldown period, so it probes the ceiling gently instead of
+    sawing through it with a storm of refusals.
+    """
 
     def __init__(
-        self, slots: PrioritySlots, maximum: int, *, cooldown: float = 1.0, decrease: float = 0.75
+        self,
+        slots: PrioritySlots,
+        maximum: int,
+        *,
+        cooldown: float = 1.0,
+        decrease: float = 0.9,
+        start: int = 4,
     ) -> None:
         self.slots = slots
         self.maximum = maximum
         self.cooldown = cooldown
         self.decrease = decrease
-        self._limit = float(slots.capacity)
+        self._limit = float(min(start, maximum))
+        self.slots.set_capacity(int(self._limit))
+        self._slow_start = True
+        self._last_increase = 0.0
         self._last_decrease = 0.0
         self.latency: float | None = None
         """Moving average of successful calls' duration."""
@@ -113,17 +128,30 @@ class AdaptiveLimit:
 
     def on_success(self, elapsed: float) -> None:
         self.latency = elapsed if self.latency is None else 0.9 * self.latency + 0.1 * elapsed
-        if self._limit < self.maximum:
-            self._limit = min(self.maximum, self._limit + 1.0 / self._limit)
-            self.slots.set_capacity(int(self._limit))
+        if self._limit >= self.maximum:
+            return
+        if self._slow_start:
+            self._limit = min(self.maximum, self._limit + 1.0)
+        else:
+            now = time.monotonic()
+            quiet_since = max(self._last_increase, self._last_decrease)
+            if now - quiet_since < self.cooldown:
+                return  # one slot more per quiet cooldown period
+            self._last_increase = now
+            self._limit = min(self.maximum, self._limit + 1.0)
+        self.slots.set_capacity(int(self._limit))
 
     async def on_rate_limited(self) -> None:
         """Shrink, then keep the caller's slot about as long as an answer takes: a 429
         comes back at once, and a slot freed at once would send the next request
         straight into the same limit (a storm of 429s instead of a steady rate)."""
         now = time.monotonic()
-        if now - self._last_decrease >= self.cooldown:  # one storm, one decrease
+        if now - self._last_decrease >= self.cooldown or self._slow_start:
+            # Leaving slow start, the limit overshot by up to a round trip of
+            # doubling: halve it, as TCP does, then step by `decrease`.
+            factor = 0.5 if self._slow_start else self.decrease
+            self._slow_start = False
             self._last_decrease = now
-            self._limit = max(1.0, self._limit * self.decrease)
+            self._limit = max(1.0, self._limit * factor)
             self.slots.set_capacity(int(self._limit))
         await asyncio.sleep(self.latency if self.latency is not None else 0.1)
