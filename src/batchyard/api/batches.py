@@ -6,20 +6,10 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
+from batchyard.api import state
 from batchyard.api.responses import json_response
-from batchyard.batches import BatchService
 from batchyard.errors import InvalidRequest, RequestTooLarge
 from batchyard.wire.batches import MAX_BODY_BYTES, DeletedMessageBatch
-
-
-def _service(request: Request) -> BatchService:
-    service: BatchService = request.app.state.batches
-    return service
-
-
-def _workspace(request: Request) -> str:
-    workspace: str = request.state.workspace_id
-    return workspace
 
 
 async def read_body(request: Request, limit: int) -> bytearray:
@@ -64,37 +54,41 @@ def page_limit(request: Request) -> int:
 
 async def create_batch(request: Request) -> Response:
     body = await read_body(request, MAX_BODY_BYTES)
-    batch = await _service(request).create(_workspace(request), body)
+    batch = await state.batch_service(request).create(state.workspace(request), body)
     return json_response(batch)
 
 
 async def list_batches(request: Request) -> Response:
     q = request.query_params
-    page = await _service(request).list(
-        _workspace(request), page_limit(request), q.get("after_id"), q.get("before_id")
+    page = await state.batch_service(request).list(
+        state.workspace(request), page_limit(request), q.get("after_id"), q.get("before_id")
     )
     return json_response(page)
 
 
 async def retrieve_batch(request: Request) -> Response:
     batch_id = request.path_params["batch_id"]
-    return json_response(await _service(request).retrieve(_workspace(request), batch_id))
+    return json_response(
+        await state.batch_service(request).retrieve(state.workspace(request), batch_id)
+    )
 
 
 async def cancel_batch(request: Request) -> Response:
     batch_id = request.path_params["batch_id"]
-    return json_response(await _service(request).cancel(_workspace(request), batch_id))
+    return json_response(
+        await state.batch_service(request).cancel(state.workspace(request), batch_id)
+    )
 
 
 async def delete_batch(request: Request) -> Response:
     batch_id = request.path_params["batch_id"]
-    deleted = await _service(request).delete(_workspace(request), batch_id)
+    deleted = await state.batch_service(request).delete(state.workspace(request), batch_id)
     return json_response(DeletedMessageBatch(id=deleted))
 
 
 async def batch_results(request: Request) -> Response:
     batch_id = request.path_params["batch_id"]
-    lines = await _service(request).results(_workspace(request), batch_id)
+    lines = await state.batch_service(request).results(state.workspace(request), batch_id)
     return StreamingResponse(lines, media_type="application/x-jsonl")
 
 

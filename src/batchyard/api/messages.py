@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
 
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
+from batchyard.api import state
 from batchyard.api.batches import read_body
 from batchyard.api.responses import json_response
 from batchyard.engines import dispatch
@@ -51,30 +53,33 @@ class EngineFailed(BatchyardError):
         self.retry_after = exc.retry_after
 
 
-def _router(request: Request) -> EngineRouter:
-    router: EngineRouter = request.app.state.router
-    return router
+@contextmanager
+def _engine_errors(model: str) -> Iterator[None]:
+    """An unknown model is a 404 (as the hosted API answers); engine errors keep their type."""
+    try:
+        yield
+    except UnknownModel:
+        raise NotFound(f"model: {model}") from None
+    except EngineError as exc:
+        raise EngineFailed(exc) from None
 
 
-def _unknown_model(model: str) -> NotFound:
-    return NotFound(f"model: {model}")
+async def _params(
+    request: Request, decode: Callable[[bytearray], MessageCreateParams]
+) -> MessageCreateParams:
+    body = await read_body(request, MAX_MESSAGE_BYTES)
+    try:
+        return decode(body)
+    except InvalidParams as exc:
+        raise InvalidRequest(str(exc)) from None
 
 
 async def create_message(request: Request) -> Response:
-    body = await read_body(request, MAX_MESSAGE_BYTES)
-    try:
-        params = decode_params(body)
-    except InvalidParams as exc:
-        raise InvalidRequest(str(exc)) from None
-    router = _router(request)
+    params = await _params(request, decode_params)
     if params.stream:
-        return await _stream(request, router, params)
-    try:
-        message = await dispatch.create_message(router, params, Priority.INTERACTIVE)
-    except UnknownModel:
-        raise _unknown_model(params.model) from None
-    except EngineError as exc:
-        raise EngineFailed(exc) from None
+        return await _stream(request, state.router(request), params)
+    with _engine_errors(params.model):
+        message = await dispatch.create_message(state.router(request), params, Priority.INTERACTIVE)
     message.usage.service_tier = "standard"
     return json_response(message)
 
@@ -83,12 +88,8 @@ async def _stream(request: Request, router: EngineRouter, params: MessageCreateP
     events = dispatch.stream_message(router, params, Priority.INTERACTIVE)
     # Wait for the first event so that an unknown model or an engine that fails
     # at once is an HTTP error, not a stream that opens and breaks.
-    try:
+    with _engine_errors(params.model):
         first = await anext(events)
-    except UnknownModel:
-        raise _unknown_model(params.model) from None
-    except EngineError as exc:
-        raise EngineFailed(exc) from None
 
     if isinstance(first, MessageStart):
         first.message.usage.service_tier = "standard"
@@ -113,17 +114,9 @@ async def _stream(request: Request, router: EngineRouter, params: MessageCreateP
 
 
 async def count_tokens(request: Request) -> Response:
-    body = await read_body(request, MAX_MESSAGE_BYTES)
-    try:
-        params = decode_count_params(body)
-    except InvalidParams as exc:
-        raise InvalidRequest(str(exc)) from None
-    try:
-        tokens = await dispatch.count_tokens(_router(request), params)
-    except UnknownModel:
-        raise _unknown_model(params.model) from None
-    except EngineError as exc:
-        raise EngineFailed(exc) from None
+    params = await _params(request, decode_count_params)
+    with _engine_errors(params.model):
+        tokens = await dispatch.count_tokens(state.router(request), params)
     return json_response(CountTokensResult(input_tokens=tokens))
 
 

@@ -6,20 +6,16 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from batchyard.api import state
 from batchyard.api.batches import page_limit
 from batchyard.api.responses import json_response
-from batchyard.engines.router import EngineRouter, UnknownModel
+from batchyard.engines.router import UnknownModel
 from batchyard.errors import InvalidRequest, NotFound
 from batchyard.wire.models import ModelPage
 
 
-def _router(request: Request) -> EngineRouter:
-    router: EngineRouter = request.app.state.router
-    return router
-
-
 async def list_models(request: Request) -> Response:
-    models = _router(request).models()
+    models = state.router(request).models()
     ids = [m.id for m in models]
     limit = page_limit(request)
     after, before = request.query_params.get("after_id"), request.query_params.get("before_id")
@@ -46,7 +42,7 @@ async def list_models(request: Request) -> Response:
 async def retrieve_model(request: Request) -> Response:
     model_id = request.path_params["model_id"]
     try:
-        return json_response(_router(request).model(model_id))
+        return json_response(state.router(request).model(model_id))
     except UnknownModel:
         raise NotFound(f"model: {model_id}") from None
 
