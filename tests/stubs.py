@@ -148,11 +148,50 @@ class Stub:
                 {"id": "call_7", "type": "function", "function": {"name": name, "arguments": '{"city": "Oslo"}'}}]}  # fmt: skip
             finish = "tool_calls"
         words = len(message["content"].split()) if message["content"] else 3
+        if body.get("stream"):
+            return self._stream(body, message, finish, words)
         return self._respond(200, {
             "id": "chatcmpl-stub", "object": "chat.completion", "model": body["model"],
             "choices": [{"index": 0, "message": message, "finish_reason": finish}],
             "usage": {"prompt_tokens": 12, "completion_tokens": words, "total_tokens": 12 + words},
         })  # fmt: skip
+
+    def _stream(
+        self, body: dict[str, Any], message: dict[str, Any], finish: str, words: int
+    ) -> Response:
+        """The same answer as Chat Completions stream chunks (SSE), ending with usage."""
+
+        def chunk(delta: dict[str, Any], finish_reason: str | None = None) -> str:
+            choice = {"index": 0, "delta": delta, "finish_reason": finish_reason}
+            return "data: " + json.dumps({"id": "chatcmpl-stub", "choices": [choice]}) + "\n\n"
+
+        parts = [chunk({"role": "assistant"})]
+        if message.get("content"):
+            pieces = message["content"].split(" ")
+            parts += [
+                chunk({"content": p + (" " if i < len(pieces) - 1 else "")})
+                for i, p in enumerate(pieces)
+            ]
+        for call in message.get("tool_calls") or []:
+            head = {"index": 0, "id": call["id"], "type": "function",
+                    "function": {"name": call["function"]["name"], "arguments": ""}}  # fmt: skip
+            parts.append(chunk({"tool_calls": [head]}))
+            args = call["function"]["arguments"]
+            for piece in (args[: len(args) // 2], args[len(args) // 2 :]):
+                parts.append(
+                    chunk({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]})
+                )
+        parts.append(chunk({}, finish))
+        if (body.get("stream_options") or {}).get("include_usage"):
+            usage = {"prompt_tokens": 12, "completion_tokens": words, "total_tokens": 12 + words}
+            parts.append(
+                "data: "
+                + json.dumps({"id": "chatcmpl-stub", "choices": [], "usage": usage})
+                + "\n\n"
+            )
+        parts.append("data: [DONE]\n\n")
+        self.statuses[200] += 1
+        return Response("".join(parts), media_type="text/event-stream")
 
     async def messages(self, request: Request) -> Response:
         early, body, text = await self._script(request, "anthropic")

@@ -199,3 +199,33 @@ def test_anthropic_upstream_wrong_key_is_final(start_server: ServerFactory) -> N
             client.messages.create(
                 model="claude-up", max_tokens=5, messages=[{"role": "user", "content": "x"}]
             )
+
+
+def test_openai_engine_streams_the_upstream_stream(start_server: ServerFactory, stub: Stub) -> None:
+    client = client_for(openai_server(start_server, stub))
+    plain = client.messages.create(**ask("tell me a story"))
+    with client.messages.stream(**ask("tell me a story")) as stream:
+        pieces = list(stream.text_stream)
+        final = stream.get_final_message()
+    assert stub.received[-1]["stream"] is True
+    assert stub.received[-1]["stream_options"] == {"include_usage": True}
+    assert pieces == ["stub ", "reply: ", "tell ", "me ", "a ", "story"]  # the upstream's chunks
+    assert "".join(pieces) == plain.content[0].text == "stub reply: tell me a story"
+    assert final.usage.input_tokens == 12 and final.usage.output_tokens == plain.usage.output_tokens
+    assert final.stop_reason == "end_turn" and final.model == "gpt-test"
+
+    with client.messages.stream(
+        model="gpt-test", max_tokens=32, tools=[TOOL],  # type: ignore[list-item]
+        messages=[{"role": "user", "content": "tool"}],
+    ) as stream:  # fmt: skip
+        tool_final = stream.get_final_message()
+    [call] = tool_final.content
+    assert call.type == "tool_use" and call.name == "get_weather" and call.input == {"city": "Oslo"}
+    assert tool_final.stop_reason == "tool_use"
+
+    with (
+        pytest.raises(anthropic.BadRequestError) as bad,
+        client.messages.stream(**ask("bad-400")) as failed,
+    ):
+        failed.get_final_message()
+    assert "bad thing in request" in bad.value.message

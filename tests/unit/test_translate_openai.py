@@ -217,3 +217,43 @@ def test_response_translation(
 def test_malformed_replies(body: dict[str, Any]) -> None:
     with pytest.raises(MalformedReply):
         from_chat_response(body, decode_params(msgspec.json.encode(params())), "m")
+
+
+def test_stream_translation_text_tool_and_stop_string() -> None:
+    from batchyard.translate.openai_chat import ChatStreamTranslator
+    from batchyard.wire.streaming import ContentBlockDelta, ContentBlockStart, MessageDelta
+
+    p = decode_params(msgspec.json.encode(params(stop_sequences=["END"])))
+    t = ChatStreamTranslator(p, "client-name")
+
+    def delta(**d: Any) -> dict[str, Any]:
+        return {"choices": [{"index": 0, "delta": d, "finish_reason": None}]}
+
+    events = (
+        t.feed(delta(role="assistant")) + t.feed(delta(content="Hel")) + t.feed(delta(content="lo"))
+    )
+    events += t.feed(
+        delta(tool_calls=[{"index": 0, "id": "c1", "function": {"name": "f", "arguments": '{"a"'}}])
+    )
+    events += t.feed(delta(tool_calls=[{"index": 0, "function": {"arguments": ": 1}"}}]))
+    events += t.feed(
+        {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop", "stop_reason": "END"}]}
+    )
+    events += t.feed({"choices": [], "usage": {"prompt_tokens": 5, "completion_tokens": 3}})
+    events += t.end()
+    names = [type(e).__name__ for e in events]
+    assert names == [
+        "MessageStart", "ContentBlockStart", "ContentBlockDelta", "ContentBlockDelta", "ContentBlockStop",
+        "ContentBlockStart", "ContentBlockDelta", "ContentBlockDelta", "ContentBlockStop",
+        "MessageDelta", "MessageStop",
+    ]  # fmt: skip
+    starts = [e for e in events if isinstance(e, ContentBlockStart)]
+    assert [s.index for s in starts] == [0, 1]
+    assert starts[1].content_block == ToolUseContent(id="c1", name="f", input={})
+    deltas = [e.delta for e in events if isinstance(e, ContentBlockDelta)]
+    assert [getattr(d, "text", None) or getattr(d, "partial_json", None) for d in deltas] == [
+        "Hel", "lo", '{"a"', ": 1}",
+    ]  # fmt: skip
+    [end] = [e for e in events if isinstance(e, MessageDelta)]
+    assert (end.delta.stop_reason, end.delta.stop_sequence) == ("stop_sequence", "END")
+    assert (end.usage.input_tokens, end.usage.output_tokens) == (5, 3)

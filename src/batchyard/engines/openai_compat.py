@@ -8,10 +8,11 @@ from collections.abc import AsyncIterator
 
 import httpx
 
-from batchyard.engines.base import EngineError, stream_whole_message
+from batchyard.engines.base import EngineError
 from batchyard.engines.remote import AdaptiveLimit, error_for_exception, error_for_status
 from batchyard.engines.slots import PrioritySlots
 from batchyard.translate.openai_chat import (
+    ChatStreamTranslator,
     MalformedReply,
     Untranslatable,
     from_chat_response,
@@ -69,8 +70,51 @@ class OpenAICompatEngine:
             self.adaptive.on_success(time.monotonic() - started)
         return message
 
-    def stream_message(self, params: MessageCreateParams) -> AsyncIterator[StreamEvent]:
-        return stream_whole_message(self, params)
+    async def stream_message(self, params: MessageCreateParams) -> AsyncIterator[StreamEvent]:
+        """The upstream's own stream (`stream: true`), translated event by event."""
+        try:
+            request = to_chat_request(params, params.model)
+        except Untranslatable as exc:
+            raise EngineError("invalid_request_error", str(exc), retryable=False) from None
+        request["stream"] = True
+        request["stream_options"] = {"include_usage": True}
+        translator = ChatStreamTranslator(params, params.model)
+        started = time.monotonic()
+        try:
+            async with self._client.stream("POST", "/chat/completions", json=request) as response:
+                if response.status_code != 200:
+                    await response.aread()
+                    if response.status_code == 429 and self.adaptive:
+                        await self.adaptive.on_rate_limited()
+                    raise error_for_status(response, self.name)
+                async for line in response.aiter_lines():
+                    if not line.startswith("data:"):
+                        continue
+                    data = line[5:].strip()
+                    if data == "[DONE]":
+                        break
+                    try:
+                        chunk = json.loads(data)
+                    except json.JSONDecodeError:
+                        raise EngineError(
+                            "api_error",
+                            f"{self.name} sent a malformed stream chunk",
+                            retryable=True,
+                        ) from None
+                    try:
+                        events = translator.feed(chunk)
+                    except MalformedReply as exc:
+                        raise EngineError(
+                            "api_error", f"{self.name}: {exc}", retryable=True
+                        ) from None
+                    for event in events:
+                        yield event
+        except httpx.HTTPError as exc:
+            raise error_for_exception(exc, self.name) from None
+        if self.adaptive:
+            self.adaptive.on_success(time.monotonic() - started)
+        for event in translator.end():
+            yield event
 
     async def count_tokens(self, params: MessageCreateParams) -> int:
         """An estimate (about 4 characters a token): Chat Completions has no token-count call."""

@@ -34,6 +34,16 @@ from batchyard.wire.messages import (
     Usage,
     text_of,
 )
+from batchyard.wire.streaming import (
+    ContentBlockDelta,
+    ContentBlockStart,
+    ContentBlockStop,
+    InputJsonDelta,
+    StreamEvent,
+    TextDelta,
+    message_end,
+    message_start,
+)
 
 
 class Untranslatable(ValueError):
@@ -240,3 +250,98 @@ def from_chat_response(body: dict[str, Any], params: MessageCreateParams, model:
         )
     except (KeyError, IndexError, TypeError, AttributeError) as exc:
         raise MalformedReply(f"not a chat completion ({exc!r})") from None
+
+
+class ChatStreamTranslator:
+    """Chat Completions stream chunks → Anthropic stream events, chunk by chunk.
+
+    Text deltas open a text block; each new tool call index opens a `tool_use`
+    block whose argument pieces become `input_json_delta`s; the finish reason and
+    the usage chunk (`stream_options.include_usage`) become `message_delta`.
+    """
+
+    def __init__(self, params: MessageCreateParams, model: str) -> None:
+        self.params = params
+        self.model = model
+        self.index = -1
+        self.open: str | None = None  # "text" or "tool:<openai index>"
+        self.finish: str | None = None
+        self.matched: Any = None
+        self.usage: dict[str, Any] = {}
+        self.started = False
+
+    def start(self) -> list[StreamEvent]:
+        self.started = True
+        head = Message(
+            id=ids.message_id(),
+            model=self.model,
+            content=[],
+            stop_reason=None,
+            stop_sequence=None,
+            usage=Usage(input_tokens=0, output_tokens=0),
+        )
+        return [message_start(head)]
+
+    def _open(self, kind: str, block: ContentBlock) -> list[StreamEvent]:
+        events = self._close()
+        self.index += 1
+        self.open = kind
+        events.append(ContentBlockStart(self.index, block))
+        return events
+
+    def _close(self) -> list[StreamEvent]:
+        if self.open is None:
+            return []
+        self.open = None
+        return [ContentBlockStop(self.index)]
+
+    def feed(self, chunk: dict[str, Any]) -> list[StreamEvent]:
+        try:
+            events: list[StreamEvent] = [] if self.started else self.start()
+            if chunk.get("usage"):
+                self.usage = chunk["usage"]
+            for choice in chunk.get("choices") or []:
+                delta = choice.get("delta") or {}
+                if delta.get("content"):
+                    if self.open != "text":
+                        events += self._open("text", TextContent(text=""))
+                    events.append(ContentBlockDelta(self.index, TextDelta(delta["content"])))
+                for call in delta.get("tool_calls") or []:
+                    kind = f"tool:{call.get('index', 0)}"
+                    function = call.get("function") or {}
+                    if self.open != kind:
+                        block = ToolUseContent(
+                            id=call.get("id") or ids.new_tool_use_id(),
+                            name=function.get("name") or "",
+                            input={},
+                        )
+                        events += self._open(kind, block)
+                    if function.get("arguments"):
+                        events.append(
+                            ContentBlockDelta(self.index, InputJsonDelta(function["arguments"]))
+                        )
+                if choice.get("finish_reason"):
+                    self.finish = choice["finish_reason"]
+                    self.matched = choice.get("stop_reason")
+            return events
+        except (AttributeError, TypeError) as exc:
+            raise MalformedReply(f"not a chat completion chunk ({exc!r})") from None
+
+    def end(self) -> list[StreamEvent]:
+        events: list[StreamEvent] = [] if self.started else self.start()
+        events += self._close()
+        stop_reason = _FINISH.get(self.finish or "stop", "end_turn")
+        stop_sequence = None
+        if (
+            stop_reason == "end_turn"
+            and isinstance(self.matched, str)
+            and self.matched in (self.params.stop_sequences or [])
+        ):
+            stop_reason, stop_sequence = "stop_sequence", self.matched
+        events += message_end(
+            stop_reason,  # type: ignore[arg-type]
+            stop_sequence,
+            int(self.usage.get("completion_tokens", 0)),
+            int(self.usage.get("prompt_tokens", 0)),
+        )
+        return events

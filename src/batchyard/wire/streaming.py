@@ -45,8 +45,10 @@ class MessageDeltaBody(msgspec.Struct):
     stop_sequence: str | None
 
 
-class DeltaUsage(msgspec.Struct):
+class DeltaUsage(msgspec.Struct, omit_defaults=True):
     output_tokens: int
+    input_tokens: int | None = None
+    """Sent when the engine learns it only at the end (OpenAI-compatible streams)."""
 
 
 class MessageDelta(msgspec.Struct, tag="message_delta", tag_field="type"):
@@ -107,10 +109,15 @@ def message_start(message: Message) -> MessageStart:
 
 
 def message_end(
-    stop_reason: StopReason | None, stop_sequence: str | None, output_tokens: int
+    stop_reason: StopReason | None,
+    stop_sequence: str | None,
+    output_tokens: int,
+    input_tokens: int | None = None,
 ) -> list[StreamEvent]:
     return [
-        MessageDelta(MessageDeltaBody(stop_reason, stop_sequence), DeltaUsage(output_tokens)),
+        MessageDelta(
+            MessageDeltaBody(stop_reason, stop_sequence), DeltaUsage(output_tokens, input_tokens)
+        ),
         MessageStop(),
     ]
 
