@@ -7,7 +7,7 @@ through untouched, unknown ones are rejected.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar, Union
 
 import msgspec
 
@@ -175,33 +175,30 @@ class InvalidParams(ValueError):
     """`params` is a JSON object but not a valid Messages request."""
 
 
+_P = TypeVar("_P", MessageCreateParams, CountTokensParams)
 _params_decoder = msgspec.json.Decoder(MessageCreateParams)
 
 
 _count_decoder = msgspec.json.Decoder(CountTokensParams)
 
 
-def decode_params(raw: bytes | bytearray | memoryview) -> MessageCreateParams:
+def _decode(decoder: msgspec.json.Decoder[_P], raw: bytes | bytearray | memoryview) -> _P:
+    """Decode and check a Messages-shaped body; any problem is an InvalidParams."""
     try:
-        params = _params_decoder.decode(raw)
+        params = decoder.decode(raw)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         raise InvalidParams(format_validation_error(exc)) from None
-    _check_roles(params.messages)
+    if params.messages[0].role != "user":
+        raise InvalidParams("messages: the first message must use the `user` role")
     return params
 
 
+def decode_params(raw: bytes | bytearray | memoryview) -> MessageCreateParams:
+    return _decode(_params_decoder, raw)
+
+
 def decode_count_params(raw: bytes | bytearray | memoryview) -> MessageCreateParams:
-    try:
-        params = _count_decoder.decode(raw)
-    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-        raise InvalidParams(format_validation_error(exc)) from None
-    _check_roles(params.messages)
-    return params.as_create_params()
-
-
-def _check_roles(messages: list[MessageParam]) -> None:
-    if messages[0].role != "user":
-        raise InvalidParams("messages: the first message must use the `user` role")
+    return _decode(_count_decoder, raw).as_create_params()
 
 
 def text_of(content: str | list[Any] | None) -> str:
