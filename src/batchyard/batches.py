@@ -74,6 +74,10 @@ def _probe_params(requests: list[BatchRequestIn]) -> None:
             )
 
 
+def _not_found(batch_id: str) -> NotFound:
+    return NotFound(f"message_batch {batch_id!r} not found")
+
+
 class BatchService:
     def __init__(
         self,
@@ -112,7 +116,7 @@ class BatchService:
     async def get(self, workspace_id: str, batch_id: str) -> BatchRecord:
         record = await self.store.get_batch(workspace_id, batch_id)
         if record is None:
-            raise NotFound(f"message_batch {batch_id!r} not found")
+            raise _not_found(batch_id)
         return record
 
     async def retrieve(self, workspace_id: str, batch_id: str) -> MessageBatch:
@@ -141,13 +145,13 @@ class BatchService:
     async def cancel(self, workspace_id: str, batch_id: str) -> MessageBatch:
         record = await self.store.cancel_batch(workspace_id, batch_id, self.clock.now())
         if record is None:
-            raise NotFound(f"message_batch {batch_id!r} not found")
+            raise _not_found(batch_id)
         return self.to_wire(record)
 
     async def delete(self, workspace_id: str, batch_id: str) -> str:
         record, deleted = await self.store.delete_batch(workspace_id, batch_id)
         if record is None:
-            raise NotFound(f"message_batch {batch_id!r} not found")
+            raise _not_found(batch_id)
         if not deleted:
             raise InvalidRequest(
                 f"message_batch {batch_id!r} is still {record.processing_status}; it can be"
