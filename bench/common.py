@@ -13,7 +13,7 @@ import msgspec
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.serverproc import Server  # noqa: E402
+from tests.serverproc import HEADERS, Server  # noqa: E402
 
 PROMPT = (
     "Classify the sentiment of the following product review as positive, negative or "
@@ -49,7 +49,7 @@ def start_server(*extra: str) -> tuple[Server, Path]:
 
 
 def headers() -> dict[str, str]:
-    return {"x-api-key": "bench", "content-type": "application/json"}
+    return {**HEADERS, "content-type": "application/json"}
 
 
 def wait_ended(

@@ -6,7 +6,7 @@ from pathlib import Path
 import anthropic
 import pytest
 
-from tests.serverproc import Server
+from tests.serverproc import ADMIN_KEY, Server
 
 ServerFactory = Callable[..., Server]
 
@@ -21,9 +21,13 @@ def start_server(tmp_path: Path) -> Iterator[ServerFactory]:
     """Start a fresh server with its own database; stopped at the end of the test."""
     started: list[Server] = []
 
-    def start(*extra: str, database: Path | None = None) -> Server:
+    def start(
+        *extra: str, database: Path | None = None, env: dict[str, str] | None = None
+    ) -> Server:
         n = len(started)
-        server = Server(database or tmp_path / f"db{n}.sqlite", tmp_path / f"server{n}.log", extra)
+        server = Server(
+            database or tmp_path / f"db{n}.sqlite", tmp_path / f"server{n}.log", extra, env
+        )
         started.append(server)
         return server
 
@@ -41,20 +45,22 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     s.stop()
 
 
-def client_for(server: Server, **kwargs: object) -> anthropic.Anthropic:
+def client_for(server: Server, api_key: str = ADMIN_KEY, **kwargs: object) -> anthropic.Anthropic:
+    """The SDK as a user sets it up (by default with the test admin key, which acts in
+    the default workspace)."""
     return anthropic.Anthropic(
         base_url=server.base_url,
-        api_key="test-key",
+        api_key=api_key,
         _strict_response_validation=True,
         max_retries=0,
         **kwargs,  # type: ignore[arg-type]
     )
 
 
-def async_client_for(server: Server) -> anthropic.AsyncAnthropic:
+def async_client_for(server: Server, api_key: str = ADMIN_KEY) -> anthropic.AsyncAnthropic:
     return anthropic.AsyncAnthropic(
         base_url=server.base_url,
-        api_key="test-key",
+        api_key=api_key,
         _strict_response_validation=True,
         max_retries=0,
     )

@@ -14,6 +14,10 @@ from pathlib import Path
 import httpx
 
 BATCHYARD = [sys.executable, "-m", "batchyard.cli"]
+ADMIN_KEY = "sk-by-admin01-for-tests-only-0123456789abcdef"
+"""Test servers start with this `--admin-key` unless a test sets BATCHYARD_ADMIN_KEY."""
+HEADERS = {"x-api-key": ADMIN_KEY, "anthropic-version": "2023-06-01"}
+"""What curl sends: the 0.x SDK's auth header and version."""
 
 
 def free_port() -> int:
@@ -24,12 +28,20 @@ def free_port() -> int:
 
 
 class Proc:
-    def __init__(self, args: Sequence[str], log_path: Path) -> None:
+    def __init__(
+        self, args: Sequence[str], log_path: Path, env: dict[str, str] | None = None
+    ) -> None:
         self.args = list(args)
         self.log_path = log_path
         self._log = open(log_path, "ab")  # noqa: SIM115
         # Tests run on the fake engine unless they ask for another with --engine.
-        env = {"BATCHYARD_ENGINE": "fake", **os.environ, "PYTHONUNBUFFERED": "1"}
+        env = {
+            "BATCHYARD_ENGINE": "fake",
+            "BATCHYARD_ADMIN_KEY": ADMIN_KEY,
+            **os.environ,
+            "PYTHONUNBUFFERED": "1",
+            **(env or {}),
+        }
         self.popen = subprocess.Popen(
             [*BATCHYARD, *self.args], stdout=self._log, stderr=subprocess.STDOUT, env=env
         )
@@ -54,12 +66,20 @@ class Proc:
 
 
 class Server(Proc):
-    def __init__(self, database: Path, log_path: Path, extra: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        database: Path,
+        log_path: Path,
+        extra: Sequence[str] = (),
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.port = free_port()
         self.database = database
         self.base_url = f"http://127.0.0.1:{self.port}"
         super().__init__(
-            ["serve", "--port", str(self.port), "--database", str(database), *extra], log_path
+            ["serve", "--port", str(self.port), "--database", str(database), *extra],
+            log_path,
+            env,
         )
         self.wait_ready()
 

@@ -7,9 +7,9 @@ from collections.abc import AsyncIterator, Callable
 import msgspec
 
 from batchyard import ids
-from batchyard.clock import Clock, to_datetime
-from batchyard.errors import InvalidRequest, NotFound
-from batchyard.store.base import BatchRecord, NewBatch, Store, UnknownCursor
+from batchyard.clock import Clock, to_datetime, to_datetime_or_none
+from batchyard.errors import InvalidRequest, NotFound, RateLimited
+from batchyard.store.base import BatchRecord, NewBatch, QueueFull, Store, UnknownCursor
 from batchyard.wire.batches import (
     MAX_REQUESTS,
     BatchCreateIn,
@@ -96,7 +96,15 @@ class BatchService:
         self.public_base_url = public_base_url.rstrip("/") if public_base_url else None
         self.on_created = on_created
 
-    async def create(self, workspace_id: str, body: bytes | bytearray) -> MessageBatch:
+    async def create(
+        self,
+        workspace_id: str,
+        body: bytes | bytearray,
+        *,
+        api_key_id: str | None = None,
+        queued_limit: int | None = None,
+    ) -> MessageBatch:
+        """Validate and store a batch; `queued_limit` caps the workspace's unfinished requests."""
         requests = parse_create_body(body)
         now = self.clock.now()
         new = NewBatch(
@@ -105,10 +113,19 @@ class BatchService:
             created_at=now,
             expires_at=now + self.expiry_seconds,
             archive_at=now + self.retention_seconds,
+            api_key_id=api_key_id or None,
         )
-        record = await self.store.create_batch(
-            new, [r.custom_id for r in requests], [r.params for r in requests]
-        )
+        try:
+            record = await self.store.create_batch(
+                new, [r.custom_id for r in requests], [r.params for r in requests], queued_limit
+            )
+        except QueueFull as exc:
+            raise RateLimited(
+                f"This batch's {len(requests):,} requests would put the workspace over its limit"
+                f" of {exc.limit:,} queued batch requests ({exc.queued:,} are still queued);"
+                " retry when some have finished",
+                retry_after=60,
+            ) from None
         if self.on_created:
             self.on_created()
         return self.to_wire(record)
@@ -191,10 +208,8 @@ class BatchService:
             ),
             created_at=to_datetime(r.created_at),
             expires_at=to_datetime(r.expires_at),
-            ended_at=to_datetime(r.ended_at) if r.ended_at is not None else None,
-            cancel_initiated_at=(
-                to_datetime(r.cancel_initiated_at) if r.cancel_initiated_at is not None else None
-            ),
-            archived_at=to_datetime(r.archived_at) if r.archived_at is not None else None,
+            ended_at=to_datetime_or_none(r.ended_at),
+            cancel_initiated_at=to_datetime_or_none(r.cancel_initiated_at),
+            archived_at=to_datetime_or_none(r.archived_at),
             results_url=self.results_url(r.id) if ended else None,
         )

@@ -14,10 +14,11 @@ from typing import Any
 
 import msgspec
 
-from batchyard import __version__
+from batchyard import __version__, cli_keys
 from batchyard.config import DAY, LOCAL_MODEL, Settings, WorkerSettings, default_data_dir
 from batchyard.engines import config as engine_config
 from batchyard.engines.config import EngineConfig
+from batchyard.store.base import RateLimits
 
 
 def _env(name: str, default: Any, cast: Callable[[str], Any] = str) -> Any:
@@ -39,13 +40,17 @@ def _duration(text: str) -> float:
     return float(text)
 
 
-def _add_store_and_engine(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("store")
-    g.add_argument(
+def _add_database(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
         "--database",
         default=_env("DATABASE", str(default_data_dir() / "batchyard.db")),
         help="SQLite file path (env BATCHYARD_DATABASE; default: %(default)s)",
     )
+
+
+def _add_store_and_engine(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("store")
+    _add_database(g)  # type: ignore[arg-type]
     g.add_argument(
         "--sqlite-synchronous",
         choices=["FULL", "NORMAL"],
@@ -208,6 +213,13 @@ def _settings(args: argparse.Namespace, *, run_worker: bool) -> Settings:
         sqlite_synchronous=args.sqlite_synchronous,
         run_worker=run_worker,
         engines=_engines(args),
+        auth=not getattr(args, "no_auth", False),
+        admin_key=getattr(args, "admin_key", None),
+        rate_limits=RateLimits(
+            getattr(args, "requests_per_minute", None),
+            getattr(args, "batch_requests_per_minute", None),
+            getattr(args, "batch_queued_requests", None),
+        ),
         worker=WorkerSettings(
             lease_seconds=args.lease,
             max_attempts=args.max_attempts,
@@ -258,10 +270,36 @@ def build_parser() -> argparse.ArgumentParser:
         default=_env("NO_WORKER", False, lambda s: s.lower() in ("1", "true")),
         help="API only; run `batchyard worker` processes separately",
     )
+    a = serve.add_argument_group("access")
+    a.add_argument(
+        "--admin-key",
+        default=_env("ADMIN_KEY", None),
+        help="an Admin API key you choose, e.g. from a secret store (env BATCHYARD_ADMIN_KEY;"
+        " at least 20 characters; never stored)",
+    )
+    a.add_argument(
+        "--no-auth",
+        action="store_true",
+        default=_env("NO_AUTH", False, lambda s: s.lower() in ("1", "true")),
+        help="development only, loopback only: no keys, every caller is an admin",
+    )
+    for flag, env, what in (
+        ("--requests-per-minute", "REQUESTS_PER_MINUTE", "Messages API calls"),
+        ("--batch-requests-per-minute", "BATCH_REQUESTS_PER_MINUTE", "Batches API calls"),
+        ("--batch-queued-requests", "BATCH_QUEUED_REQUESTS", "unfinished batch requests"),
+    ):
+        a.add_argument(
+            flag,
+            type=int,
+            default=_env(env, None, int),
+            help=f"default per-workspace limit of {what} (default: none; a workspace's own"
+            " rate_limits replace it)",
+        )
     _add_store_and_engine(serve)
 
     worker = sub.add_parser("worker", help="run a worker on its own")
     _add_store_and_engine(worker)
+    cli_keys.add_commands(sub, _add_database)
     return parser
 
 
@@ -276,6 +314,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         _serve(_settings(args, run_worker=not args.no_worker), args.log_level)
     elif args.command == "worker":
         asyncio.run(_worker(_settings(args, run_worker=True)))
+    else:
+        asyncio.run(cli_keys.run(args))
 
 
 def _serve(settings: Settings, log_level: str) -> None:
@@ -283,14 +323,9 @@ def _serve(settings: Settings, log_level: str) -> None:
 
     from batchyard.api.app import create_app
 
+    asyncio.run(cli_keys.prepare_auth(settings))
     app = create_app(settings)
     log = logging.getLogger("batchyard")
-    if not _is_loopback(settings.host):
-        log.warning(
-            "binding %s: API keys are not checked yet (any non-empty key is accepted),"
-            " so anyone who can reach this address can use the server",
-            settings.host,
-        )
     log.info(
         "serving on http://%s:%d (store %s, engine %s)",
         settings.host,
@@ -306,17 +341,6 @@ def _serve(settings: Settings, log_level: str) -> None:
         access_log=False,
         timeout_graceful_shutdown=int(settings.worker.shutdown_grace_seconds),
     )
-
-
-def _is_loopback(host: str) -> bool:
-    import ipaddress
-
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 async def _worker(settings: Settings) -> None:

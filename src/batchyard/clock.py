@@ -33,3 +33,12 @@ class ManualClock:
 
 def to_datetime(epoch: float) -> datetime:
     return datetime.fromtimestamp(epoch, tz=UTC)
+
+
+def hour_start(epoch: float) -> int:
+    """The start of the UTC hour holding `epoch` (usage is counted per hour)."""
+    return int(epoch) // 3600 * 3600
+
+
+def to_datetime_or_none(epoch: float | None) -> datetime | None:
+    return None if epoch is None else to_datetime(epoch)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from batchyard.engines.config import EngineConfig, ModelConfig
+from batchyard.store.base import RateLimits
 
 DAY = 86_400.0
 
@@ -60,6 +61,12 @@ class Settings:
     run_worker: bool = True
     engines: list[EngineConfig] = field(default_factory=default_engines)
     worker: WorkerSettings = field(default_factory=WorkerSettings)
+    auth: bool = True
+    """False (`--no-auth`, loopback only): every caller is an admin of every workspace."""
+    admin_key: str | None = None
+    """An Admin API key given by the operator (`--admin-key`); it is never stored."""
+    rate_limits: RateLimits = field(default_factory=RateLimits)
+    """Server-wide defaults; a workspace's own limits replace them."""
 
     def __post_init__(self) -> None:
         if not self.database:

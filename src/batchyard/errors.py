@@ -67,6 +67,17 @@ class RateLimited(BatchyardError):
     status_code = 429
     error_type = "rate_limit_error"
 
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        retry_after: float | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.headers = headers or {}
+
 
 class StoreUnavailable(BatchyardError):
     """The store is temporarily unavailable; try again."""

@@ -34,3 +34,11 @@ def request_id() -> str:
 
 def new_tool_use_id() -> str:
     return f"toolu_01{_encode(_fast.randbytes(18))}"
+
+
+def workspace_id() -> str:
+    return f"wrkspc_01{_encode(os.urandom(18))}"
+
+
+def api_key_id() -> str:
+    return f"apikey_01{_encode(os.urandom(18))}"

@@ -11,7 +11,7 @@ import pytest
 from anthropic.types.messages import MessageBatch, MessageBatchIndividualResponse
 
 from tests.conftest import ServerFactory, async_client_for, client_for, make_requests
-from tests.serverproc import Server
+from tests.serverproc import ADMIN_KEY, HEADERS, Server
 
 
 def wait_ended(client: anthropic.Anthropic, batch_id: str, timeout: float = 30.0) -> MessageBatch:
@@ -167,9 +167,7 @@ def test_delete_rules(start_server: ServerFactory) -> None:
     # results_url, and a direct GET is a 400 in the error shape.
     with pytest.raises(anthropic.AnthropicError, match="No `results_url`"):
         client.messages.batches.results(batch.id)
-    direct = httpx.get(
-        f"{server.base_url}/v1/messages/batches/{batch.id}/results", headers={"x-api-key": "k"}
-    )
+    direct = httpx.get(f"{server.base_url}/v1/messages/batches/{batch.id}/results", headers=HEADERS)
     assert direct.status_code == 400
     assert direct.json()["error"]["type"] == "invalid_request_error"
 
@@ -264,7 +262,7 @@ def test_beta_paths_and_old_sdk_headers(server: Server) -> None:
     # The 0.x SDK and curl: x-api-key and anthropic-version 2023-06-01.
     r = httpx.get(
         f"{server.base_url}/v1/messages/batches/{beta.id}?beta=true",
-        headers={"x-api-key": "k", "anthropic-version": "2023-06-01"},
+        headers=HEADERS,
     )
     assert r.status_code == 200 and r.json()["id"] == beta.id
     assert r.headers["content-type"] == "application/json"
@@ -280,7 +278,7 @@ def test_missing_key_is_401(server: Server) -> None:
 
     client = anthropic.Anthropic(
         base_url=server.base_url,
-        api_key="k",
+        api_key=ADMIN_KEY,
         default_headers={"Authorization": anthropic.omit},  # type: ignore[dict-item]
         max_retries=0,
     )
@@ -289,9 +287,9 @@ def test_missing_key_is_401(server: Server) -> None:
 
 
 def test_unknown_route_and_method_use_error_shape(server: Server) -> None:
-    r = httpx.get(f"{server.base_url}/v1/nothing-here", headers={"x-api-key": "k"})
+    r = httpx.get(f"{server.base_url}/v1/nothing-here", headers=HEADERS)
     assert r.status_code == 404 and r.json()["error"]["type"] == "not_found_error"
-    r = httpx.put(f"{server.base_url}/v1/messages/batches", headers={"x-api-key": "k"})
+    r = httpx.put(f"{server.base_url}/v1/messages/batches", headers=HEADERS)
     assert r.status_code == 405 and r.json()["error"]["type"] == "invalid_request_error"
 
 
@@ -309,7 +307,7 @@ def test_path_prefix_and_relative_results_url(start_server: ServerFactory) -> No
     server = start_server("--path-prefix", "/anthropic")
     client = anthropic.Anthropic(
         base_url=f"{server.base_url}/anthropic",
-        api_key="k",
+        api_key=ADMIN_KEY,
         _strict_response_validation=True,
         max_retries=0,
     )

@@ -8,7 +8,7 @@ import anthropic
 import httpx
 import pytest
 
-from tests.serverproc import Server
+from tests.serverproc import ADMIN_KEY, HEADERS, Server
 
 
 def params(**extra: Any) -> dict[str, Any]:
@@ -119,7 +119,7 @@ def test_body_not_json(server: Server) -> None:
         r = httpx.post(
             f"{server.base_url}/v1/messages/batches",
             content=body,
-            headers={"x-api-key": "k", "content-type": "application/json"},
+            headers={**HEADERS, "content-type": "application/json"},
         )
         assert r.status_code == 400, body
         assert r.json()["error"]["type"] == "invalid_request_error"
@@ -127,7 +127,7 @@ def test_body_not_json(server: Server) -> None:
     r = httpx.post(
         f"{server.base_url}/v1/messages/batches",
         content=b"[]",
-        headers={"x-api-key": "k", "content-type": "application/json"},
+        headers={**HEADERS, "content-type": "application/json"},
     )
     assert r.status_code == 400 and "Expected `object`" in r.json()["error"]["message"]
 
@@ -147,7 +147,9 @@ def test_body_over_256_mb_is_413(server: Server) -> None:
     declared = 256 * 1024 * 1024 + 1
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
         sock.sendall(
-            b"POST /v1/messages/batches HTTP/1.1\r\nHost: x\r\nx-api-key: k\r\n"
+            b"POST /v1/messages/batches HTTP/1.1\r\nHost: x\r\nanthropic-version: 2023-06-01\r\n"
+            + f"x-api-key: {ADMIN_KEY}\r\n".encode()
+            + b""
             b"content-type: application/json\r\n"
             + f"content-length: {declared}\r\n\r\n".encode()
             + b'{"requests": ['

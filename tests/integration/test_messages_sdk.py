@@ -8,7 +8,7 @@ import pytest
 from anthropic.types import MessageParam
 
 from tests.conftest import ServerFactory, client_for
-from tests.serverproc import Server
+from tests.serverproc import ADMIN_KEY, HEADERS, Server
 
 MSG: list[MessageParam] = [{"role": "user", "content": "Tell me about the sea and the sky"}]
 
@@ -61,7 +61,7 @@ def test_stream_max_tokens_and_stop_sequence(client: anthropic.Anthropic) -> Non
 @pytest.mark.anyio
 async def test_async_stream(server: Server) -> None:
     client = anthropic.AsyncAnthropic(
-        base_url=server.base_url, api_key="k", _strict_response_validation=True, max_retries=0
+        base_url=server.base_url, api_key=ADMIN_KEY, _strict_response_validation=True, max_retries=0
     )
     async with client.messages.stream(model="claude-test", max_tokens=100, messages=MSG) as stream:
         text = "".join([t async for t in stream.text_stream])
@@ -73,7 +73,7 @@ def test_raw_sse_event_order(server: Server) -> None:
     with httpx.stream(
         "POST",
         f"{server.base_url}/v1/messages",
-        headers={"x-api-key": "k"},
+        headers=HEADERS,
         json={"model": "claude-test", "max_tokens": 20, "messages": MSG, "stream": True},
     ) as r:
         assert r.headers["content-type"].startswith("text/event-stream")

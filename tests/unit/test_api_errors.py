@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -9,8 +11,28 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
+from batchyard.api.admission import Admission
 from batchyard.api.context import RequestContext
+from batchyard.auth.principal import Authenticator
+from batchyard.auth.ratelimit import RateLimiter
+from batchyard.auth.tenancy import Tenancy
+from batchyard.clock import SystemClock
 from batchyard.errors import StoreUnavailable
+from batchyard.store.base import DEFAULT_WORKSPACE, RateLimits, TenancyStore, WorkspaceRecord
+
+ADMIN = "sk-by-admin01-unit-tests-0123456789"
+
+
+class OneWorkspace:
+    """Just enough of a tenancy store for admission: the default workspace, no stored keys."""
+
+    async def key_by_digest(self, digest: str) -> None:
+        return None
+
+    async def get_workspace(self, workspace_id: str) -> WorkspaceRecord | None:
+        if workspace_id != DEFAULT_WORKSPACE:
+            return None
+        return WorkspaceRecord(DEFAULT_WORKSPACE, "Default", "#000000", 0.0)
 
 
 async def boom(request: Request) -> Response:
@@ -26,11 +48,15 @@ def client() -> TestClient:
         routes=[Route("/v1/boom", boom), Route("/v1/store", store_down)],
         middleware=[Middleware(RequestContext)],
     )
+    tenancy = Tenancy(cast(TenancyStore, OneWorkspace()), SystemClock())
+    app.state.admission = Admission(
+        Authenticator(tenancy, admin_key=ADMIN), RateLimiter(), RateLimits()
+    )
     return TestClient(app, raise_server_exceptions=False)
 
 
 def test_unexpected_exception_is_a_500_without_traceback() -> None:
-    r = client().get("/v1/boom", headers={"x-api-key": "k"})
+    r = client().get("/v1/boom", headers={"x-api-key": ADMIN})
     assert r.status_code == 500
     body = r.json()
     assert body == {
@@ -42,7 +68,7 @@ def test_unexpected_exception_is_a_500_without_traceback() -> None:
 
 
 def test_store_failure_is_a_503_the_sdk_retries() -> None:
-    r = client().get("/v1/store", headers={"authorization": "Bearer k"})
+    r = client().get("/v1/store", headers={"authorization": f"Bearer {ADMIN}"})
     assert r.status_code == 503
     assert r.json()["error"]["type"] == "api_error"
     assert "try again" in r.json()["error"]["message"]
@@ -53,3 +79,5 @@ def test_missing_key_is_checked_before_the_route() -> None:
     assert r.status_code == 401 and r.json()["error"]["type"] == "authentication_error"
     r = client().get("/v1/boom", headers={"authorization": "Basic abc"})
     assert r.status_code == 401
+    r = client().get("/v1/boom", headers={"x-api-key": "not-a-key"})
+    assert r.status_code == 401 and r.json()["error"]["message"] == "invalid x-api-key"

@@ -63,7 +63,7 @@ async def test_migrations_are_recorded_and_idempotent(tmp_path: Path) -> None:
         await s.open()
         await s.close()
     versions = sqlite3.connect(path).execute("SELECT version FROM schema_migrations").fetchall()
-    assert versions == [(1,)]
+    assert versions == [(1,), (2,)]
     mode = sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone()[0]
     assert mode == "wal"
 

@@ -14,9 +14,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
-from batchyard.api import batches, messages, models
+from batchyard.api import admin, batches, messages, models
+from batchyard.api.admission import Admission
 from batchyard.api.context import RequestContext
 from batchyard.api.errors import error_response
+from batchyard.auth.principal import Authenticator
+from batchyard.auth.ratelimit import RateLimiter
+from batchyard.auth.tenancy import Tenancy
 from batchyard.batches import BatchService
 from batchyard.clock import Clock, SystemClock
 from batchyard.config import Settings
@@ -45,6 +49,12 @@ async def readyz(request: Request) -> Response:
 def create_app(settings: Settings, clock: Clock | None = None) -> Starlette:
     clock = clock or SystemClock()
     store = open_store(settings.database, synchronous=settings.sqlite_synchronous)
+    tenancy = Tenancy(store.tenancy, clock)
+    admission = Admission(
+        Authenticator(tenancy, admin_key=settings.admin_key, enabled=settings.auth),
+        RateLimiter(),
+        settings.rate_limits,
+    )
     router = build_router(settings.engines, settings.cache_dir)
     worker: Worker | None = None
     if settings.run_worker:
@@ -72,7 +82,12 @@ def create_app(settings: Settings, clock: Clock | None = None) -> Starlette:
             await router.aclose()
             await store.close()
 
-    api_routes: list[BaseRoute] = [*batches.routes, *messages.routes, *models.routes]
+    api_routes: list[BaseRoute] = [
+        *batches.routes,
+        *messages.routes,
+        *models.routes,
+        *admin.routes,
+    ]
     prefix = (settings.path_prefix or "").rstrip("/")
     app = Starlette(
         routes=[
@@ -82,11 +97,13 @@ def create_app(settings: Settings, clock: Clock | None = None) -> Starlette:
             # The same API under a path prefix, for proxies that do not strip it.
             *([Mount(prefix, routes=api_routes)] if prefix else []),
         ],
-        middleware=[Middleware(RequestContext)],
+        middleware=[Middleware(RequestContext, prefix=prefix)],
         exception_handlers={HTTPException: _http_error},
         lifespan=lifespan,
     )
     app.state.batches = service
+    app.state.tenancy = tenancy
+    app.state.admission = admission
     app.state.store = store
     app.state.worker = worker
     app.state.router = router

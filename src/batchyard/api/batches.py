@@ -54,7 +54,13 @@ def page_limit(request: Request) -> int:
 
 async def create_batch(request: Request) -> Response:
     body = await read_body(request, MAX_BODY_BYTES)
-    batch = await state.batch_service(request).create(state.workspace(request), body)
+    admitted = state.admitted(request)
+    batch = await state.batch_service(request).create(
+        state.workspace(request),
+        body,
+        api_key_id=state.principal(request).key_id,
+        queued_limit=admitted.limits.batch_queued_requests,
+    )
     return json_response(batch)
 
 

@@ -1,4 +1,4 @@
-"""Outermost middleware: request-id on every response, authentication, and the error net."""
+"""Outermost middleware: request-id on every response, admission, and the error net."""
 
 from __future__ import annotations
 
@@ -6,55 +6,47 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from batchyard import ids
+from batchyard.api.admission import Admission
 from batchyard.api.errors import error_response
-from batchyard.errors import AuthenticationFailed
-
-PUBLIC_PATHS = frozenset({"/healthz", "/readyz"})
-
-
-def api_key(headers: Headers) -> str | None:
-    """The key from `x-api-key` (0.x SDKs, curl) or `Authorization: Bearer` (2.x SDK)."""
-    key = headers.get("x-api-key")
-    if key:
-        return key.strip() or None
-    auth = headers.get("authorization", "")
-    scheme, _, token = auth.partition(" ")
-    if scheme.lower() == "bearer" and token.strip():
-        return token.strip()
-    return None
 
 
 class RequestContext:
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, prefix: str = "") -> None:
         self.app = app
+        self.prefix = prefix.rstrip("/")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         rid = ids.request_id()
-        scope.setdefault("state", {})["request_id"] = rid
+        state = scope.setdefault("state", {})
+        state["request_id"] = rid
+        extra: list[tuple[bytes, bytes]] = [(b"request-id", rid.encode())]
         started = False
 
-        async def send_with_id(message: Message) -> None:
+        async def send_with_headers(message: Message) -> None:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
-                message["headers"] = [*message.get("headers", []), (b"request-id", rid.encode())]
+                message["headers"] = [*message.get("headers", []), *extra]
             await send(message)
 
         try:
-            if scope["path"] not in PUBLIC_PATHS:
-                key = api_key(Headers(scope=scope))
-                if key is None:
-                    raise AuthenticationFailed(
-                        "Missing API key: send it in the x-api-key header or as"
-                        " Authorization: Bearer <key>"
-                    )
-                # Until workspaces land every non-empty key acts on the default workspace.
-                scope["state"]["workspace_id"] = "default"
-            await self.app(scope, receive, send_with_id)
+            admission: Admission = scope["app"].state.admission
+            admitted = await admission.admit(
+                scope["method"], self._route_path(scope["path"]), Headers(scope=scope)
+            )
+            state["admitted"] = admitted
+            extra.extend((k.encode(), v.encode()) for k, v in admitted.headers.items())
+            await self.app(scope, receive, send_with_headers)
         except Exception as exc:
             if started:
                 raise
-            await error_response(exc, rid)(scope, receive, send)
+            await error_response(exc, rid)(scope, receive, send_with_headers)
+
+    def _route_path(self, path: str) -> str:
+        """The path without `--path-prefix`, which serves the same routes."""
+        if self.prefix and path.startswith(self.prefix + "/"):
+            return path[len(self.prefix) :]
+        return path

@@ -38,7 +38,8 @@ def error_response(exc: BaseException, request_id: str) -> Response:
         log.error("unhandled error (request-id %s)", request_id, exc_info=exc)
         status, error_type, message = 500, "api_error", "Internal server error"
     body = msgspec.json.encode(ErrorResponse(ErrorObject(error_type, message), request_id))
-    headers = {"request-id": request_id}
+    # The request-id header is added by the RequestContext middleware.
+    headers: dict[str, str] = dict(getattr(exc, "headers", None) or {})
     if status in (429, 529):
         retry_after = getattr(exc, "retry_after", None)
         headers["retry-after"] = str(max(1, round(retry_after))) if retry_after else "1"

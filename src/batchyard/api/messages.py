@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 
@@ -12,11 +14,13 @@ from starlette.routing import Route
 from batchyard.api import state
 from batchyard.api.batches import read_body
 from batchyard.api.responses import json_response
+from batchyard.clock import hour_start
 from batchyard.engines import dispatch
 from batchyard.engines.base import EngineError
 from batchyard.engines.router import EngineRouter, UnknownModel
 from batchyard.engines.slots import Priority
 from batchyard.errors import BatchyardError, InvalidRequest, NotFound
+from batchyard.store.base import UsageRow
 from batchyard.wire.errors import ErrorObject, ErrorResponse
 from batchyard.wire.messages import (
     CountTokensResult,
@@ -25,7 +29,9 @@ from batchyard.wire.messages import (
     decode_count_params,
     decode_params,
 )
-from batchyard.wire.streaming import MessageStart, Ping, sse, sse_error
+from batchyard.wire.streaming import MessageDelta, MessageStart, Ping, sse, sse_error
+
+log = logging.getLogger("batchyard.api")
 
 MAX_MESSAGE_BYTES = 32 * 1024 * 1024
 
@@ -81,7 +87,29 @@ async def create_message(request: Request) -> Response:
     with _engine_errors(params.model):
         message = await dispatch.create_message(state.router(request), params, Priority.INTERACTIVE)
     message.usage.service_tier = "standard"
+    await _count_usage(
+        request, params.model, message.usage.input_tokens, message.usage.output_tokens
+    )
     return json_response(message)
+
+
+async def _count_usage(request: Request, model: str, input_tokens: int, output_tokens: int) -> None:
+    """Add one interactive call to the workspace's usage; a store hiccup costs the
+    count, never the answer."""
+    row = UsageRow(
+        hour_start(time.time()),
+        state.workspace(request),
+        state.principal(request).key_id,
+        model,
+        "standard",
+        1,
+        input_tokens,
+        output_tokens,
+    )
+    try:
+        await state.tenancy(request).store.add_usage([row])
+    except Exception:
+        log.warning("could not count usage of %s", request.state.request_id, exc_info=True)
 
 
 async def _stream(request: Request, router: EngineRouter, params: MessageCreateParams) -> Response:
@@ -91,20 +119,26 @@ async def _stream(request: Request, router: EngineRouter, params: MessageCreateP
     with _engine_errors(params.model):
         first = await anext(events)
 
+    usage = [0, 0]
     if isinstance(first, MessageStart):
         first.message.usage.service_tier = "standard"
+        usage[0] = first.message.usage.input_tokens
 
     async def body() -> AsyncIterator[bytes]:
         yield sse(first)
         yield sse(Ping())
         try:
             async for event in events:
+                if isinstance(event, MessageDelta):
+                    usage[0] = event.usage.input_tokens or usage[0]
+                    usage[1] = event.usage.output_tokens
                 yield sse(event)
         except EngineError as exc:
             rid: str = request.state.request_id
             yield sse_error(ErrorResponse(ErrorObject(exc.error_type, exc.message), rid))
         finally:
             await events.aclose()
+            await _count_usage(request, params.model, usage[0], usage[1])
 
     return StreamingResponse(
         body(),

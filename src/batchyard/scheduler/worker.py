@@ -23,7 +23,7 @@ from batchyard.engines.base import EngineError
 from batchyard.engines.router import EngineRouter, UnknownModel
 from batchyard.engines.slots import Priority
 from batchyard.scheduler.results import errored_line, succeeded_line
-from batchyard.store.base import ClaimedRequest, Outcome, RequestState, Store
+from batchyard.store.base import ClaimedRequest, Outcome, RequestState, Store, TokenUsage
 from batchyard.wire.messages import InvalidParams, decode_params
 
 log = logging.getLogger("batchyard.worker")
@@ -179,6 +179,7 @@ class Worker:
             request.attempts,
             RequestState.SUCCEEDED,
             succeeded_line(request.custom_id, message),
+            usage=TokenUsage(params.model, message.usage.input_tokens, message.usage.output_tokens),
         )
 
     def _errored(self, request: ClaimedRequest, error_type: str, message: str) -> Outcome:

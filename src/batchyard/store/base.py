@@ -20,7 +20,19 @@ class RequestState(enum.IntEnum):
 
 
 class UnknownCursor(LookupError):
-    """A pagination cursor names no batch visible to the caller."""
+    """A pagination cursor names no object visible to the caller."""
+
+
+class QueueFull(Exception):
+    """Creating the batch would put the workspace over its queued-requests limit."""
+
+    def __init__(self, limit: int, queued: int) -> None:
+        super().__init__(limit, queued)
+        self.limit = limit
+        self.queued = queued
+
+
+DEFAULT_WORKSPACE = "wrkspc_default"
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +42,7 @@ class NewBatch:
     created_at: float
     expires_at: float
     archive_at: float
+    api_key_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,11 +74,19 @@ class ClaimedRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class TokenUsage:
+    model: str
+    input_tokens: int
+    output_tokens: int
+
+
+@dataclass(frozen=True, slots=True)
 class Outcome:
     """What a worker learned about one claimed request.
 
     `state` is SUCCEEDED or ERRORED (final, with `line`: the whole results line),
-    or QUEUED (retry no earlier than `available_at`).
+    or QUEUED (retry no earlier than `available_at`). A succeeded outcome carries
+    its `usage`, counted in the workspace's usage in the same transaction.
     """
 
     key: int
@@ -73,6 +94,50 @@ class Outcome:
     state: RequestState
     line: bytes | None = None
     available_at: float = 0.0
+    usage: TokenUsage | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimits:
+    """Per-workspace limits; None means the server's default."""
+
+    requests_per_minute: int | None = None
+    batch_requests_per_minute: int | None = None
+    batch_queued_requests: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WorkspaceRecord:
+    id: str
+    name: str
+    display_color: str
+    created_at: float
+    archived_at: float | None = None
+    limits: RateLimits = RateLimits()
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKeyRecord:
+    id: str
+    kind: str  # "api" (one workspace) or "admin" (the Admin API, any workspace)
+    workspace_id: str | None
+    name: str
+    hint: str
+    status: str  # active | inactive | archived
+    created_at: float
+    expires_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UsageRow:
+    bucket: int  # start of the hour, unix seconds
+    workspace_id: str
+    api_key_id: str
+    model: str
+    service_tier: str  # "batch" or "standard"
+    requests: int
+    input_tokens: int
+    output_tokens: int
 
 
 @dataclass(slots=True)
@@ -90,16 +155,78 @@ class HousekeepingReport:
     archived_batches: list[str] = field(default_factory=list)
 
 
+class TenancyStore(Protocol):
+    """Workspaces, API keys and usage counters."""
+
+    async def create_workspace(self, workspace: WorkspaceRecord) -> WorkspaceRecord: ...
+
+    async def get_workspace(self, workspace_id: str) -> WorkspaceRecord | None: ...
+
+    async def workspace_by_name(self, name: str) -> WorkspaceRecord | None:
+        """The oldest unarchived workspace with this name."""
+
+    async def list_workspaces(
+        self, limit: int, after_id: str | None, before_id: str | None, include_archived: bool
+    ) -> tuple[list[WorkspaceRecord], bool]:
+        """Newest first; returns (page, has_more). Raises UnknownCursor."""
+
+    async def update_workspace(
+        self, workspace_id: str, name: str | None, limits: RateLimits | None
+    ) -> WorkspaceRecord | None: ...
+
+    async def archive_workspace(self, workspace_id: str, now: float) -> WorkspaceRecord | None:
+        """Archive the workspace and every key in it (they stop working at once)."""
+
+    async def create_key(self, key: ApiKeyRecord, digest: str) -> ApiKeyRecord: ...
+
+    async def key_by_digest(self, digest: str) -> ApiKeyRecord | None: ...
+
+    async def get_key(self, key_id: str) -> ApiKeyRecord | None: ...
+
+    async def list_keys(
+        self,
+        limit: int,
+        after_id: str | None,
+        before_id: str | None,
+        workspace_id: str | None,
+        status: str | None,
+    ) -> tuple[list[ApiKeyRecord], bool]:
+        """Newest first; returns (page, has_more). Raises UnknownCursor."""
+
+    async def update_key(
+        self, key_id: str, name: str | None, status: str | None
+    ) -> ApiKeyRecord | None: ...
+
+    async def count_keys(self) -> int:
+        """Keys of any status (zero means a first run)."""
+
+    async def add_usage(self, rows: Sequence[UsageRow]) -> None:
+        """Add to the hourly counters."""
+
+    async def usage(self, start: int, end: int) -> list[UsageRow]:
+        """The hourly rows with `start <= bucket < end`."""
+
+
 class Store(Protocol):
+    @property
+    def tenancy(self) -> TenancyStore: ...
+
     async def open(self) -> None:
         """Connect and bring the schema up to date (runs pending migrations)."""
 
     async def close(self) -> None: ...
 
     async def create_batch(
-        self, batch: NewBatch, custom_ids: Sequence[str], params: Sequence[Buffer]
+        self,
+        batch: NewBatch,
+        custom_ids: Sequence[str],
+        params: Sequence[Buffer],
+        queued_limit: int | None = None,
     ) -> BatchRecord:
-        """Write the batch and all its requests (`params` as received) in one transaction."""
+        """Write the batch and all its requests (`params` as received) in one transaction.
+
+        With `queued_limit`, raise QueueFull instead if the workspace's unfinished
+        requests plus these would exceed it."""
 
     async def get_batch(self, workspace_id: str, batch_id: str) -> BatchRecord | None: ...
 
@@ -124,7 +251,7 @@ class Store(Protocol):
     async def claim_requests(
         self, worker_id: str, now: float, lease_seconds: float, limit: int
     ) -> list[ClaimedRequest]:
-        """Lease up to `limit` queued requests, fairly across in-progress batches."""
+        """Lease up to `limit` queued requests, fairly across workspaces, then batches."""
 
     async def record_outcomes(
         self, worker_id: str, outcomes: Sequence[Outcome], now: float

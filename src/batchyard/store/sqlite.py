@@ -23,6 +23,7 @@ import anyio
 import anyio.to_thread
 from typing_extensions import Buffer
 
+from batchyard.clock import hour_start
 from batchyard.errors import StoreUnavailable
 from batchyard.store import migrations
 from batchyard.store.base import (
@@ -31,10 +32,13 @@ from batchyard.store.base import (
     HousekeepingReport,
     NewBatch,
     Outcome,
+    QueueFull,
     RecordReport,
     RequestState,
-    UnknownCursor,
+    UsageRow,
 )
+from batchyard.store.sqlite_paging import page
+from batchyard.store.sqlite_tenancy import SQLiteTenancy, add_usage
 
 KEY_BITS = 17
 _Q = int(RequestState.QUEUED)
@@ -79,6 +83,11 @@ class SQLiteStore:
         self._checkpointer: threading.Thread | None = None
         self._closing = False
         self._closed = threading.Event()
+        self._tenancy = SQLiteTenancy(self)
+
+    @property
+    def tenancy(self) -> SQLiteTenancy:
+        return self._tenancy
 
     # --- plumbing ---------------------------------------------------------------
 
@@ -89,7 +98,7 @@ class SQLiteStore:
         pass
         return conn
 
-    def _reader(self) -> sqlite3.Connection:
+    def reader(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             conn = self._connect()
@@ -100,7 +109,7 @@ class SQLiteStore:
         return conn
 
     @contextmanager
-    def _transaction(self, *, durable: bool = False) -> Iterator[sqlite3.Connection]:
+    def transaction(self, *, durable: bool = False) -> Iterator[sqlite3.Connection]:
         """A write transaction. `durable` ones (what the API accepts: create, cancel,
         delete) are fsynced at commit whatever `synchronous` says; the worker's
         commits follow `synchronous`, since an outcome lost to a power cut only
@@ -124,7 +133,7 @@ class SQLiteStore:
                     conn.execute(f"PRAGMA synchronous = {self.synchronous}")
         self._checkpoint_wanted.set()
 
-    async def _run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    async def run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         try:
             return await anyio.to_thread.run_sync(
                 functools.partial(fn, *args, **kwargs), limiter=self._limiter
@@ -137,7 +146,7 @@ class SQLiteStore:
     # --- lifecycle --------------------------------------------------------------
 
     async def open(self) -> None:
-        await self._run(self._open)
+        await self.run(self._open)
 
     def _open(self) -> None:
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
@@ -214,22 +223,41 @@ class SQLiteStore:
     # --- batches ----------------------------------------------------------------
 
     async def create_batch(
-        self, batch: NewBatch, custom_ids: Sequence[str], params: Sequence[Buffer]
+        self,
+        batch: NewBatch,
+        custom_ids: Sequence[str],
+        params: Sequence[Buffer],
+        queued_limit: int | None = None,
     ) -> BatchRecord:
-        return await self._run(self._create_batch, batch, custom_ids, params)
+        return await self.run(self._create_batch, batch, custom_ids, params, queued_limit)
 
     def _create_batch(
-        self, batch: NewBatch, custom_ids: Sequence[str], params: Sequence[Buffer]
+        self,
+        batch: NewBatch,
+        custom_ids: Sequence[str],
+        params: Sequence[Buffer],
+        queued_limit: int | None,
     ) -> BatchRecord:
         n = len(custom_ids)
         assert len(params) == n
-        with self._transaction(durable=True) as conn:
+        with self.transaction(durable=True) as conn:
+            if queued_limit is not None:
+                # Inside the write transaction: concurrent creates cannot both pass.
+                (queued,) = conn.execute(
+                    "SELECT coalesce(sum(processing), 0) FROM batches"
+                    " WHERE workspace_id = ? AND processing_status != 'ended'",
+                    (batch.workspace_id,),
+                ).fetchone()
+                if queued + n > queued_limit:
+                    raise QueueFull(queued_limit, queued)
             cur = conn.execute(
-                "INSERT INTO batches (id, workspace_id, processing_status, created_at, expires_at,"
-                " archive_at, total, processing) VALUES (?, ?, 'in_progress', ?, ?, ?, ?, ?)",
+                "INSERT INTO batches (id, workspace_id, api_key_id, processing_status, created_at,"
+                " expires_at, archive_at, total, processing)"
+                " VALUES (?, ?, ?, 'in_progress', ?, ?, ?, ?, ?)",
                 (
                     batch.id,
                     batch.workspace_id,
+                    batch.api_key_id,
                     batch.created_at,
                     batch.expires_at,
                     batch.archive_at,
@@ -263,12 +291,12 @@ class SQLiteStore:
         )
 
     async def get_batch(self, workspace_id: str, batch_id: str) -> BatchRecord | None:
-        return await self._run(self._get_batch, None, workspace_id, batch_id)
+        return await self.run(self._get_batch, None, workspace_id, batch_id)
 
     def _get_batch(
         self, conn: sqlite3.Connection | None, workspace_id: str, batch_id: str
     ) -> BatchRecord | None:
-        conn = conn or self._reader()
+        conn = conn or self.reader()
         row = conn.execute(
             f"SELECT {_BATCH_COLUMNS} FROM batches WHERE id = ? AND workspace_id = ?",
             (batch_id, workspace_id),
@@ -278,55 +306,30 @@ class SQLiteStore:
     async def list_batches(
         self, workspace_id: str, limit: int, after_id: str | None, before_id: str | None
     ) -> tuple[list[BatchRecord], bool]:
-        return await self._run(self._list_batches, workspace_id, limit, after_id, before_id)
+        return await self.run(self._list_batches, workspace_id, limit, after_id, before_id)
 
     def _list_batches(
         self, workspace_id: str, limit: int, after_id: str | None, before_id: str | None
     ) -> tuple[list[BatchRecord], bool]:
-        conn = self._reader()
-        conn.execute("BEGIN")
-        try:
-            if before_id is not None:
-                pivot = self._cursor_seq(conn, workspace_id, before_id)
-                rows = conn.execute(
-                    f"SELECT {_BATCH_COLUMNS} FROM batches WHERE workspace_id = ? AND seq > ?"
-                    " ORDER BY seq ASC LIMIT ?",
-                    (workspace_id, pivot, limit + 1),
-                ).fetchall()
-                has_more = len(rows) > limit
-                page = [_batch(r) for r in reversed(rows[:limit])]
-            else:
-                if after_id is not None:
-                    pivot = self._cursor_seq(conn, workspace_id, after_id)
-                else:
-                    pivot = 1 << 62
-                rows = conn.execute(
-                    f"SELECT {_BATCH_COLUMNS} FROM batches WHERE workspace_id = ? AND seq < ?"
-                    " ORDER BY seq DESC LIMIT ?",
-                    (workspace_id, pivot, limit + 1),
-                ).fetchall()
-                has_more = len(rows) > limit
-                page = [_batch(r) for r in rows[:limit]]
-        finally:
-            conn.execute("COMMIT")
-        return page, has_more
-
-    @staticmethod
-    def _cursor_seq(conn: sqlite3.Connection, workspace_id: str, batch_id: str) -> int:
-        row = conn.execute(
-            "SELECT seq FROM batches WHERE id = ? AND workspace_id = ?", (batch_id, workspace_id)
-        ).fetchone()
-        if row is None:
-            raise UnknownCursor(batch_id)
-        return int(row[0])
+        rows, has_more = page(
+            self.reader(),
+            "batches",
+            _BATCH_COLUMNS,
+            "workspace_id = ?",
+            (workspace_id,),
+            limit,
+            after_id,
+            before_id,
+        )
+        return [_batch(r) for r in rows], has_more
 
     async def cancel_batch(
         self, workspace_id: str, batch_id: str, now: float
     ) -> BatchRecord | None:
-        return await self._run(self._cancel_batch, workspace_id, batch_id, now)
+        return await self.run(self._cancel_batch, workspace_id, batch_id, now)
 
     def _cancel_batch(self, workspace_id: str, batch_id: str, now: float) -> BatchRecord | None:
-        with self._transaction(durable=True) as conn:
+        with self.transaction(durable=True) as conn:
             batch = self._get_batch(conn, workspace_id, batch_id)
             if batch is None or batch.processing_status != "in_progress":
                 return batch
@@ -342,10 +345,10 @@ class SQLiteStore:
     async def delete_batch(
         self, workspace_id: str, batch_id: str
     ) -> tuple[BatchRecord | None, bool]:
-        return await self._run(self._delete_batch, workspace_id, batch_id)
+        return await self.run(self._delete_batch, workspace_id, batch_id)
 
     def _delete_batch(self, workspace_id: str, batch_id: str) -> tuple[BatchRecord | None, bool]:
-        with self._transaction(durable=True) as conn:
+        with self.transaction(durable=True) as conn:
             batch = self._get_batch(conn, workspace_id, batch_id)
             if batch is None or batch.processing_status != "ended":
                 return batch, False
@@ -358,7 +361,7 @@ class SQLiteStore:
         lo, hi = key_range(batch.seq)
         after = lo - 1
         while True:
-            chunk, after = await self._run(self._result_page, after, hi, page_size)
+            chunk, after = await self.run(self._result_page, after, hi, page_size)
             if chunk:
                 yield chunk
             if after >= hi:
@@ -369,7 +372,7 @@ class SQLiteStore:
         # per-row Python work. Line order inside a page does not matter (the
         # results file is unordered); pages follow the key order.
         count, last, chunk = (
-            self._reader()
+            self.reader()
             .execute(
                 "SELECT count(*), max(key), CAST(group_concat(line, X'0A') AS BLOB) FROM ("
                 " SELECT key, CASE"
@@ -393,13 +396,13 @@ class SQLiteStore:
     async def claim_requests(
         self, worker_id: str, now: float, lease_seconds: float, limit: int
     ) -> list[ClaimedRequest]:
-        return await self._run(self._claim_requests, worker_id, now, lease_seconds, limit)
+        return await self.run(self._claim_requests, worker_id, now, lease_seconds, limit)
 
     def _claim_requests(
         self, worker_id: str, now: float, lease_seconds: float, limit: int
     ) -> list[ClaimedRequest]:
         claimed: list[ClaimedRequest] = []
-        with self._transaction() as conn:
+        with self.transaction() as conn:
             active = [
                 seq
                 for (seq,) in conn.execute(
@@ -444,7 +447,7 @@ class SQLiteStore:
     async def record_outcomes(
         self, worker_id: str, outcomes: Sequence[Outcome], now: float
     ) -> RecordReport:
-        return await self._run(self._record_outcomes, worker_id, outcomes, now)
+        return await self.run(self._record_outcomes, worker_id, outcomes, now)
 
     def _record_outcomes(
         self, worker_id: str, outcomes: Sequence[Outcome], now: float
@@ -452,7 +455,7 @@ class SQLiteStore:
         deltas: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
         finals = [o for o in outcomes if o.state != RequestState.QUEUED]
         retries = [o for o in outcomes if o.state == RequestState.QUEUED]
-        with self._transaction() as conn:
+        with self.transaction() as conn:
             finished = _guarded_update(
                 conn,
                 "UPDATE requests SET state = ?, result = ?, params = NULL,"
@@ -470,6 +473,7 @@ class SQLiteStore:
             )
             for o in finished:
                 deltas[o.key >> KEY_BITS][_COUNTER[o.state]] += 1
+            add_usage(conn, self._usage_of(conn, finished, now))
             for seq, counts in deltas.items():
                 self._move_counts(conn, seq, counts)
             # A request sent back for retry in a batch that is being canceled is
@@ -488,22 +492,51 @@ class SQLiteStore:
                 ended_batches=self._end_if_done(conn, set(deltas) | retried, now),
             )
 
+    @staticmethod
+    def _usage_of(
+        conn: sqlite3.Connection, finished: Sequence[Outcome], now: float
+    ) -> list[UsageRow]:
+        """The batch usage of these recorded outcomes, summed per batch and model."""
+        sums: dict[tuple[int, str], list[int]] = defaultdict(lambda: [0, 0, 0])
+        for o in finished:
+            if o.usage is not None:
+                acc = sums[(o.key >> KEY_BITS, o.usage.model)]
+                acc[0] += 1
+                acc[1] += o.usage.input_tokens
+                acc[2] += o.usage.output_tokens
+        if not sums:
+            return []
+        owners = {
+            seq: (workspace_id, api_key_id or "")
+            for seq, workspace_id, api_key_id in conn.execute(
+                "SELECT seq, workspace_id, api_key_id FROM batches WHERE seq IN"
+                f" ({','.join('?' * len({seq for seq, _ in sums}))})",
+                list({seq for seq, _ in sums}),
+            )
+        }
+        bucket = hour_start(now)
+        return [
+            UsageRow(bucket, *owners[seq], model, "batch", *acc)
+            for (seq, model), acc in sums.items()
+            if seq in owners
+        ]
+
     async def extend_leases(self, worker_id: str, keys: Sequence[int], lease_until: float) -> None:
-        await self._run(self._extend_leases, worker_id, keys, lease_until)
+        await self.run(self._extend_leases, worker_id, keys, lease_until)
 
     def _extend_leases(self, worker_id: str, keys: Sequence[int], lease_until: float) -> None:
-        with self._transaction() as conn:
+        with self.transaction() as conn:
             conn.executemany(
                 "UPDATE requests SET lease_until = ? WHERE key = ? AND state = 1 AND worker = ?",
                 ((lease_until, k, worker_id) for k in keys),
             )
 
     async def housekeeping(self, now: float) -> HousekeepingReport:
-        return await self._run(self._housekeeping, now)
+        return await self.run(self._housekeeping, now)
 
     def _housekeeping(self, now: float) -> HousekeepingReport:
         report = HousekeepingReport()
-        with self._transaction() as conn:
+        with self.transaction() as conn:
             report.reclaimed = conn.execute(
                 "UPDATE requests SET state = 0, lease_until = NULL, worker = NULL"
                 " WHERE state = 1 AND lease_until < ?",

@@ -1,0 +1,261 @@
+"""The Admin API under `/v1/organizations/` (admin keys only; admission checks that).
+
+Workspaces, API keys and the usage report, in the hosted API's paths and shapes.
+Users, invites, service accounts and the rest of the hosted Admin API are not
+part of batchyard: they answer 404 saying so.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from batchyard.api import state
+from batchyard.api.batches import page_limit, read_body
+from batchyard.api.responses import json_response
+from batchyard.clock import to_datetime, to_datetime_or_none
+from batchyard.errors import InvalidRequest, NotFound
+from batchyard.store.base import ApiKeyRecord, RateLimits, WorkspaceRecord
+from batchyard.usage import UsageQuery, usage_report
+from batchyard.wire.admin import (
+    ApiKey,
+    ApiKeyCreateIn,
+    ApiKeyUpdateIn,
+    OrganizationInfo,
+    OrganizationScope,
+    Page,
+    Workspace,
+    WorkspaceCreateIn,
+    WorkspaceRateLimits,
+    WorkspaceScope,
+    WorkspaceUpdateIn,
+)
+from batchyard.wire.errors import format_validation_error
+
+MAX_ADMIN_BODY = 1024 * 1024
+T = TypeVar("T")
+
+
+async def _body(request: Request, kind: type[T]) -> T:
+    body = await read_body(request, MAX_ADMIN_BODY)
+    try:
+        return msgspec.json.decode(body or b"{}", type=kind)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise InvalidRequest(format_validation_error(exc)) from None
+
+
+def _flag(request: Request, name: str) -> bool | None:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return None
+    if raw.lower() not in ("true", "false", "1", "0"):
+        raise InvalidRequest(f"{name}: must be true or false")
+    return raw.lower() in ("true", "1")
+
+
+def _list(request: Request, name: str) -> list[str]:
+    """A list parameter, sent as `name[]=a&name[]=b` (the SDKs) or `name=a&name=b`."""
+    q = request.query_params
+    return [*q.getlist(f"{name}[]"), *q.getlist(name)]
+
+
+def _page(items: list[Any], has_more: bool) -> Page:
+    return Page(
+        data=items,
+        has_more=has_more,
+        first_id=items[0].id if items else None,
+        last_id=items[-1].id if items else None,
+    )
+
+
+def workspace_to_wire(w: WorkspaceRecord) -> Workspace:
+    return Workspace(
+        id=w.id,
+        name=w.name,
+        created_at=to_datetime(w.created_at),
+        archived_at=to_datetime_or_none(w.archived_at),
+        display_color=w.display_color,
+        compartment_id=f"cmpt_{w.id.removeprefix('wrkspc_')}",
+        rate_limits=WorkspaceRateLimits(
+            w.limits.requests_per_minute,
+            w.limits.batch_requests_per_minute,
+            w.limits.batch_queued_requests,
+        ),
+    )
+
+
+def key_to_wire(k: ApiKeyRecord, status: str, secret: str | None = None) -> ApiKey:
+    scope: WorkspaceScope | OrganizationScope = (
+        WorkspaceScope(k.workspace_id) if k.workspace_id else OrganizationScope()
+    )
+    return ApiKey(
+        id=k.id,
+        name=k.name,
+        created_at=to_datetime(k.created_at),
+        expires_at=to_datetime_or_none(k.expires_at),
+        partial_key_hint=k.hint,
+        scope=scope,
+        status=status,
+        workspace_id=k.workspace_id,
+        key=secret,
+    )
+
+
+def _limits(wire: WorkspaceRateLimits | None) -> RateLimits | None:
+    if wire is None:
+        return None
+    return RateLimits(
+        wire.requests_per_minute, wire.batch_requests_per_minute, wire.batch_queued_requests
+    )
+
+
+# --- organization -----------------------------------------------------------------
+
+
+async def me(request: Request) -> Response:
+    return json_response(OrganizationInfo(id="org_batchyard", name="batchyard"))
+
+
+# --- workspaces ---------------------------------------------------------------------
+
+
+async def list_workspaces(request: Request) -> Response:
+    q = request.query_params
+    page, has_more = await state.tenancy(request).list_workspaces(
+        page_limit(request),
+        q.get("after_id"),
+        q.get("before_id"),
+        include_archived=bool(_flag(request, "include_archived")),
+        include_default=bool(_flag(request, "include_default")),
+    )
+    return json_response(_page([workspace_to_wire(w) for w in page], has_more))
+
+
+async def create_workspace(request: Request) -> Response:
+    body = await _body(request, WorkspaceCreateIn)
+    record = await state.tenancy(request).create_workspace(
+        body.name, body.display_color, _limits(body.rate_limits)
+    )
+    return json_response(workspace_to_wire(record))
+
+
+async def retrieve_workspace(request: Request) -> Response:
+    record = await state.tenancy(request).workspace(request.path_params["workspace_id"])
+    return json_response(workspace_to_wire(record))
+
+
+async def update_workspace(request: Request) -> Response:
+    body = await _body(request, WorkspaceUpdateIn)
+    record = await state.tenancy(request).update_workspace(
+        request.path_params["workspace_id"], body.name, _limits(body.rate_limits)
+    )
+    return json_response(workspace_to_wire(record))
+
+
+async def archive_workspace(request: Request) -> Response:
+    record = await state.tenancy(request).archive_workspace(request.path_params["workspace_id"])
+    return json_response(workspace_to_wire(record))
+
+
+# --- API keys -----------------------------------------------------------------------
+
+
+async def list_keys(request: Request) -> Response:
+    q = request.query_params
+    tenancy = state.tenancy(request)
+    status = q.get("status") or None
+    page, has_more = await tenancy.list_keys(
+        page_limit(request),
+        q.get("after_id"),
+        q.get("before_id"),
+        workspace_id=q.get("workspace_id") or None,
+        status="active" if status == "expired" else status,
+    )
+    keys = [key_to_wire(k, tenancy.status_of(k)) for k in page]
+    if status is not None:
+        keys = [k for k in keys if k.status == status]
+    return json_response(_page(keys, has_more))
+
+
+async def create_key(request: Request) -> Response:
+    body = await _body(request, ApiKeyCreateIn)
+    tenancy = state.tenancy(request)
+    record, secret = await tenancy.create_key(
+        body.name,
+        workspace_id=body.workspace_id,
+        admin=body.admin,
+        expires_at=body.expires_at.timestamp() if body.expires_at else None,
+    )
+    return json_response(key_to_wire(record, tenancy.status_of(record), secret))
+
+
+async def retrieve_key(request: Request) -> Response:
+    tenancy = state.tenancy(request)
+    record = await tenancy.key(request.path_params["api_key_id"])
+    return json_response(key_to_wire(record, tenancy.status_of(record)))
+
+
+async def update_key(request: Request) -> Response:
+    body = await _body(request, ApiKeyUpdateIn)
+    tenancy = state.tenancy(request)
+    record = await tenancy.update_key(request.path_params["api_key_id"], body.name, body.status)
+    return json_response(key_to_wire(record, tenancy.status_of(record)))
+
+
+# --- usage --------------------------------------------------------------------------
+
+
+async def messages_usage_report(request: Request) -> Response:
+    q = request.query_params
+    starting_at = q.get("starting_at")
+    if not starting_at:
+        raise InvalidRequest("starting_at: required (an RFC 3339 date-time)")
+    raw_limit = q.get("limit")
+    if raw_limit is not None and not raw_limit.isdigit():
+        raise InvalidRequest("limit: must be an integer")
+    query = UsageQuery(
+        starting_at=starting_at,
+        ending_at=q.get("ending_at"),
+        bucket_width=q.get("bucket_width", "1d"),
+        group_by=_list(request, "group_by"),
+        filters={
+            name: _list(request, name)
+            for name in ("workspace_ids", "api_key_ids", "models", "service_tiers")
+        },
+        limit=int(raw_limit) if raw_limit is not None else None,
+        page=q.get("page"),
+    )
+    return json_response(await usage_report(state.tenancy(request).store, query))
+
+
+async def not_offered(request: Request) -> Response:
+    raise NotFound(
+        f"{request.url.path} is not part of batchyard's Admin API: it has workspaces, API keys"
+        " and the usage report; users, invites, service accounts and the rest are not offered"
+    )
+
+
+routes = [
+    Route("/v1/organizations/me", me, methods=["GET"]),
+    Route("/v1/organizations/workspaces", list_workspaces, methods=["GET"]),
+    Route("/v1/organizations/workspaces", create_workspace, methods=["POST"]),
+    Route("/v1/organizations/workspaces/{workspace_id}", retrieve_workspace, methods=["GET"]),
+    Route("/v1/organizations/workspaces/{workspace_id}", update_workspace, methods=["POST"]),
+    Route(
+        "/v1/organizations/workspaces/{workspace_id}/archive", archive_workspace, methods=["POST"]
+    ),
+    Route("/v1/organizations/api_keys", list_keys, methods=["GET"]),
+    Route("/v1/organizations/api_keys", create_key, methods=["POST"]),
+    Route("/v1/organizations/api_keys/{api_key_id}", retrieve_key, methods=["GET"]),
+    Route("/v1/organizations/api_keys/{api_key_id}", update_key, methods=["POST"]),
+    Route("/v1/organizations/usage_report/messages", messages_usage_report, methods=["GET"]),
+    Route(
+        "/v1/organizations/{rest:path}",
+        not_offered,
+        methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+    ),
+]

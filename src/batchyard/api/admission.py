@@ -1,0 +1,91 @@
+"""What a request must pass before a route sees it: version and beta headers, the key,
+the workspace it acts in, the Admin API's admin-only rule, and the rate limits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from starlette.datastructures import Headers
+
+from batchyard.api.headers import check_betas, check_version
+from batchyard.auth.principal import Authenticator, Principal
+from batchyard.auth.ratelimit import RateLimiter
+from batchyard.errors import PermissionDenied
+from batchyard.store.base import RateLimits, WorkspaceRecord
+
+PUBLIC_PATHS = frozenset({"/healthz", "/readyz"})
+ADMIN_PREFIX = "/v1/organizations/"
+
+
+def api_key(headers: Headers) -> str | None:
+    """The key from `x-api-key` (0.x SDKs, curl) or `Authorization: Bearer` (2.x SDK)."""
+    key = headers.get("x-api-key")
+    if key:
+        return key.strip() or None
+    auth = headers.get("authorization", "")
+    scheme, _, token = auth.partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    return None
+
+
+@dataclass(slots=True)
+class Admitted:
+    principal: Principal | None = None
+    workspace: WorkspaceRecord | None = None
+    limits: RateLimits = field(default_factory=RateLimits)
+    """The workspace's effective limits (its own, else the server's defaults)."""
+    headers: dict[str, str] = field(default_factory=dict)
+    """Headers for the response (rate-limit state, the workspace id)."""
+
+
+def _rate_group(method: str, path: str) -> str | None:
+    if path.startswith("/v1/messages/batches"):
+        return "batch"
+    if method == "POST" and path in ("/v1/messages", "/v1/messages/count_tokens"):
+        return "messages"
+    return None
+
+
+class Admission:
+    def __init__(
+        self, authenticator: Authenticator, limiter: RateLimiter, defaults: RateLimits
+    ) -> None:
+        self.authenticator = authenticator
+        self.limiter = limiter
+        self.defaults = defaults
+
+    async def admit(self, method: str, path: str, headers: Headers) -> Admitted:
+        if path in PUBLIC_PATHS:
+            return Admitted()
+        principal = await self.authenticator.authenticate(api_key(headers))
+        anthropic_only = path.startswith(("/v1/messages", ADMIN_PREFIX))
+        check_version(headers.get("anthropic-version"), required=anthropic_only)
+        check_betas(headers.get("anthropic-beta"))
+        if path.startswith(ADMIN_PREFIX):
+            if not principal.admin:
+                raise PermissionDenied(
+                    "The Admin API needs an admin key (batchyard keys create --admin)"
+                )
+            return Admitted(principal)
+        workspace = await self.authenticator.workspace(
+            principal, headers.get("anthropic-workspace-id") or None
+        )
+        limits = self.limits_of(workspace)
+        admitted = Admitted(principal, workspace, limits, {"anthropic-workspace-id": workspace.id})
+        group = _rate_group(method, path)
+        per_minute = (
+            limits.batch_requests_per_minute if group == "batch" else limits.requests_per_minute
+        )
+        if group is not None and per_minute is not None:
+            quota = self.limiter.take(workspace.id, group, per_minute)
+            admitted.headers.update(quota.headers())
+        return admitted
+
+    def limits_of(self, workspace: WorkspaceRecord) -> RateLimits:
+        own, default = workspace.limits, self.defaults
+        return RateLimits(
+            own.requests_per_minute or default.requests_per_minute,
+            own.batch_requests_per_minute or default.batch_requests_per_minute,
+            own.batch_queued_requests or default.batch_queued_requests,
+        )

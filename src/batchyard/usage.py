@@ -1,0 +1,132 @@
+"""The usage report: hourly counters summed into time buckets and groups.
+
+The shape and parameters are the hosted Admin API's
+`GET /v1/organizations/usage_report/messages`; `service_tier` tells batch
+results (`batch`) from interactive calls (`standard`).
+"""
+
+from __future__ import annotations
+
+import base64
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from batchyard.clock import to_datetime
+from batchyard.errors import InvalidRequest
+from batchyard.store.base import TenancyStore, UsageRow
+from batchyard.wire.admin import UsageBucket, UsageReport, UsageResult
+
+WIDTHS = {"1h": 3600, "1d": 86400}
+_PAGE_SIZES = {"1h": (24, 168), "1d": (7, 31)}  # (default, most) buckets per page
+GROUPS = ("api_key_id", "workspace_id", "model", "service_tier", "context_window")
+_FILTERS = {
+    "api_key_ids": "api_key_id",
+    "workspace_ids": "workspace_id",
+    "models": "model",
+    "service_tiers": "service_tier",
+}
+
+
+@dataclass(slots=True)
+class UsageQuery:
+    starting_at: str
+    ending_at: str | None = None
+    bucket_width: str = "1d"
+    group_by: Sequence[str] = ()
+    filters: dict[str, Sequence[str]] = field(default_factory=dict)
+    """`workspace_ids`, `api_key_ids`, `models`, `service_tiers` → allowed values."""
+    limit: int | None = None
+    page: str | None = None
+
+
+def _instant(name: str, text: str) -> int:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidRequest(f"{name}: {text!r} is not an RFC 3339 date-time") from None
+    if moment.tzinfo is None:
+        raise InvalidRequest(f"{name}: give a time zone (e.g. 2026-11-01T00:00:00Z)")
+    return int(moment.timestamp())
+
+
+def _decode_page(page: str) -> int:
+    try:
+        return int(base64.urlsafe_b64decode(page.encode()).decode())
+    except ValueError:
+        raise InvalidRequest(f"page: {page!r} is not a cursor from next_page") from None
+
+
+def _encode_page(start: int) -> str:
+    return base64.urlsafe_b64encode(str(start).encode()).decode()
+
+
+async def usage_report(store: TenancyStore, q: UsageQuery) -> UsageReport:
+    if q.bucket_width not in WIDTHS:
+        raise InvalidRequest(
+            f"bucket_width: {q.bucket_width!r} is not available here; usage is counted per"
+            " hour, so use 1h or 1d"
+        )
+    for name in q.group_by:
+        if name not in GROUPS:
+            raise InvalidRequest(f"group_by: {name!r} is not one of {', '.join(GROUPS)}")
+    width = WIDTHS[q.bucket_width]
+    default_size, most = _PAGE_SIZES[q.bucket_width]
+    size = q.limit or default_size
+    if not 1 <= size <= most:
+        raise InvalidRequest(
+            f"limit: must be between 1 and {most} for bucket_width {q.bucket_width}"
+        )
+    start = _instant("starting_at", q.starting_at) // width * width
+    end = _instant("ending_at", q.ending_at) if q.ending_at else start + size * width
+    if end <= start:
+        raise InvalidRequest("ending_at: must be after starting_at")
+    cursor = _decode_page(q.page) if q.page else start
+    if not start <= cursor < end:
+        raise InvalidRequest("page: the cursor is outside this report's range")
+    n = min(size, -(-(end - cursor) // width))
+    page_end = min(end, cursor + n * width)
+    rows = [r for r in await store.usage(cursor, page_end) if _wanted(r, q.filters)]
+    buckets = _buckets(rows, cursor, page_end, width, q.group_by)
+    more = page_end < end
+    return UsageReport(
+        data=buckets, has_more=more, next_page=_encode_page(page_end) if more else None
+    )
+
+
+def _wanted(row: UsageRow, filters: dict[str, Sequence[str]]) -> bool:
+    return all(
+        not allowed or getattr(row, _FILTERS[name]) in allowed for name, allowed in filters.items()
+    )
+
+
+def _buckets(
+    rows: list[UsageRow], start: int, end: int, width: int, group_by: Sequence[str]
+) -> list[UsageBucket]:
+    sums: dict[int, dict[tuple[str, ...], list[int]]] = defaultdict(
+        lambda: defaultdict(lambda: [0, 0, 0])
+    )
+    for row in rows:
+        group = tuple(_group_value(row, name) for name in group_by)
+        acc = sums[(row.bucket - start) // width][group]
+        acc[0] += row.input_tokens
+        acc[1] += row.output_tokens
+        acc[2] += row.requests
+    buckets = []
+    for i, lo in enumerate(range(start, end, width)):
+        results = []
+        for group, (tokens_in, tokens_out, requests) in sorted(sums.get(i, {}).items()):
+            result = UsageResult(tokens_in, tokens_out, requests)
+            for name, value in zip(group_by, group, strict=True):
+                setattr(result, name, value or None)
+            results.append(result)
+        buckets.append(UsageBucket(to_datetime(lo), to_datetime(min(lo + width, end)), results))
+    return buckets
+
+
+def _group_value(row: UsageRow, name: str) -> str:
+    if name == "context_window":
+        return "0-200k"
+    value: str = getattr(row, name)
+    return value
