@@ -25,6 +25,7 @@ from batchyard.wire.admin import (
     ApiKey,
     ApiKeyCreateIn,
     ApiKeyUpdateIn,
+    CreatedApiKey,
     OrganizationInfo,
     OrganizationScope,
     Page,
@@ -88,7 +89,7 @@ def workspace_to_wire(w: WorkspaceRecord) -> Workspace:
     )
 
 
-def key_to_wire(k: ApiKeyRecord, status: str, secret: str | None = None) -> ApiKey:
+def key_to_wire(k: ApiKeyRecord, status: str) -> ApiKey:
     scope: WorkspaceScope | OrganizationScope = (
         WorkspaceScope(k.workspace_id) if k.workspace_id else OrganizationScope()
     )
@@ -101,7 +102,6 @@ def key_to_wire(k: ApiKeyRecord, status: str, secret: str | None = None) -> ApiK
         scope=scope,
         status=status,
         workspace_id=k.workspace_id,
-        key=secret,
     )
 
 
@@ -190,7 +190,8 @@ async def create_key(request: Request) -> Response:
         admin=body.admin,
         expires_at=body.expires_at.timestamp() if body.expires_at else None,
     )
-    return json_response(key_to_wire(record, tenancy.status_of(record), secret))
+    wire = key_to_wire(record, tenancy.status_of(record))
+    return json_response(CreatedApiKey(**msgspec.structs.asdict(wire), key=secret))
 
 
 async def retrieve_key(request: Request) -> Response:

@@ -146,6 +146,8 @@ class SQLiteStore:
     # --- lifecycle --------------------------------------------------------------
 
     async def open(self) -> None:
+        self._closing = False
+        self._closed.clear()
         await self.run(self._open)
 
     def _open(self) -> None:
@@ -213,6 +215,7 @@ class SQLiteStore:
             for conn in self._readers:
                 conn.close()
             self._readers.clear()
+            self._local = threading.local()  # a reopened store makes new readers
         if self._writer is not None:
             with self._write_lock:
                 with contextlib.suppress(sqlite3.Error):
@@ -403,44 +406,58 @@ class SQLiteStore:
     ) -> list[ClaimedRequest]:
         claimed: list[ClaimedRequest] = []
         with self.transaction() as conn:
-            active = [
-                seq
-                for (seq,) in conn.execute(
-                    "SELECT seq FROM batches WHERE processing_status = 'in_progress'"
-                    " AND expires_at > ? ORDER BY seq",
-                    (now,),
-                )
-            ]
-            if not active:
+            spaces: dict[str, list[int]] = defaultdict(list)
+            for seq, workspace_id in conn.execute(
+                "SELECT seq, workspace_id FROM batches WHERE processing_status = 'in_progress'"
+                " AND expires_at > ? ORDER BY seq",
+                (now,),
+            ):
+                spaces[workspace_id].append(seq)
+            if not spaces:
                 return claimed
-            # Round-robin over batches: each gets an equal share of this claim,
-            # starting from a rotating position so small batches are not starved.
-            start = self._rr % len(active)
+            # Round-robin over workspaces, then over each workspace's batches: every
+            # workspace gets an equal share of this claim however many batches it
+            # has, and the starting points rotate so that nobody is always last.
+            turn = self._rr
             self._rr += 1
-            order = active[start:] + active[:start]
+            order = [_rotated(seqs, turn) for seqs in _rotated(list(spaces.values()), turn)]
             lease_until = now + lease_seconds
-            for _ in range(2):
-                share = max(1, -(-(limit - len(claimed)) // len(order)))
-                still_full = []
-                for seq in order:
-                    want = min(share, limit - len(claimed))
-                    if want <= 0:
-                        break
-                    rows = conn.execute(
-                        "UPDATE requests SET state = 1, attempts = attempts + 1, lease_until = ?,"
-                        " worker = ? WHERE key IN (SELECT key FROM requests WHERE batch_seq = ?"
-                        " AND state = 0 AND available_at <= ? ORDER BY available_at LIMIT ?)"
-                        " RETURNING key, custom_id, params, attempts",
-                        (lease_until, worker_id, seq, now, want),
-                    ).fetchall()
-                    claimed.extend(
-                        ClaimedRequest(k, seq, cid, bytes(p) if p is not None else b"", a)
-                        for k, cid, p, a in rows
-                    )
-                    if len(rows) == want:
-                        still_full.append(seq)
-                if len(claimed) >= limit or not still_full:
+
+            def take(seq: int, want: int) -> int:
+                rows = conn.execute(
+                    "UPDATE requests SET state = 1, attempts = attempts + 1, lease_until = ?,"
+                    " worker = ? WHERE key IN (SELECT key FROM requests WHERE batch_seq = ?"
+                    " AND state = 0 AND available_at <= ? ORDER BY available_at LIMIT ?)"
+                    " RETURNING key, custom_id, params, attempts",
+                    (lease_until, worker_id, seq, now, want),
+                ).fetchall()
+                claimed.extend(
+                    ClaimedRequest(k, seq, cid, bytes(p) if p is not None else b"", a)
+                    for k, cid, p, a in rows
+                )
+                return len(rows)
+
+            # A second and third pass hand what the short batches left to the others.
+            for _ in range(3):
+                if len(claimed) >= limit or not order:
                     break
+                space_share = -(-(limit - len(claimed)) // len(order))
+                still_full: list[list[int]] = []
+                for seqs in order:
+                    room = min(space_share, limit - len(claimed))
+                    if room <= 0:
+                        break
+                    share, got, full = -(-room // len(seqs)), 0, []
+                    for seq in seqs:
+                        want = min(share, room - got)
+                        if want <= 0:
+                            break
+                        n = take(seq, want)
+                        got += n
+                        if n == want:
+                            full.append(seq)
+                    if full:
+                        still_full.append(full)
                 order = still_full
         return claimed
 
@@ -617,6 +634,11 @@ class SQLiteStore:
             if row:
                 ended.append(row[0])
         return ended
+
+
+def _rotated(items: list[T], turn: int) -> list[T]:
+    start = turn % len(items)
+    return items[start:] + items[:start]
 
 
 def _guarded_update(

@@ -64,7 +64,7 @@ class OrganizationScope(msgspec.Struct, tag="organization", tag_field="type"):
     pass
 
 
-class ApiKey(msgspec.Struct, omit_defaults=True):
+class ApiKey(msgspec.Struct):
     id: str
     name: str
     created_at: datetime
@@ -76,7 +76,10 @@ class ApiKey(msgspec.Struct, omit_defaults=True):
     """Also at the top level, as older Admin API answers have it."""
     created_by: None = None
     type: Literal["api_key"] = "api_key"
-    key: str | None = None
+
+
+class CreatedApiKey(ApiKey, kw_only=True):
+    key: str
     """batchyard: the secret, in the answer that creates the key and nowhere else."""
 
 
