@@ -108,9 +108,9 @@ def test_revoking_a_key_takes_effect_at_once(team_server: Server) -> None:
     admin.organization.api_keys.update(key_id, status="active")
     assert user.messages.batches.list().data == []
     # Archiving the workspace archives its keys.
-    admin.organization.workspaces.archive(
-        admin.organization.api_keys.retrieve(key_id).scope.workspace_id
-    )  # type: ignore[union-attr]
+    scope = admin.organization.api_keys.retrieve(key_id).scope
+    assert scope.type == "workspace"
+    admin.organization.workspaces.archive(scope.workspace_id)
     with pytest.raises(anthropic.AuthenticationError):
         user.messages.batches.list()
     assert admin.organization.api_keys.retrieve(key_id).status == "archived"
@@ -119,7 +119,7 @@ def test_revoking_a_key_takes_effect_at_once(team_server: Server) -> None:
 def test_auth_failures_in_the_api_shape(team_server: Server) -> None:
     with pytest.raises(anthropic.AuthenticationError) as bad:
         client_for(team_server, api_key="sk-by-api01-not-a-real-key").messages.batches.list()
-    assert bad.value.body == {  # type: ignore[comparison-overlap]
+    assert bad.value.body == {
         "type": "error",
         "error": {"type": "authentication_error", "message": "invalid x-api-key"},
         "request_id": bad.value.request_id,
@@ -159,7 +159,7 @@ def test_admin_api_with_the_sdk(team_server: Server) -> None:
     assert archived.archived_at is not None
     assert ws.id not in [w.id for w in admin.organization.workspaces.list()]
     assert ws.id in [w.id for w in admin.organization.workspaces.list(include_archived=True)]
-    assert admin.organization.retrieve().type == "organization"  # type: ignore[attr-defined]
+    assert admin.organization.retrieve().type == "organization"
 
     with pytest.raises(anthropic.NotFoundError, match="not part of batchyard"):
         admin.organization.users.list()
