@@ -58,6 +58,7 @@ def test_workspaces_cannot_see_each_others_batches(team_server: Server) -> None:
         with pytest.raises(anthropic.NotFoundError) as err:
             call()
         assert err.value.body["error"]["type"] == "not_found_error"  # type: ignore[index]
+        assert err.value.workspace_id == b
     results = httpx.get(
         f"{team_server.base_url}/v1/messages/batches/{mine.id}/results",
         headers={**HEADERS, "x-api-key": bob.api_key or ""},
