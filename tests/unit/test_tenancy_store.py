@@ -123,14 +123,16 @@ async def test_keys_are_stored_as_digests_and_revocation_is_immediate(
     assert secret.startswith(keys.API_PREFIX) and record.hint.startswith("sk-by-api01-")
     assert secret not in record.hint and record.hint.endswith(secret[-4:])
     found = await store.tenancy.key_by_digest(keys.digest(secret))
-    assert found == record
+    assert found == (record, workspace)
     await store.close()
     raw = database_bytes(tmp_path)
     assert secret.encode() not in raw and keys.digest(secret).encode() in raw
     await store.open()
     await tenancy.update_key(record.id, None, "inactive")
     again = await store.tenancy.key_by_digest(keys.digest(secret))
-    assert again is not None and again.status == "inactive"
+    assert again is not None and again[0].status == "inactive"
+    admin, admin_secret = await tenancy.create_key("ops", admin=True)
+    assert await store.tenancy.key_by_digest(keys.digest(admin_secret)) == (admin, None)
 
 
 async def test_archiving_a_workspace_archives_its_keys(store: SQLiteStore) -> None:

@@ -21,6 +21,8 @@ class Principal:
     """Admin API keys manage the organization and may act in any workspace."""
     workspace_id: str | None
     """A workspace key's own workspace; None for admin keys."""
+    workspace: WorkspaceRecord | None = None
+    """That workspace as read with the key (one store read for both)."""
 
 
 OPEN = Principal(key_id="", admin=True, workspace_id=None)
@@ -43,13 +45,14 @@ class Authenticator:
         digest = keys.digest(key)
         if self._admin_digest is not None and hmac.compare_digest(digest, self._admin_digest):
             return Principal(ENV_ADMIN_KEY_ID, admin=True, workspace_id=None)
-        record = await self.tenancy.store.key_by_digest(digest)
-        if record is None:
+        found = await self.tenancy.store.key_by_digest(digest)
+        if found is None:
             raise AuthenticationFailed("invalid x-api-key")
+        record, workspace = found
         status = self.tenancy.status_of(record)
         if status != "active":
             raise AuthenticationFailed(f"This API key is {status}")
-        return Principal(record.id, record.kind == "admin", record.workspace_id)
+        return Principal(record.id, record.kind == "admin", record.workspace_id, workspace)
 
     async def workspace(self, principal: Principal, requested: str | None) -> WorkspaceRecord:
         """The workspace this call acts in.
@@ -67,7 +70,9 @@ class Authenticator:
                     "The anthropic-workspace-id header does not match this API key's workspace"
                 )
             workspace_id = principal.workspace_id
-        workspace = await self.tenancy.store.get_workspace(workspace_id)
+        workspace = principal.workspace
+        if workspace is None or workspace.id != workspace_id:
+            workspace = await self.tenancy.store.get_workspace(workspace_id)
         if workspace is None:
             raise NotFound(f"workspace {workspace_id!r} not found")
         if workspace.archived_at is not None:

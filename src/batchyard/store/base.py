@@ -179,7 +179,10 @@ class TenancyStore(Protocol):
 
     async def create_key(self, key: ApiKeyRecord, digest: str) -> ApiKeyRecord: ...
 
-    async def key_by_digest(self, digest: str) -> ApiKeyRecord | None: ...
+    async def key_by_digest(
+        self, digest: str
+    ) -> tuple[ApiKeyRecord, WorkspaceRecord | None] | None:
+        """The key with this digest and its workspace (None for admin keys), in one read."""
 
     async def get_key(self, key_id: str) -> ApiKeyRecord | None: ...
 

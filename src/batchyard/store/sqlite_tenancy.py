@@ -197,8 +197,28 @@ class SQLiteTenancy:
             )
         return k
 
-    async def key_by_digest(self, digest: str) -> ApiKeyRecord | None:
-        return await self.db.run(self._one_key, "digest = ?", digest)
+    async def key_by_digest(
+        self, digest: str
+    ) -> tuple[ApiKeyRecord, WorkspaceRecord | None] | None:
+        return await self.db.run(self._key_by_digest, digest)
+
+    def _key_by_digest(self, digest: str) -> tuple[ApiKeyRecord, WorkspaceRecord | None] | None:
+        key_columns = ", ".join(f"k.{c.strip()}" for c in _KEY_COLUMNS.split(","))
+        space_columns = ", ".join(f"w.{c.strip()}" for c in _WORKSPACE_COLUMNS.split(","))
+        row = (
+            self.db.reader()
+            .execute(
+                f"SELECT {key_columns}, {space_columns} FROM api_keys k"
+                " LEFT JOIN workspaces w ON w.id = k.workspace_id WHERE k.digest = ?",
+                (digest,),
+            )
+            .fetchone()
+        )
+        if row is None:
+            return None
+        n = len(_KEY_COLUMNS.split(","))
+        key, space = row[:n], row[n:]
+        return _key(key), (_workspace(space) if space[0] is not None else None)
 
     async def get_key(self, key_id: str) -> ApiKeyRecord | None:
         return await self.db.run(self._one_key, "id = ?", key_id)
