@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from batchyard import ids
 from batchyard.auth import keys
 from batchyard.clock import Clock
@@ -14,6 +16,9 @@ from batchyard.store.base import (
     UnknownCursor,
     WorkspaceRecord,
 )
+
+audit = logging.getLogger("batchyard.audit")
+"""Every change to workspaces and keys, one line each (never a secret)."""
 
 _COLORS = ("#6C5BB9", "#C2410C", "#0F766E", "#1D4ED8", "#B91C1C", "#4D7C0F", "#A21CAF")
 
@@ -34,10 +39,12 @@ class Tenancy:
         self, name: str, display_color: str | None = None, limits: RateLimits | None = None
     ) -> WorkspaceRecord:
         wid = ids.workspace_id()
-        color = display_color or _COLORS[hash(wid) % len(_COLORS)]
-        return await self.store.create_workspace(
+        color = display_color or _COLORS[sum(wid.encode()) % len(_COLORS)]
+        record = await self.store.create_workspace(
             WorkspaceRecord(wid, name, color, self.clock.now(), None, limits or RateLimits())
         )
+        audit.info("workspace %s created (name %r, limits %s)", wid, name, record.limits)
+        return record
 
     async def workspace(self, workspace_id: str) -> WorkspaceRecord:
         record = await self.store.get_workspace(workspace_id)
@@ -76,6 +83,7 @@ class Tenancy:
         await self.workspace(workspace_id)
         record = await self.store.update_workspace(workspace_id, name, limits)
         assert record is not None
+        audit.info("workspace %s updated (name %r, limits %s)", workspace_id, name, limits)
         return record
 
     async def archive_workspace(self, workspace_id: str) -> WorkspaceRecord:
@@ -84,6 +92,7 @@ class Tenancy:
             raise InvalidRequest("The default workspace cannot be archived")
         record = await self.store.archive_workspace(workspace_id, self.clock.now())
         assert record is not None
+        audit.info("workspace %s archived, and its keys with it", workspace_id)
         return record
 
     # --- API keys ---------------------------------------------------------------
@@ -119,7 +128,16 @@ class Tenancy:
             created_at=now,
             expires_at=expires_at,
         )
-        return await self.store.create_key(record, keys.digest(secret)), secret
+        stored = await self.store.create_key(record, keys.digest(secret))
+        audit.info(
+            "%s key %s created (name %r, workspace %s, hint %s)",
+            record.kind,
+            record.id,
+            name,
+            workspace_id or "-",
+            record.hint,
+        )
+        return stored, secret
 
     async def key(self, key_id: str) -> ApiKeyRecord:
         record = await self.store.get_key(key_id)
@@ -147,6 +165,7 @@ class Tenancy:
             raise InvalidRequest(f"api_key {key_id!r} is archived; archived keys stay archived")
         record = await self.store.update_key(key_id, name, status)
         assert record is not None
+        audit.info("key %s updated (name %r, status %s)", key_id, name, status)
         return record
 
     def status_of(self, key: ApiKeyRecord) -> str:
