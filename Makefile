@@ -21,8 +21,10 @@ install: $(BIN)/batchyard
 serve: install  ## run the server on the defaults (SQLite file store, embedded model)
 	$(BIN)/batchyard serve
 
-test: install  ## the whole test suite
-	$(BIN)/pytest -q
+test: install  ## the whole test suite: everything on SQLite, then the integration suite on PostgreSQL
+	export BATCHYARD_TEST_PG=$$(scripts/postgres.sh) && \
+	$(BIN)/pytest -q && \
+	BATCHYARD_TEST_STORE=postgres $(BIN)/pytest -q tests/integration
 
 lint: install
 	$(BIN)/ruff check .

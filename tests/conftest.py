@@ -6,6 +6,7 @@ from pathlib import Path
 import anthropic
 import pytest
 
+from tests.databases import new_database
 from tests.serverproc import ADMIN_KEY, Server
 
 ServerFactory = Callable[..., Server]
@@ -22,11 +23,11 @@ def start_server(tmp_path: Path) -> Iterator[ServerFactory]:
     started: list[Server] = []
 
     def start(
-        *extra: str, database: Path | None = None, env: dict[str, str] | None = None
+        *extra: str, database: Path | str | None = None, env: dict[str, str] | None = None
     ) -> Server:
         n = len(started)
         server = Server(
-            database or tmp_path / f"db{n}.sqlite", tmp_path / f"server{n}.log", extra, env
+            database or new_database(tmp_path, f"db{n}"), tmp_path / f"server{n}.log", extra, env
         )
         started.append(server)
         return server
@@ -40,7 +41,7 @@ def start_server(tmp_path: Path) -> Iterator[ServerFactory]:
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """One shared server on the zero-latency fake engine."""
     d = tmp_path_factory.mktemp("shared-server")
-    s = Server(d / "db.sqlite", d / "server.log", ["--housekeeping-interval", "0.2"])
+    s = Server(new_database(d, "db"), d / "server.log", ["--housekeeping-interval", "0.2"])
     yield s
     s.stop()
 

@@ -68,7 +68,7 @@ class Proc:
 class Server(Proc):
     def __init__(
         self,
-        database: Path,
+        database: Path | str,
         log_path: Path,
         extra: Sequence[str] = (),
         env: dict[str, str] | None = None,
@@ -98,5 +98,5 @@ class Server(Proc):
 
 
 class WorkerProc(Proc):
-    def __init__(self, database: Path, log_path: Path, extra: Sequence[str] = ()) -> None:
+    def __init__(self, database: Path | str, log_path: Path, extra: Sequence[str] = ()) -> None:
         super().__init__(["worker", "--database", str(database), *extra], log_path)

@@ -44,7 +44,8 @@ def _add_database(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--database",
         default=_env("DATABASE", str(default_data_dir() / "batchyard.db")),
-        help="SQLite file path (env BATCHYARD_DATABASE; default: %(default)s)",
+        help="a SQLite file path, or postgresql://user@host/db for the shared store of"
+        " several API and worker processes (env BATCHYARD_DATABASE; default: %(default)s)",
     )
 
 

@@ -74,5 +74,9 @@ class Settings:
 
     @property
     def cache_dir(self) -> Path:
-        """Derived files (converted model weights) live beside the database."""
-        return Path(self.database).resolve().parent / "models"
+        """Derived files (converted model weights) live beside a SQLite database, or in
+        the data directory when the store is PostgreSQL."""
+        if "://" in self.database and not self.database.startswith("sqlite:"):
+            return default_data_dir() / "models"
+        path = self.database.removeprefix("sqlite:///").removeprefix("sqlite://")
+        return Path(path).resolve().parent / "models"

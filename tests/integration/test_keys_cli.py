@@ -11,6 +11,7 @@ import anthropic
 import pytest
 
 from tests.conftest import ServerFactory, client_for, make_requests
+from tests.databases import new_database, query
 from tests.serverproc import BATCHYARD, free_port
 
 NO_ADMIN_KEY = {"BATCHYARD_ADMIN_KEY": ""}
@@ -26,7 +27,7 @@ def cli(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
 def test_keys_created_by_the_cli_work_and_are_stored_hashed(
     tmp_path: Path, start_server: ServerFactory
 ) -> None:
-    db = tmp_path / "cli.sqlite"
+    db = new_database(tmp_path, "cli")
     made = cli("keys", "create", "--workspace", "team-x", "--name", "ci", "--database", str(db))
     assert made.returncode == 0, made.stderr
     secret = made.stdout.strip()
@@ -36,8 +37,10 @@ def test_keys_created_by_the_cli_work_and_are_stored_hashed(
     listed = cli("keys", "list", "--workspace", "team-x", "--database", str(db)).stdout
     assert listed.count("active") == 2 and secret not in listed and secret[-4:] in listed
 
-    raw = b"".join(p.read_bytes() for p in tmp_path.glob("cli.sqlite*"))
-    assert secret.encode() not in raw
+    assert secret not in repr(query(db, "SELECT * FROM api_keys"))
+    if Path(db).exists():  # the SQLite file and its WAL, byte for byte
+        raw = b"".join(p.read_bytes() for p in tmp_path.glob("cli.sqlite*"))
+        assert secret.encode() not in raw
 
     server = start_server(database=db, env=NO_ADMIN_KEY)
     user = client_for(server, api_key=secret)
@@ -66,7 +69,7 @@ def test_keys_created_by_the_cli_work_and_are_stored_hashed(
 def test_first_run_on_loopback_prints_keys_once(
     tmp_path: Path, start_server: ServerFactory
 ) -> None:
-    db = tmp_path / "first.sqlite"
+    db = new_database(tmp_path, "first")
     server = start_server(database=db, env=NO_ADMIN_KEY)
     log = server.log()
     admin_key = re.search(r"admin key .*: (sk-by-admin01-\S+)", log)
@@ -83,7 +86,7 @@ def test_first_run_on_loopback_prints_keys_once(
 
 def test_a_network_address_needs_keys(tmp_path: Path) -> None:
     port = str(free_port())
-    db = str(tmp_path / "net.sqlite")
+    db = new_database(tmp_path, "net")
     refused = cli("serve", "--host", "0.0.0.0", "--port", port, "--database", db)
     assert refused.returncode != 0
     assert "refusing to serve 0.0.0.0 without API keys" in refused.stderr

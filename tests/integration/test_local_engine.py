@@ -10,6 +10,7 @@ import anthropic
 import pytest
 
 from tests.conftest import client_for
+from tests.databases import new_database
 from tests.integration.test_batches_sdk import wait_ended
 from tests.serverproc import Server
 
@@ -21,7 +22,7 @@ FRANCE = "What is the capital of France?"
 def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     d: Path = tmp_path_factory.mktemp("local")
     server = Server(
-        d / "db.sqlite",
+        new_database(d, "db"),
         d / "server.log",
         [
             "--engine",

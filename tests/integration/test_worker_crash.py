@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from pathlib import Path
 
 import anthropic
 
 from tests.conftest import ServerFactory, client_for, make_requests
+from tests.databases import new_database, query
 from tests.integration.test_batches_sdk import wait_ended
 from tests.serverproc import WorkerProc
 
@@ -16,7 +16,7 @@ from tests.serverproc import WorkerProc
 def test_sigkilled_worker_requests_run_again_exactly_once(
     start_server: ServerFactory, tmp_path: Path
 ) -> None:
-    db = tmp_path / "crash.sqlite"
+    db = new_database(tmp_path, "crash")
     api = start_server("--no-worker", database=db)
     client = client_for(api)
     n = 600
@@ -36,9 +36,7 @@ def test_sigkilled_worker_requests_run_again_exactly_once(
     finally:
         first.stop()
 
-    held = (
-        sqlite3.connect(db).execute("SELECT count(*) FROM requests WHERE state = 1").fetchone()[0]
-    )
+    [(held,)] = query(db, "SELECT count(*) FROM requests WHERE state = 1")
     assert held > 0, "the kill should have left claimed requests behind"
     mid = client.messages.batches.retrieve(batch.id).request_counts
     assert mid.processing > 0 and mid.processing + mid.succeeded == n
@@ -57,17 +55,16 @@ def test_sigkilled_worker_requests_run_again_exactly_once(
     assert len(ids) == n and set(ids) == {f"k-{i}" for i in range(n)}
     assert all(r.result.type == "succeeded" for r in results)
 
-    conn = sqlite3.connect(db)
-    states = dict(conn.execute("SELECT state, count(*) FROM requests GROUP BY state").fetchall())
+    states = dict(query(db, "SELECT state, count(*) FROM requests GROUP BY state"))
     assert states == {2: n}
-    reran = conn.execute("SELECT count(*) FROM requests WHERE attempts > 1").fetchone()[0]
+    [(reran,)] = query(db, "SELECT count(*) FROM requests WHERE attempts > 1")
     assert reran >= held  # the requests the dead worker held were claimed again
 
 
 def test_api_and_separate_worker_share_a_database(
     start_server: ServerFactory, tmp_path: Path
 ) -> None:
-    db = tmp_path / "split.sqlite"
+    db = new_database(tmp_path, "split")
     api = start_server("--no-worker", database=db)
     client = client_for(api)
     batch = client.messages.batches.create(requests=make_requests(50, "s"))  # type: ignore[arg-type]
@@ -124,7 +121,7 @@ def test_client_view_is_consistent(client: anthropic.Anthropic) -> None:
 def test_two_workers_share_one_batch_and_survive_a_kill(
     start_server: ServerFactory, tmp_path: Path
 ) -> None:
-    db = tmp_path / "pair.sqlite"
+    db = new_database(tmp_path, "pair")
     api = start_server("--no-worker", database=db)
     client = client_for(api)
     n = 800
@@ -134,13 +131,12 @@ def test_two_workers_share_one_batch_and_survive_a_kill(
         "--housekeeping-interval", "0.2", "--poll-interval", "0.1",
     ]  # fmt: skip
     workers = [WorkerProc(db, tmp_path / f"pw{i}.log", args) for i in range(2)]
-    conn = sqlite3.connect(db)
     holders: set[str] = set()
     try:
         deadline = time.monotonic() + 20
         while client.messages.batches.retrieve(batch.id).request_counts.succeeded < n // 3:
             assert time.monotonic() < deadline
-            rows = conn.execute("SELECT DISTINCT worker FROM requests WHERE state = 1")
+            rows = query(db, "SELECT DISTINCT worker FROM requests WHERE state = 1")
             holders.update(w for (w,) in rows)
             time.sleep(0.02)
         workers[0].kill()
@@ -150,6 +146,6 @@ def test_two_workers_share_one_batch_and_survive_a_kill(
             w.stop()
     assert ended.request_counts.succeeded == n
     assert len(holders) == 2  # both workers held claims at once
-    assert conn.execute("SELECT count(*) FROM requests WHERE state = 2").fetchone()[0] == n
+    assert query(db, "SELECT count(*) FROM requests WHERE state = 2") == [(n,)]
     ids = [r.custom_id for r in client.messages.batches.results(batch.id)]
     assert sorted(ids) == sorted(f"p-{i}" for i in range(n))

@@ -25,11 +25,18 @@ __all__ = [
 ]
 
 
-def open_store(url: str, *, synchronous: str = "NORMAL") -> Store:
-    """Open the store named by `url`: a SQLite file path or `sqlite:///path`."""
+def is_postgres(url: str) -> bool:
+    return url.startswith(("postgresql://", "postgres://"))
+
+
+def open_store(url: str, *, synchronous: str = "NORMAL", pool_size: int = 10) -> Store:
+    """The store named by `url`: `postgresql://…` (asyncpg), else a SQLite file path
+    (or `sqlite:///path`)."""
+    if is_postgres(url):
+        from batchyard.store.postgres import PostgresStore
+
+        return PostgresStore(url, synchronous=synchronous, pool_size=pool_size)
     from batchyard.store.sqlite import SQLiteStore
 
-    if url.startswith(("postgresql://", "postgres://")):
-        raise ValueError("PostgreSQL is not supported yet; use a SQLite file path")
     path = url.removeprefix("sqlite:///").removeprefix("sqlite://")
     return SQLiteStore(path, synchronous=synchronous)

@@ -6,12 +6,107 @@ Shared SQL uses `?` placeholders; the PostgreSQL runner numbers them (`$1`, `$2`
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Protocol, TypeVar
 
-from batchyard.store.base import UnknownCursor, UsageRow
+from batchyard.clock import hour_start
+from batchyard.store.base import (
+    BatchRecord,
+    NewBatch,
+    Outcome,
+    RequestState,
+    UnknownCursor,
+    UsageRow,
+)
 
 Row = tuple[object, ...]
 Statement = tuple[str, Sequence[object]]
+
+KEY_BITS = 17
+"""A request's key is (batch seq << 17) | index: a batch is one key range (2^17 > 100,000)."""
+
+COUNTER = {
+    RequestState.SUCCEEDED: "succeeded",
+    RequestState.ERRORED: "errored",
+    RequestState.CANCELED: "canceled",
+    RequestState.EXPIRED: "expired",
+}
+"""The `batches` column that counts requests in each final state."""
+
+BATCH_COLUMNS = (
+    "seq, id, workspace_id, processing_status, created_at, expires_at, cancel_initiated_at, "
+    "ended_at, archived_at, total, processing, succeeded, errored, canceled, expired"
+)
+
+
+def key_range(seq: int) -> tuple[int, int]:
+    """The first and last possible request key of batch `seq`."""
+    return seq << KEY_BITS, ((seq + 1) << KEY_BITS) - 1
+
+
+def batch_record(row: Row) -> BatchRecord:
+    return BatchRecord(*row)  # type: ignore[arg-type]
+
+
+def created_record(seq: int, batch: NewBatch, n: int) -> BatchRecord:
+    """The record of a batch just written: in progress, all `n` requests processing."""
+    return BatchRecord(
+        seq,
+        batch.id,
+        batch.workspace_id,
+        "in_progress",
+        batch.created_at,
+        batch.expires_at,
+        None,
+        None,
+        None,
+        n,
+        n,
+        0,
+        0,
+        0,
+        0,
+    )
+
+
+UsageSums = dict[tuple[int, str], list[int]]
+
+
+def usage_sums(finished: Sequence[Outcome]) -> UsageSums:
+    """(batch seq, model) -> [requests, input tokens, output tokens] of these outcomes."""
+    sums: UsageSums = {}
+    for o in finished:
+        if o.usage is not None:
+            acc = sums.setdefault((o.key >> KEY_BITS, o.usage.model), [0, 0, 0])
+            acc[0] += 1
+            acc[1] += o.usage.input_tokens
+            acc[2] += o.usage.output_tokens
+    return sums
+
+
+def usage_rows(sums: UsageSums, owners: dict[int, tuple[str, str]], now: float) -> list[UsageRow]:
+    """The batch usage rows of `sums`; `owners` maps a batch seq to (workspace, key id)."""
+    bucket = hour_start(now)
+    return [
+        UsageRow(bucket, *owners[seq], model, "batch", *acc)
+        for (seq, model), acc in sums.items()
+        if seq in owners
+    ]
+
+
+def result_line(cast: str = "{}") -> str:
+    """SQL for a request's results line: the stored one, or one made from its
+    `custom_id` for canceled (4) and expired (5) requests. `cast` wraps the made
+    text where the database needs it as bytes (PostgreSQL: `({})::bytea`;
+    custom_ids hold no backslashes, so the cast keeps them as they are)."""
+
+    def made(kind: str) -> str:
+        text = '\'{"custom_id":"\' || custom_id || \'","result":{"type":"' + kind + "\"}}'"
+        return cast.format(text)
+
+    return (
+        f"CASE WHEN result IS NOT NULL THEN result WHEN state = 4 THEN {made('canceled')}"
+        f" WHEN state = 5 THEN {made('expired')} END"
+    )
 
 
 class SqlRunner(Protocol):
@@ -84,3 +179,48 @@ def usage_params(row: UsageRow) -> tuple[object, ...]:
         row.input_tokens,
         row.output_tokens,
     )
+
+
+T = TypeVar("T")
+
+
+def _rotated(items: list[T], turn: int) -> list[T]:
+    start = turn % len(items)
+    return items[start:] + items[:start]
+
+
+def fair_order(spaces: dict[str, list[int]], turn: int) -> list[list[int]]:
+    """Workspaces' batch lists for one claim: workspaces in rotating order, each
+    one's batches in rotating order too, so nobody is always served last."""
+    return [_rotated(seqs, turn) for seqs in _rotated(list(spaces.values()), turn)]
+
+
+def shares(order: list[list[int]], room: int) -> list[tuple[int, int]]:
+    """(batch, how many to claim) for one pass of a claim: an equal share per
+    workspace, split equally across its batches. Batches that gave all they were
+    asked for take part in the next pass, which hands out what the others lacked."""
+    wants: list[tuple[int, int]] = []
+    space_share = -(-room // len(order))
+    for seqs in order:
+        left = min(space_share, room)
+        if left <= 0:
+            break
+        share = -(-left // len(seqs))
+        for seq in seqs:
+            want = min(share, left)
+            if want <= 0:
+                break
+            wants.append((seq, want))
+            left -= want
+            room -= want
+    return wants
+
+
+def still_full(
+    order: list[list[int]], wants: list[tuple[int, int]], got: dict[int, int]
+) -> list[list[int]]:
+    """The batches (per workspace) that gave all they were asked for in this pass."""
+    asked = dict(wants)
+    return [
+        full for seqs in order if (full := [s for s in seqs if s in asked and got[s] == asked[s]])
+    ]

@@ -23,7 +23,6 @@ import anyio
 import anyio.to_thread
 from typing_extensions import Buffer
 
-from batchyard.clock import hour_start
 from batchyard.errors import StoreUnavailable
 from batchyard.store import migrations
 from batchyard.store.base import (
@@ -37,35 +36,35 @@ from batchyard.store.base import (
     RequestState,
     UsageRow,
 )
-from batchyard.store.sql import USAGE_UPSERT, Row, Statement, page, usage_params
-from batchyard.store.tenancy_sql import SqlTenancy
-
-KEY_BITS = 17
-_Q = int(RequestState.QUEUED)
-_C = int(RequestState.CLAIMED)
-_COUNTER = {
-    RequestState.SUCCEEDED: "succeeded",
-    RequestState.ERRORED: "errored",
-    RequestState.CANCELED: "canceled",
-    RequestState.EXPIRED: "expired",
-}
-
-_BATCH_COLUMNS = (
-    "seq, id, workspace_id, processing_status, created_at, expires_at, cancel_initiated_at, "
-    "ended_at, archived_at, total, processing, succeeded, errored, canceled, expired"
+from batchyard.store.sql import (
+    BATCH_COLUMNS as _BATCH_COLUMNS,
 )
+from batchyard.store.sql import (
+    COUNTER as _COUNTER,
+)
+from batchyard.store.sql import (
+    KEY_BITS,
+    USAGE_UPSERT,
+    Row,
+    Statement,
+    created_record,
+    fair_order,
+    key_range,
+    page,
+    result_line,
+    shares,
+    still_full,
+    usage_params,
+    usage_rows,
+    usage_sums,
+)
+from batchyard.store.sql import (
+    batch_record as _batch,
+)
+from batchyard.store.tenancy_sql import SqlTenancy
 
 P = ParamSpec("P")
 T = TypeVar("T")
-
-
-def key_range(seq: int) -> tuple[int, int]:
-    """The first and last possible request key of batch `seq`."""
-    return seq << KEY_BITS, ((seq + 1) << KEY_BITS) - 1
-
-
-def _batch(row: tuple[object, ...]) -> BatchRecord:
-    return BatchRecord(*row)  # type: ignore[arg-type]
 
 
 class SQLiteStore:
@@ -290,23 +289,7 @@ class SQLiteStore:
                 "INSERT INTO requests (key, batch_seq, custom_id, params) VALUES (?, ?, ?, ?)",
                 zip(range(base, base + n), itertools.repeat(seq), custom_ids, params),
             )
-        return BatchRecord(
-            seq,
-            batch.id,
-            batch.workspace_id,
-            "in_progress",
-            batch.created_at,
-            batch.expires_at,
-            None,
-            None,
-            None,
-            n,
-            n,
-            0,
-            0,
-            0,
-            0,
-        )
+        return created_record(seq, batch, n)
 
     async def get_batch(self, workspace_id: str, batch_id: str) -> BatchRecord | None:
         return await self.run(self._get_batch, None, workspace_id, batch_id)
@@ -388,13 +371,7 @@ class SQLiteStore:
             self.reader()
             .execute(
                 "SELECT count(*), max(key), CAST(group_concat(line, X'0A') AS BLOB) FROM ("
-                " SELECT key, CASE"
-                "  WHEN result IS NOT NULL THEN result"
-                '  WHEN state = 4 THEN \'{"custom_id":"\' || custom_id'
-                '   || \'","result":{"type":"canceled"}}\''
-                '  WHEN state = 5 THEN \'{"custom_id":"\' || custom_id'
-                '   || \'","result":{"type":"expired"}}\''
-                "  END AS line"
+                f" SELECT key, {result_line()} AS line"
                 " FROM requests WHERE key > ? AND key <= ? ORDER BY key LIMIT ?)",
                 (after, hi, page_size),
             )
@@ -426,49 +403,29 @@ class SQLiteStore:
             if not spaces:
                 return claimed
             # Round-robin over workspaces, then over each workspace's batches: every
-            # workspace gets an equal share of this claim however many batches it
-            # has, and the starting points rotate so that nobody is always last.
-            turn = self._rr
+            # workspace gets an equal share of this claim however many batches it has.
+            order = fair_order(spaces, self._rr)
             self._rr += 1
-            order = [_rotated(seqs, turn) for seqs in _rotated(list(spaces.values()), turn)]
             lease_until = now + lease_seconds
-
-            def take(seq: int, want: int) -> int:
-                rows = conn.execute(
-                    "UPDATE requests SET state = 1, attempts = attempts + 1, lease_until = ?,"
-                    " worker = ? WHERE key IN (SELECT key FROM requests WHERE batch_seq = ?"
-                    " AND state = 0 AND available_at <= ? ORDER BY available_at LIMIT ?)"
-                    " RETURNING key, custom_id, params, attempts",
-                    (lease_until, worker_id, seq, now, want),
-                ).fetchall()
-                claimed.extend(
-                    ClaimedRequest(k, seq, cid, bytes(p) if p is not None else b"", a)
-                    for k, cid, p, a in rows
-                )
-                return len(rows)
-
-            # A second and third pass hand what the short batches left to the others.
             for _ in range(3):
                 if len(claimed) >= limit or not order:
                     break
-                space_share = -(-(limit - len(claimed)) // len(order))
-                still_full: list[list[int]] = []
-                for seqs in order:
-                    room = min(space_share, limit - len(claimed))
-                    if room <= 0:
-                        break
-                    share, got, full = -(-room // len(seqs)), 0, []
-                    for seq in seqs:
-                        want = min(share, room - got)
-                        if want <= 0:
-                            break
-                        n = take(seq, want)
-                        got += n
-                        if n == want:
-                            full.append(seq)
-                    if full:
-                        still_full.append(full)
-                order = still_full
+                wants = shares(order, limit - len(claimed))
+                got: dict[int, int] = defaultdict(int)
+                for seq, want in wants:
+                    rows = conn.execute(
+                        "UPDATE requests SET state = 1, attempts = attempts + 1, lease_until = ?,"
+                        " worker = ? WHERE key IN (SELECT key FROM requests WHERE batch_seq = ?"
+                        " AND state = 0 AND available_at <= ? ORDER BY available_at LIMIT ?)"
+                        " RETURNING key, custom_id, params, attempts",
+                        (lease_until, worker_id, seq, now, want),
+                    ).fetchall()
+                    claimed.extend(
+                        ClaimedRequest(k, seq, cid, bytes(p) if p is not None else b"", a)
+                        for k, cid, p, a in rows
+                    )
+                    got[seq] = len(rows)
+                order = still_full(order, wants, got)
         return claimed
 
     async def record_outcomes(
@@ -524,29 +481,19 @@ class SQLiteStore:
         conn: sqlite3.Connection, finished: Sequence[Outcome], now: float
     ) -> list[UsageRow]:
         """The batch usage of these recorded outcomes, summed per batch and model."""
-        sums: dict[tuple[int, str], list[int]] = defaultdict(lambda: [0, 0, 0])
-        for o in finished:
-            if o.usage is not None:
-                acc = sums[(o.key >> KEY_BITS, o.usage.model)]
-                acc[0] += 1
-                acc[1] += o.usage.input_tokens
-                acc[2] += o.usage.output_tokens
+        sums = usage_sums(finished)
         if not sums:
             return []
+        seqs = list({seq for seq, _ in sums})
         owners = {
             seq: (workspace_id, api_key_id or "")
             for seq, workspace_id, api_key_id in conn.execute(
                 "SELECT seq, workspace_id, api_key_id FROM batches WHERE seq IN"
-                f" ({','.join('?' * len({seq for seq, _ in sums}))})",
-                list({seq for seq, _ in sums}),
+                f" ({','.join('?' * len(seqs))})",
+                seqs,
             )
         }
-        bucket = hour_start(now)
-        return [
-            UsageRow(bucket, *owners[seq], model, "batch", *acc)
-            for (seq, model), acc in sums.items()
-            if seq in owners
-        ]
+        return usage_rows(sums, owners, now)
 
     async def extend_leases(self, worker_id: str, keys: Sequence[int], lease_until: float) -> None:
         await self.run(self._extend_leases, worker_id, keys, lease_until)
@@ -644,11 +591,6 @@ class SQLiteStore:
             if row:
                 ended.append(row[0])
         return ended
-
-
-def _rotated(items: list[T], turn: int) -> list[T]:
-    start = turn % len(items)
-    return items[start:] + items[:start]
 
 
 def _guarded_update(

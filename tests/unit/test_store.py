@@ -1,28 +1,21 @@
-"""The SQLite store's domain operations, with a manual clock (no sleeping)."""
+"""The store contract, on SQLite and on PostgreSQL, with a manual clock (no sleeping)."""
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import cast
 
 import msgspec
 import pytest
 
 from batchyard.clock import ManualClock
-from batchyard.store.base import NewBatch, Outcome, RequestState, UnknownCursor
+from batchyard.store.base import NewBatch, Outcome, RequestState, Store, UnknownCursor
+from batchyard.store.sql import SqlRunner
 from batchyard.store.sqlite import SQLiteStore
 
 pytestmark = pytest.mark.anyio
 HOUR = 3600.0
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
-    s = SQLiteStore(tmp_path / "store.sqlite")
-    await s.open()
-    yield s
-    await s.close()
 
 
 def new_batch(clock: ManualClock, name: str = "b", expiry: float = 24 * HOUR) -> NewBatch:
@@ -38,7 +31,7 @@ def done(key: int, attempts: int, state: RequestState = RequestState.SUCCEEDED) 
     return Outcome(key, attempts, state, b'{"custom_id":"r","result":{"type":"x"}}')
 
 
-async def all_lines(store: SQLiteStore, batch_id: str) -> list[dict[str, object]]:
+async def all_lines(store: Store, batch_id: str) -> list[dict[str, object]]:
     batch = await store.get_batch("ws", batch_id)
     assert batch is not None
     chunks = [c async for c in store.result_lines(batch, page_size=3)]
@@ -47,7 +40,7 @@ async def all_lines(store: SQLiteStore, batch_id: str) -> list[dict[str, object]
     return [msgspec.json.decode(line) for line in text.splitlines()]
 
 
-async def test_create_is_visible_and_counts_start_processing(store: SQLiteStore) -> None:
+async def test_create_is_visible_and_counts_start_processing(store: Store) -> None:
     clock = ManualClock()
     created = await store.create_batch(new_batch(clock), *reqs(5))
     got = await store.get_batch("ws", "msgbatch_b")
@@ -68,7 +61,7 @@ async def test_migrations_are_recorded_and_idempotent(tmp_path: Path) -> None:
     assert mode == "wal"
 
 
-async def test_claim_record_and_end(store: SQLiteStore) -> None:
+async def test_claim_record_and_end(store: Store) -> None:
     clock = ManualClock()
     await store.create_batch(new_batch(clock), *reqs(5))
     first = await store.claim_requests("w1", clock.now(), 60, 3)
@@ -92,7 +85,7 @@ async def test_claim_record_and_end(store: SQLiteStore) -> None:
     assert b is not None and b.processing_status == "ended" and b.ended_at == 2.0
 
 
-async def test_outcome_of_a_lost_lease_is_not_recorded_twice(store: SQLiteStore) -> None:
+async def test_outcome_of_a_lost_lease_is_not_recorded_twice(store: Store) -> None:
     clock = ManualClock()
     await store.create_batch(new_batch(clock), *reqs(1))
     [slow] = await store.claim_requests("slow", clock.now(), 10, 1)
@@ -112,7 +105,7 @@ async def test_outcome_of_a_lost_lease_is_not_recorded_twice(store: SQLiteStore)
     assert b is not None and (b.succeeded, b.processing) == (1, 0)
 
 
-async def test_heartbeat_keeps_the_lease(store: SQLiteStore) -> None:
+async def test_heartbeat_keeps_the_lease(store: Store) -> None:
     clock = ManualClock()
     await store.create_batch(new_batch(clock), *reqs(1))
     [c] = await store.claim_requests("w", clock.now(), 10, 1)
@@ -122,7 +115,7 @@ async def test_heartbeat_keeps_the_lease(store: SQLiteStore) -> None:
     assert (await store.housekeeping(clock.now())).reclaimed == 0
 
 
-async def test_retry_waits_until_available(store: SQLiteStore) -> None:
+async def test_retry_waits_until_available(store: Store) -> None:
     clock = ManualClock()
     await store.create_batch(new_batch(clock), *reqs(1))
     [c] = await store.claim_requests("w", clock.now(), 60, 1)
@@ -134,7 +127,7 @@ async def test_retry_waits_until_available(store: SQLiteStore) -> None:
     assert again.attempts == 2
 
 
-async def test_claims_are_shared_between_batches(store: SQLiteStore) -> None:
+async def test_claims_are_shared_between_batches(store: Store) -> None:
     clock = ManualClock()
     await store.create_batch(new_batch(clock, "big"), *reqs(1000))
     await store.create_batch(new_batch(clock, "small"), *reqs(4))
@@ -144,7 +137,7 @@ async def test_claims_are_shared_between_batches(store: SQLiteStore) -> None:
     assert by_batch.count(2) == 4  # the small batch got its share at once
 
 
-async def test_cancel_marks_queued_canceled_and_claimed_finish(store: SQLiteStore) -> None:
+async def test_cancel_marks_queued_canceled_and_claimed_finish(store: Store) -> None:
     clock = ManualClock()
     await store.create_batch(new_batch(clock), *reqs(4))
     claimed = await store.claim_requests("w", clock.now(), 60, 2)
@@ -164,14 +157,14 @@ async def test_cancel_marks_queued_canceled_and_claimed_finish(store: SQLiteStor
     assert types == ["canceled", "canceled", "canceled", "x"]
 
 
-async def test_cancel_with_nothing_in_flight_ends_at_once(store: SQLiteStore) -> None:
+async def test_cancel_with_nothing_in_flight_ends_at_once(store: Store) -> None:
     clock = ManualClock()
     await store.create_batch(new_batch(clock), *reqs(3))
     b = await store.cancel_batch("ws", "msgbatch_b", clock.now())
     assert b is not None and b.processing_status == "ended" and b.canceled == 3
 
 
-async def test_expiry_expires_queued_and_claimed(store: SQLiteStore) -> None:
+async def test_expiry_expires_queued_and_claimed(store: Store) -> None:
     clock = ManualClock()
     await store.create_batch(new_batch(clock, expiry=HOUR), *reqs(4))
     [c] = await store.claim_requests("w", clock.now(), 7200, 1)
@@ -189,7 +182,7 @@ async def test_expiry_expires_queued_and_claimed(store: SQLiteStore) -> None:
     assert [line["result"] for line in lines] == [{"type": "expired"}] * 4
 
 
-async def test_retention_archives_and_deletes_results(store: SQLiteStore, tmp_path: Path) -> None:
+async def test_retention_archives_and_deletes_results(store: Store) -> None:
     clock = ManualClock()
     await store.create_batch(new_batch(clock), *reqs(2))
     claimed = await store.claim_requests("w", clock.now(), 60, 2)
@@ -200,11 +193,10 @@ async def test_retention_archives_and_deletes_results(store: SQLiteStore, tmp_pa
     assert (await store.housekeeping(clock.now())).archived_batches == ["msgbatch_b"]
     b = await store.get_batch("ws", "msgbatch_b")
     assert b is not None and b.archived_at == clock.now() and b.succeeded == 2
-    rows = sqlite3.connect(tmp_path / "store.sqlite").execute("SELECT count(*) FROM requests")
-    assert rows.fetchone()[0] == 0
+    assert await cast(SqlRunner, store).fetchone("SELECT count(*) FROM requests") == (0,)
 
 
-async def test_delete_only_when_ended(store: SQLiteStore) -> None:
+async def test_delete_only_when_ended(store: Store) -> None:
     clock = ManualClock()
     await store.create_batch(new_batch(clock), *reqs(2))
     record, deleted = await store.delete_batch("ws", "msgbatch_b")
@@ -216,7 +208,7 @@ async def test_delete_only_when_ended(store: SQLiteStore) -> None:
     assert await store.delete_batch("ws", "msgbatch_b") == (None, False)
 
 
-async def test_list_pages_and_cursors(store: SQLiteStore) -> None:
+async def test_list_pages_and_cursors(store: Store) -> None:
     clock = ManualClock()
     for i in range(5):
         await store.create_batch(new_batch(clock, str(i)), *reqs(1))
