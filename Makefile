@@ -24,7 +24,7 @@ serve: install  ## run the server on the defaults (SQLite file store, embedded m
 test: install  ## the whole test suite: everything on SQLite, then the integration suite on PostgreSQL
 	export BATCHYARD_TEST_PG=$$(scripts/postgres.sh) && \
 	$(BIN)/pytest -q && \
-	BATCHYARD_TEST_STORE=postgres $(BIN)/pytest -q tests/integration
+	BATCHYARD_TEST_STORE=postgres $(BIN)/pytest -q tests/integration tests/reliability
 
 lint: install
 	$(BIN)/ruff check .

@@ -69,3 +69,51 @@ def query(database: str | Path, sql: str, *params: object) -> list[tuple[Any, ..
             await conn.close()
 
     return _run(fetch())
+
+
+class Cluster:
+    """A PostgreSQL cluster of a test's own (scripts/postgres.sh), for tests that
+    restart it or change its settings: the shared test server stays untouched."""
+
+    def __init__(self, folder: Path, port: int) -> None:
+        import subprocess
+
+        self.folder = folder
+        script = Path(__file__).resolve().parent.parent / "scripts" / "postgres.sh"
+        self.url = subprocess.run(
+            [str(script), str(folder), str(port), "off"], check=True, capture_output=True, text=True
+        ).stdout.strip()
+
+    def pg_ctl(self, *args: str) -> None:
+        import glob
+        import os
+        import subprocess
+
+        [bindir] = sorted(glob.glob("/usr/lib/postgresql/*/bin"))[-1:]
+        run_as = ["runuser", "-u", "postgres", "--"] if os.getuid() == 0 else []
+        # The server a restart starts must not hold our pipes open: it logs to a file.
+        subprocess.run(
+            [*run_as, f"{bindir}/pg_ctl", "-D", str(self.folder / "data"), "-w", "-t", "60",
+             "-l", str(self.folder / "server.log"), *args],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+
+    def sql(self, statement: str) -> None:
+        async def run() -> None:
+            conn = await asyncpg.connect(self.url)
+            try:
+                await conn.execute(statement)
+            finally:
+                await conn.close()
+
+        _run(run())
+
+    def database(self, prefix: str) -> str:
+        name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+        self.sql(f'CREATE DATABASE "{name}"')
+        return self.url.rsplit("/", 1)[0] + "/" + name
+
+    def stop(self) -> None:
+        self.pg_ctl("stop", "-m", "immediate")

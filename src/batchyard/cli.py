@@ -123,6 +123,12 @@ def _add_store_and_engine(p: argparse.ArgumentParser) -> None:
         default=_env("FAKE_ERROR_RATE", 0.0, float),
         help="share of calls that fail with a retryable error (0..1)",
     )
+    e.add_argument(
+        "--fake-hang-rate",
+        type=float,
+        default=_env("FAKE_HANG_RATE", 0.0, float),
+        help="share of calls that never answer (0..1); see --engine-timeout",
+    )
     e.add_argument("--fake-seed", type=int, default=_env("FAKE_SEED", None, int))
     e.add_argument(
         "--fake-capacity",
@@ -138,6 +144,12 @@ def _add_store_and_engine(p: argparse.ArgumentParser) -> None:
         help="claim lease; a dead worker's requests run again after it (default 60s)",
     )
     w.add_argument("--max-attempts", type=int, default=_env("MAX_ATTEMPTS", 5, int))
+    w.add_argument(
+        "--engine-timeout",
+        type=_duration,
+        default=_env("ENGINE_TIMEOUT", 600.0, _duration),
+        help="an engine call running longer is cancelled and retried (default 600s)",
+    )
     w.add_argument("--retry-base", type=_duration, default=_env("RETRY_BASE", 1.0, _duration))
     w.add_argument(
         "--concurrency",
@@ -197,6 +209,7 @@ def _engines(args: argparse.Namespace) -> list[EngineConfig]:
             timeout_seconds=args.upstream_timeout,
             latency_ms=args.fake_latency_ms,
             error_rate=args.fake_error_rate,
+            hang_rate=args.fake_hang_rate,
             seed=args.fake_seed,
         )
     ]
@@ -224,6 +237,7 @@ def _settings(args: argparse.Namespace, *, run_worker: bool) -> Settings:
         worker=WorkerSettings(
             lease_seconds=args.lease,
             max_attempts=args.max_attempts,
+            engine_timeout_seconds=args.engine_timeout,
             retry_base_seconds=args.retry_base,
             concurrency=args.concurrency,
             housekeeping_seconds=args.housekeeping_interval,

@@ -48,6 +48,24 @@ async def test_cancelled_waiter_leaves_no_hole() -> None:
 
 
 @pytest.mark.anyio
+async def test_waiter_cancelled_while_a_release_passes_it_over() -> None:
+    """The engine timeout cancels a waiting call just as a slot frees up: the release
+    skips the cancelled waiter, and the waiter then leaves with CancelledError (it
+    once raised ValueError, which left the request's timeout mark behind)."""
+    slots = PrioritySlots(1)
+    await slots.acquire(Priority.BATCH)
+    waiter = asyncio.create_task(slots.acquire(Priority.BATCH))
+    other = asyncio.create_task(slots.acquire(Priority.BATCH))
+    await asyncio.sleep(0)
+    waiter.cancel()  # its future is cancelled now; the task has not run yet
+    slots.release()  # passes over it to `other`
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    await asyncio.wait_for(other, 1)
+    assert slots.in_use == 1 and slots.waiting == 0
+
+
+@pytest.mark.anyio
 async def test_shrinking_capacity_holds_back_new_work() -> None:
     slots = PrioritySlots(2)
     await slots.acquire(Priority.BATCH)

@@ -17,6 +17,7 @@ def build_engine(config: EngineConfig, cache_dir: Path) -> Engine:
         return FakeEngine(
             latency_ms=config.latency_ms,
             error_rate=config.error_rate,
+            hang_rate=config.hang_rate,
             capacity=config.capacity or 1024,
             seed=config.seed,
             name=config.name or "fake",

@@ -48,6 +48,8 @@ class EngineConfig(msgspec.Struct, forbid_unknown_fields=True):
     # fake engine
     latency_ms: float = 0.0
     error_rate: float = 0.0
+    hang_rate: float = 0.0
+    """fake: share of calls that never answer (the worker's engine timeout must end them)."""
     seed: int | None = None
     # local engine
     model_path: str | None = None

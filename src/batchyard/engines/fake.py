@@ -53,6 +53,7 @@ class FakeEngine:
         *,
         latency_ms: float = 0.0,
         error_rate: float = 0.0,
+        hang_rate: float = 0.0,
         capacity: int = 1024,
         seed: int | None = None,
         name: str = "fake",
@@ -60,6 +61,7 @@ class FakeEngine:
         self.name = name
         self.latency = latency_ms / 1000.0
         self.error_rate = error_rate
+        self.hang_rate = hang_rate
         self.capacity = capacity
         self.slots = PrioritySlots(capacity)
         self._rng = random.Random(seed)
@@ -73,6 +75,8 @@ class FakeEngine:
     async def create_message(self, params: MessageCreateParams) -> Message:
         if self.latency > 0:
             await anyio.sleep(self.latency)
+        if self.hang_rate > 0 and self._rng.random() < self.hang_rate:
+            await anyio.sleep(3600)  # a call that never answers: a lost connection, a stuck GPU
         if self.error_rate > 0 and self._rng.random() < self.error_rate:
             error_type, message = self._rng.choice(_FAULTS)
             raise EngineError(error_type, message, retryable=True)

@@ -38,7 +38,7 @@ class PrioritySlots:
         except asyncio.CancelledError:
             if future.done() and not future.cancelled():
                 self.release()  # the slot was handed over as we were cancelled
-            else:
+            elif future in queue:  # (a release may already have dropped it, cancelled)
                 queue.remove(future)
             raise
 

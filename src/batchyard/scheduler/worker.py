@@ -22,11 +22,20 @@ from batchyard.engines import dispatch
 from batchyard.engines.base import EngineError
 from batchyard.engines.router import EngineRouter, UnknownModel
 from batchyard.engines.slots import Priority
+from batchyard.errors import StoreUnavailable
 from batchyard.scheduler.results import errored_line, succeeded_line
 from batchyard.store.base import ClaimedRequest, Outcome, RequestState, Store, TokenUsage
 from batchyard.wire.messages import InvalidParams, decode_params
 
 log = logging.getLogger("batchyard.worker")
+
+
+def _store_trouble(exc: Exception, what: str) -> None:
+    """A store outage (restart, full disk) is one line a time; anything else, a traceback."""
+    if isinstance(exc, StoreUnavailable):
+        log.warning("%s: %s", what, exc)
+    else:
+        log.error("%s", what, exc_info=exc)
 
 
 class Worker:
@@ -117,8 +126,8 @@ class Worker:
                     claimed = await self.store.claim_requests(
                         self.id, self.clock.now(), s.lease_seconds, min(room, s.claim_chunk)
                     )
-                except Exception:
-                    log.exception("claim failed; retrying")
+                except Exception as exc:
+                    _store_trouble(exc, "claim failed; retrying")
                     await asyncio.sleep(min(s.poll_seconds, 1.0))
                     continue
                 deadline = time.monotonic() + s.engine_timeout_seconds
@@ -157,6 +166,9 @@ class Worker:
             outcome = self._failure(request, EngineError("api_error", str(exc), retryable=True))
         finally:
             self._running.pop(request.key, None)
+            # However the call ended, a timeout mark must not outlive it: the
+            # request's next attempt (same key) needs its own watchdog.
+            self._timed_out.discard(request.key)
         self._pending.append(outcome)
         self._outcomes.set()
 
@@ -215,8 +227,8 @@ class Worker:
             outcomes, self._pending = self._pending, []
             try:
                 report = await self.store.record_outcomes(self.id, outcomes, self.clock.now())
-            except Exception:
-                log.exception("recording %d outcomes failed; retrying", len(outcomes))
+            except Exception as exc:
+                _store_trouble(exc, f"recording {len(outcomes)} outcomes failed; retrying")
                 self._pending[:0] = outcomes
                 await asyncio.sleep(0.5)
                 continue
@@ -243,8 +255,8 @@ class Worker:
                         list(self._held),
                         self.clock.now() + self.settings.lease_seconds,
                     )
-                except Exception:
-                    log.exception("lease heartbeat failed")
+                except Exception as exc:
+                    _store_trouble(exc, "lease heartbeat failed")
 
     def _cancel_overdue(self) -> None:
         """Engine calls past their deadline are cancelled and retried (a hung call
@@ -259,8 +271,8 @@ class Worker:
         while True:
             try:
                 report = await self.store.housekeeping(self.clock.now())
-            except Exception:
-                log.exception("housekeeping failed")
+            except Exception as exc:
+                _store_trouble(exc, "housekeeping failed")
             else:
                 if report.reclaimed:
                     log.info("requeued %d requests whose lease ran out", report.reclaimed)
