@@ -19,9 +19,9 @@ import uuid
 from pathlib import Path
 
 import httpx
+from tests.serverproc import Server, WorkerProc
 
 from bench.common import ROOT, batch_body, headers, wait_ended
-from tests.serverproc import Server, WorkerProc
 
 
 def bench_cluster() -> str:

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from bench.common import batch_body
+
 from tests.conftest import ServerFactory, client_for, make_requests
 from tests.databases import new_database, query
 from tests.serverproc import ADMIN_KEY, WorkerProc
