@@ -16,6 +16,7 @@ from pathlib import Path
 import anthropic
 import httpx
 import pytest
+from anthropic.types.messages import MessageBatch
 
 from tests.conftest import ServerFactory, client_for, make_requests
 from tests.databases import ON_POSTGRES, PG_URL, Cluster, query
@@ -27,7 +28,7 @@ needs_postgres = pytest.mark.skipif(
 needs_sqlite_pass = pytest.mark.skipif(ON_POSTGRES, reason="SQLite pass only")
 
 
-def retrieve_tolerant(client: anthropic.Anthropic, batch_id: str) -> anthropic.types.MessageBatch:
+def retrieve_tolerant(client: anthropic.Anthropic, batch_id: str) -> MessageBatch:
     """Poll through an outage: 503s and refused connections are expected while it lasts."""
     deadline = time.monotonic() + 60
     while True:
