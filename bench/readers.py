@@ -18,10 +18,10 @@ import time
 from pathlib import Path
 
 import httpx
+from tests.serverproc import Server
 
 from bench.common import batch_body, headers
 from bench.scale import bench_cluster, fresh_pg
-from tests.serverproc import Server
 
 
 async def reader(base_url: str, batch_id: str, latencies: list[float], stop: asyncio.Event) -> int:
@@ -57,11 +57,7 @@ async def run(database: str, n: int, clients: int, folder: Path) -> tuple[float,
                     *(reader(server.base_url, batch_id, latencies, stop) for _ in range(clients))
                 )
             else:
-                while (await c.get(f"/v1/messages/batches/{batch_id}")).json()[
-                    "processing_status"
-                ] != "ended":
-                    await asyncio.sleep(0.05)
-                results = [0]
+                results = [await reader(server.base_url, batch_id, [], stop)]
             elapsed = time.perf_counter() - created
         return n / elapsed, latencies, sum(results)
     finally:

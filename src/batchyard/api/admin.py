@@ -24,13 +24,14 @@ from batchyard.usage import UsageQuery, usage_report
 from batchyard.wire.admin import (
     ApiKey,
     ApiKeyCreateIn,
+    ApiKeyPage,
     ApiKeyUpdateIn,
     CreatedApiKey,
     OrganizationInfo,
     OrganizationScope,
-    Page,
     Workspace,
     WorkspaceCreateIn,
+    WorkspacePage,
     WorkspaceRateLimits,
     WorkspaceScope,
     WorkspaceUpdateIn,
@@ -39,6 +40,7 @@ from batchyard.wire.errors import format_validation_error
 
 MAX_ADMIN_BODY = 1024 * 1024
 T = TypeVar("T")
+P = TypeVar("P", WorkspacePage, ApiKeyPage)
 
 
 async def _body(request: Request, kind: type[T]) -> T:
@@ -64,8 +66,8 @@ def _list(request: Request, name: str) -> list[str]:
     return [*q.getlist(f"{name}[]"), *q.getlist(name)]
 
 
-def _page(items: list[Any], has_more: bool) -> Page:
-    return Page(
+def _page(kind: type[P], items: list[Any], has_more: bool) -> P:
+    return kind(
         data=items,
         has_more=has_more,
         first_id=items[0].id if items else None,
@@ -132,7 +134,7 @@ async def list_workspaces(request: Request) -> Response:
         include_archived=bool(_flag(request, "include_archived")),
         include_default=bool(_flag(request, "include_default")),
     )
-    return json_response(_page([workspace_to_wire(w) for w in page], has_more))
+    return json_response(_page(WorkspacePage, [workspace_to_wire(w) for w in page], has_more))
 
 
 async def create_workspace(request: Request) -> Response:
@@ -178,7 +180,7 @@ async def list_keys(request: Request) -> Response:
     keys = [key_to_wire(k, tenancy.status_of(k)) for k in page]
     if status is not None:
         keys = [k for k in keys if k.status == status]
-    return json_response(_page(keys, has_more))
+    return json_response(_page(ApiKeyPage, keys, has_more))
 
 
 async def create_key(request: Request) -> Response:

@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
-from batchyard.api import admin, batches, messages, models
+from batchyard.api import admin, batches, messages, models, openapi
 from batchyard.api.admission import Admission
 from batchyard.api.context import RequestContext
 from batchyard.api.errors import error_response
@@ -93,6 +93,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> Starlette:
         routes=[
             Route("/healthz", healthz),
             Route("/readyz", readyz),
+            *openapi.routes,
             *api_routes,
             # The same API under a path prefix, for proxies that do not strip it.
             *([Mount(prefix, routes=api_routes)] if prefix else []),

@@ -97,8 +97,15 @@ class ApiKeyUpdateIn(msgspec.Struct):
     status: Literal["active", "inactive", "archived"] | None = None
 
 
-class Page(msgspec.Struct):
-    data: list[Workspace] | list[ApiKey]
+class WorkspacePage(msgspec.Struct):
+    data: list[Workspace]
+    has_more: bool
+    first_id: str | None
+    last_id: str | None
+
+
+class ApiKeyPage(msgspec.Struct):
+    data: list[ApiKey]
     has_more: bool
     first_id: str | None
     last_id: str | None
