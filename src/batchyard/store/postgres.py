@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import logging
 import re
 import time
 from collections import defaultdict
@@ -60,6 +61,7 @@ from batchyard.store.sql import (
 from batchyard.store.tenancy_sql import SqlTenancy
 
 T = TypeVar("T")
+log = logging.getLogger("batchyard.store")
 if TYPE_CHECKING:
     Conn: TypeAlias = asyncpg.pool.PoolConnectionProxy[asyncpg.Record]
 else:
@@ -161,15 +163,25 @@ class PostgresStore:
 
     # --- lifecycle --------------------------------------------------------------
 
-    async def open(self) -> None:
-        try:
-            self._pool = await asyncpg.create_pool(
-                self.url, min_size=1, max_size=self.pool_size, command_timeout=60
-            )
-        except Exception as exc:
-            if _unavailable(exc):
-                raise StoreUnavailable(f"Cannot reach PostgreSQL ({exc})") from exc
-            raise
+    async def open(self, wait_seconds: float = 60.0) -> None:
+        """Connect (waiting up to `wait_seconds` for a server that is still starting, as
+        in a compose file or after a failover) and run pending migrations."""
+        deadline = time.monotonic() + wait_seconds
+        delay = 0.2
+        while True:
+            try:
+                self._pool = await asyncpg.create_pool(
+                    self.url, min_size=1, max_size=self.pool_size, command_timeout=60
+                )
+                break
+            except Exception as exc:
+                if not _unavailable(exc):
+                    raise
+                if time.monotonic() + delay > deadline:
+                    raise StoreUnavailable(f"Cannot reach PostgreSQL ({exc})") from exc
+                log.warning("PostgreSQL not reachable yet (%s); retrying in %.1fs", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
         await self._call(self._migrate)
 
     async def _migrate(self, conn: Conn) -> None:
