@@ -37,6 +37,9 @@ bench: install  ## benchmarks (numbers, not asserts)
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/scheduling.py
 	$(BIN)/python bench/results.py
+	PYTHONPATH=. $(BIN)/python -m bench.scale
+	PYTHONPATH=. $(BIN)/python -m bench.readers
+	PYTHONPATH=. $(BIN)/python -m bench.auth
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -163,6 +163,12 @@ def _add_store_and_engine(p: argparse.ArgumentParser) -> None:
         default=_env("HOUSEKEEPING_INTERVAL", 5.0, _duration),
     )
     w.add_argument("--poll-interval", type=_duration, default=_env("POLL_INTERVAL", 1.0, _duration))
+    w.add_argument(
+        "--shutdown-grace",
+        type=_duration,
+        default=_env("SHUTDOWN_GRACE", 10.0, _duration),
+        help="on SIGTERM, in-flight requests get this long to finish (default 10s)",
+    )
 
 
 _DEFAULT_MODELS = {
@@ -242,6 +248,7 @@ def _settings(args: argparse.Namespace, *, run_worker: bool) -> Settings:
             concurrency=args.concurrency,
             housekeeping_seconds=args.housekeeping_interval,
             poll_seconds=args.poll_interval,
+            shutdown_grace_seconds=args.shutdown_grace,
         ),
     )
 
