@@ -14,6 +14,7 @@ from batchyard.clock import ManualClock
 from batchyard.errors import InvalidRequest
 from batchyard.store.base import (
     DEFAULT_WORKSPACE,
+    UnknownCursor,
     NewBatch,
     Outcome,
     QueueFull,
@@ -168,3 +169,18 @@ async def test_workspace_pages(store: Store) -> None:
     assert [w.name for w in page] == ["w2", "w1"]
     assert (await tenancy.find_workspace("w3")) == made[3]
     assert (await tenancy.find_workspace(made[3].id)) == made[3]
+
+
+async def test_text_the_database_cannot_hold_is_an_invalid_request(store: Store) -> None:
+    """PostgreSQL text cannot hold NUL (JSON strings can): a 400, never a 500."""
+    tenancy = Tenancy(store.tenancy, ManualClock())
+    try:
+        found = await tenancy.find_workspace("bad\x00name")
+    except InvalidRequest as exc:
+        assert "cannot be stored" in str(exc)
+    else:
+        assert found is None  # SQLite stores and compares it like any character
+    try:
+        await store.list_batches("ws", 10, "msgbatch_\x00", None)
+    except (InvalidRequest, UnknownCursor):
+        pass

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, TypeAlias, TypeVar
 import asyncpg
 from typing_extensions import Buffer
 
-from batchyard.errors import StoreUnavailable
+from batchyard.errors import InvalidRequest, StoreUnavailable
 from batchyard.store import migrations
 from batchyard.store.base import (
     BatchRecord,
@@ -71,9 +71,9 @@ _MIGRATION_LOCK = 0x6261_7463_6879_01  # "batchy" + 1
 _HOUSEKEEPING_LOCK = 0x6261_7463_6879_02
 _RETRY_STATES = {"40001", "40P01"}  # serialization failure, deadlock: run the transaction again
 _UNAVAILABLE_CLASSES = ("08", "53", "57", "58")  # connection, resources (disk full), shutdown, I/O
-_UNAVAILABLE_STATES = {
-    "25006"
-}  # read-only transaction (a standby, or default_transaction_read_only)
+# read-only transaction (a standby, or default_transaction_read_only)
+_UNAVAILABLE_STATES = {"25006"}
+_UNSTORABLE_TEXT = {"22021", "22P05"}  # character not in repertoire, untranslatable
 
 
 @functools.lru_cache(maxsize=512)
@@ -118,6 +118,9 @@ class PostgresStore:
         except Exception as exc:
             if _unavailable(exc):
                 raise StoreUnavailable(f"The store is unavailable ({exc}); try again") from exc
+            if isinstance(exc, asyncpg.PostgresError) and exc.sqlstate in _UNSTORABLE_TEXT:
+                # A NUL character (legal in JSON, not in PostgreSQL text): the caller's input.
+                raise InvalidRequest(f"A text value cannot be stored: {exc}") from None
             raise
 
     async def _transaction(self, fn: Callable[[Conn], Awaitable[T]], *, durable: bool = False) -> T:

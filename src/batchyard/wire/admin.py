@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 import msgspec
 
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
-Limit = Annotated[int, msgspec.Meta(ge=1)]
+Limit = Annotated[int, msgspec.Meta(ge=1, le=2_000_000_000)]
 
 
 class WorkspaceRateLimits(msgspec.Struct, forbid_unknown_fields=True):
