@@ -4,6 +4,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import anthropic
+import openai
 import pytest
 
 from tests.databases import new_database
@@ -90,3 +91,13 @@ def make_requests(
 
 def names(items: Sequence[object]) -> list[str]:
     return [getattr(i, "custom_id") for i in items]  # noqa: B009
+
+
+def openai_client_for(server: Server, api_key: str = ADMIN_KEY) -> openai.OpenAI:
+    """The official `openai` SDK pointed at batchyard (its base URL includes /v1)."""
+    return openai.OpenAI(
+        base_url=f"{server.base_url}/v1",
+        api_key=api_key,
+        _strict_response_validation=True,
+        max_retries=0,
+    )

@@ -73,6 +73,11 @@ class Settings:
             self.database = str(default_data_dir() / "batchyard.db")
 
     @property
+    def files_dir(self) -> Path:
+        """Uploaded and generated files (the OpenAI Files API), beside the database."""
+        return self.cache_dir.parent / "files"
+
+    @property
     def cache_dir(self) -> Path:
         """Derived files (converted model weights) live beside a SQLite database, or in
         the data directory when the store is PostgreSQL."""

@@ -14,8 +14,10 @@ class BatchyardError(Exception):
     status_code: int = 500
     error_type: str = "api_error"
 
-    def __init__(self, message: str | None = None) -> None:
+    def __init__(self, message: str | None = None, *, param: str | None = None) -> None:
         self.message = message or (self.__doc__ or "").strip()
+        self.param = param
+        """The offending parameter, for the OpenAI dialect's error body."""
         super().__init__(self.message)
 
 

@@ -42,3 +42,7 @@ def workspace_id() -> str:
 
 def api_key_id() -> str:
     return f"apikey_01{_encode(os.urandom(18))}"
+
+
+def file_id() -> str:
+    return f"file-{_encode(os.urandom(18))}"

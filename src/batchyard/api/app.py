@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
-from batchyard.api import admin, batches, messages, models, openapi
+from batchyard.api import admin, batches, files, messages, models, openapi
 from batchyard.api.admission import Admission
 from batchyard.api.context import RequestContext
 from batchyard.api.errors import error_response
@@ -22,9 +22,11 @@ from batchyard.auth.principal import Authenticator
 from batchyard.auth.ratelimit import RateLimiter
 from batchyard.auth.tenancy import Tenancy
 from batchyard.batches import BatchService
+from batchyard.blobs import LocalBlobs
 from batchyard.clock import Clock, SystemClock
 from batchyard.config import Settings
 from batchyard.engines.build import build_router
+from batchyard.files import FileService
 from batchyard.scheduler.worker import Worker
 from batchyard.store import open_store
 
@@ -32,7 +34,7 @@ log = logging.getLogger("batchyard.api")
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
-    return error_response(exc, request.state.request_id)
+    return error_response(exc, request.state.request_id, request.state.dialect)
 
 
 async def healthz(request: Request) -> Response:
@@ -87,6 +89,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> Starlette:
         *messages.routes,
         *models.routes,
         *admin.routes,
+        *files.routes,
     ]
     prefix = (settings.path_prefix or "").rstrip("/")
     app = Starlette(
@@ -104,6 +107,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> Starlette:
     )
     app.state.batches = service
     app.state.tenancy = tenancy
+    app.state.files = FileService(store.files, LocalBlobs(settings.files_dir), clock)
     app.state.admission = admission
     app.state.store = store
     app.state.worker = worker

@@ -9,7 +9,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from batchyard.errors import BatchyardError
-from batchyard.wire.errors import ErrorObject, ErrorResponse
+from batchyard.wire.errors import ErrorObject, ErrorResponse, OpenAIError, OpenAIErrorResponse
 
 log = logging.getLogger("batchyard.api")
 
@@ -25,7 +25,22 @@ _HTTP_TYPES = {
 }
 
 
-def error_response(exc: BaseException, request_id: str) -> Response:
+OPENAI_PATHS = ("/v1/files", "/v1/batches", "/v1/chat/completions", "/v1/embeddings")
+_OPENAI_CODES = {
+    401: "invalid_api_key",
+    403: "permission_denied",
+    404: "not_found",
+    413: "request_too_large",
+    429: "rate_limit_exceeded",
+}
+
+
+def dialect_of(path: str) -> str:
+    """`openai` for the OpenAI Files/Batch/Chat routes (their error shape), else `anthropic`."""
+    return "openai" if path.startswith(OPENAI_PATHS) else "anthropic"
+
+
+def error_response(exc: BaseException, request_id: str, dialect: str = "anthropic") -> Response:
     if isinstance(exc, BatchyardError):
         status, error_type, message = exc.status_code, exc.error_type, exc.message
     elif isinstance(exc, HTTPException):
@@ -37,7 +52,13 @@ def error_response(exc: BaseException, request_id: str) -> Response:
     else:
         log.error("unhandled error (request-id %s)", request_id, exc_info=exc)
         status, error_type, message = 500, "api_error", "Internal server error"
-    body = msgspec.json.encode(ErrorResponse(ErrorObject(error_type, message), request_id))
+    if dialect == "openai":
+        error = OpenAIError(
+            message, error_type, getattr(exc, "param", None), _OPENAI_CODES.get(status)
+        )
+        body = msgspec.json.encode(OpenAIErrorResponse(error))
+    else:
+        body = msgspec.json.encode(ErrorResponse(ErrorObject(error_type, message), request_id))
     # The request-id header is added by the RequestContext middleware.
     headers: dict[str, str] = dict(getattr(exc, "headers", None) or {})
     if status in (429, 529):

@@ -155,6 +155,40 @@ class HousekeepingReport:
     archived_batches: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True, slots=True)
+class FileRecord:
+    id: str
+    workspace_id: str
+    filename: str
+    purpose: str
+    bytes: int
+    created_at: float
+    expires_at: float | None
+    blob: str
+    """The key of the file's bytes in the blob store."""
+
+
+class FileStore(Protocol):
+    """File records (their bytes live in a blob store), scoped by workspace."""
+
+    async def create_file(self, record: FileRecord) -> FileRecord: ...
+
+    async def get_file(self, workspace_id: str, file_id: str) -> FileRecord | None: ...
+
+    async def list_files(
+        self,
+        workspace_id: str,
+        limit: int,
+        after_id: str | None,
+        *,
+        ascending: bool = False,
+        purpose: str | None = None,
+    ) -> tuple[list[FileRecord], bool]:
+        """Raises UnknownCursor."""
+
+    async def delete_file(self, workspace_id: str, file_id: str) -> FileRecord | None: ...
+
+
 class TenancyStore(Protocol):
     """Workspaces, API keys and usage counters."""
 
@@ -213,6 +247,9 @@ class TenancyStore(Protocol):
 class Store(Protocol):
     @property
     def tenancy(self) -> TenancyStore: ...
+
+    @property
+    def files(self) -> FileStore: ...
 
     async def open(self) -> None:
         """Connect and bring the schema up to date (runs pending migrations)."""

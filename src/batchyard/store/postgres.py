@@ -39,6 +39,7 @@ from batchyard.store.base import (
     RequestState,
     UsageRow,
 )
+from batchyard.store.files_sql import SqlFiles
 from batchyard.store.sql import (
     BATCH_COLUMNS,
     COUNTER,
@@ -98,10 +99,15 @@ class PostgresStore:
         self._pool: asyncpg.Pool[asyncpg.Record] | None = None
         self._rr = 0
         self._tenancy = SqlTenancy(self)
+        self._files = SqlFiles(self)
 
     @property
     def tenancy(self) -> SqlTenancy:
         return self._tenancy
+
+    @property
+    def files(self) -> SqlFiles:
+        return self._files
 
     # --- plumbing ---------------------------------------------------------------
 

@@ -128,10 +128,12 @@ async def page(
     limit: int,
     after_id: str | None,
     before_id: str | None,
+    *,
+    ascending: bool = False,
 ) -> tuple[list[Row], bool]:
-    """One page of `table` rows matching `where`, newest first (by `seq`); returns
-    (rows, has_more). A cursor must name a row that matches `where` too (another
-    tenant's id is unknown here), else UnknownCursor."""
+    """One page of `table` rows matching `where`, newest first (by `seq`; oldest first
+    when `ascending`); returns (rows, has_more). A cursor must name a row that
+    matches `where` too (another tenant's id is unknown here), else UnknownCursor."""
     cursor = before_id if before_id is not None else after_id
     pivot = 1 << 62
     if cursor is not None:
@@ -141,6 +143,14 @@ async def page(
         if found is None:
             raise UnknownCursor(cursor)
         pivot = int(found[0])  # type: ignore[call-overload]
+    if ascending:
+        rows = await db.fetchall(
+            f"SELECT {columns} FROM {table} WHERE {where} AND seq > ? ORDER BY seq ASC LIMIT ?",
+            *params,
+            pivot if cursor is not None else -1,
+            limit + 1,
+        )
+        return rows[:limit], len(rows) > limit
     if before_id is not None:
         rows = await db.fetchall(
             f"SELECT {columns} FROM {table} WHERE {where} AND seq > ? ORDER BY seq ASC LIMIT ?",

@@ -36,6 +36,7 @@ from batchyard.store.base import (
     RequestState,
     UsageRow,
 )
+from batchyard.store.files_sql import SqlFiles
 from batchyard.store.sql import (
     BATCH_COLUMNS as _BATCH_COLUMNS,
 )
@@ -83,10 +84,15 @@ class SQLiteStore:
         self._closing = False
         self._closed = threading.Event()
         self._tenancy = SqlTenancy(self)
+        self._files = SqlFiles(self)
 
     @property
     def tenancy(self) -> SqlTenancy:
         return self._tenancy
+
+    @property
+    def files(self) -> SqlFiles:
+        return self._files
 
     # --- plumbing ---------------------------------------------------------------
 

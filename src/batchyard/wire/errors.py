@@ -18,6 +18,19 @@ class ErrorResponse(msgspec.Struct):
     type: Literal["error"] = "error"
 
 
+class OpenAIError(msgspec.Struct):
+    message: str
+    type: str
+    param: str | None = None
+    code: str | None = None
+
+
+class OpenAIErrorResponse(msgspec.Struct):
+    """The OpenAI dialect's error body: `{"error": {"message", "type", "param", "code"}}`."""
+
+    error: OpenAIError
+
+
 def format_validation_error(exc: msgspec.ValidationError | msgspec.DecodeError) -> str:
     """Turn msgspec's `Expected … - at `$.a[3].b`` into `a.3.b: Expected …`."""
     text = str(exc)
