@@ -42,7 +42,11 @@ class Admitted:
 def _rate_group(method: str, path: str) -> str | None:
     if path.startswith("/v1/messages/batches"):
         return "batch"
-    if method == "POST" and path in ("/v1/messages", "/v1/messages/count_tokens"):
+    if method == "POST" and path in (
+        "/v1/messages",
+        "/v1/messages/count_tokens",
+        "/v1/chat/completions",
+    ):
         return "messages"
     return None
 

@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
-from batchyard.api import admin, batches, files, messages, models, openapi
+from batchyard.api import admin, batches, chat, files, messages, models, openapi
 from batchyard.api.admission import Admission
 from batchyard.api.context import RequestContext
 from batchyard.api.errors import error_response
@@ -90,6 +90,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> Starlette:
         *models.routes,
         *admin.routes,
         *files.routes,
+        *chat.routes,
     ]
     prefix = (settings.path_prefix or "").rstrip("/")
     app = Starlette(

@@ -60,7 +60,7 @@ class EngineFailed(BatchyardError):
 
 
 @contextmanager
-def _engine_errors(model: str) -> Iterator[None]:
+def engine_errors(model: str) -> Iterator[None]:
     """An unknown model is a 404 (as the hosted API answers); engine errors keep their type."""
     try:
         yield
@@ -84,16 +84,16 @@ async def create_message(request: Request) -> Response:
     params = await _params(request, decode_params)
     if params.stream:
         return await _stream(request, state.router(request), params)
-    with _engine_errors(params.model):
+    with engine_errors(params.model):
         message = await dispatch.create_message(state.router(request), params, Priority.INTERACTIVE)
     message.usage.service_tier = "standard"
-    await _count_usage(
+    await count_usage(
         request, params.model, message.usage.input_tokens, message.usage.output_tokens
     )
     return json_response(message)
 
 
-async def _count_usage(request: Request, model: str, input_tokens: int, output_tokens: int) -> None:
+async def count_usage(request: Request, model: str, input_tokens: int, output_tokens: int) -> None:
     """Add one interactive call to the workspace's usage; a store hiccup costs the
     count, never the answer."""
     row = UsageRow(
@@ -116,7 +116,7 @@ async def _stream(request: Request, router: EngineRouter, params: MessageCreateP
     events = dispatch.stream_message(router, params, Priority.INTERACTIVE)
     # Wait for the first event so that an unknown model or an engine that fails
     # at once is an HTTP error, not a stream that opens and breaks.
-    with _engine_errors(params.model):
+    with engine_errors(params.model):
         first = await anext(events)
 
     usage = [0, 0]
@@ -138,7 +138,7 @@ async def _stream(request: Request, router: EngineRouter, params: MessageCreateP
             yield sse_error(ErrorResponse(ErrorObject(exc.error_type, exc.message), rid))
         finally:
             await events.aclose()
-            await _count_usage(request, params.model, usage[0], usage[1])
+            await count_usage(request, params.model, usage[0], usage[1])
 
     return StreamingResponse(
         body(),
@@ -149,7 +149,7 @@ async def _stream(request: Request, router: EngineRouter, params: MessageCreateP
 
 async def count_tokens(request: Request) -> Response:
     params = await _params(request, decode_count_params)
-    with _engine_errors(params.model):
+    with engine_errors(params.model):
         tokens = await dispatch.count_tokens(state.router(request), params)
     return json_response(CountTokensResult(input_tokens=tokens))
 

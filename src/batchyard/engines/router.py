@@ -63,6 +63,7 @@ class EngineRouter:
                 id=r.model.id,
                 display_name=r.model.display_name or r.model.id,
                 created_at=self.created_at,
+                created=int(self.created_at.timestamp()),
                 max_input_tokens=r.model.max_input_tokens,
                 max_tokens=r.model.max_tokens,
             )
@@ -75,7 +76,12 @@ class EngineRouter:
         for info in self.models():
             if info.id == resolved.model:
                 return info
-        return ModelInfo(id=resolved.model, display_name=resolved.model, created_at=self.created_at)
+        return ModelInfo(
+            id=resolved.model,
+            display_name=resolved.model,
+            created_at=self.created_at,
+            created=int(self.created_at.timestamp()),
+        )
 
     @property
     def engines(self) -> list[Engine]:

@@ -1,0 +1,98 @@
+"""`POST /v1/chat/completions` (JSON, or SSE with `stream: true`) on the shared engines,
+for the `openai` SDK: translated to a Messages request and back."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+from batchyard.api import state
+from batchyard.api.batches import read_body
+from batchyard.api.messages import MAX_MESSAGE_BYTES, count_usage, engine_errors
+from batchyard.api.responses import json_response
+from batchyard.engines import dispatch
+from batchyard.engines.base import EngineError
+from batchyard.engines.slots import Priority
+from batchyard.errors import InvalidRequest
+from batchyard.translate.chat_dialect import (
+    ChatRequestError,
+    ChunkTranslator,
+    chat_completion,
+    messages_request,
+)
+from batchyard.wire.messages import MessageCreateParams
+from batchyard.wire.streaming import MessageDelta, MessageStart
+
+
+def parse_chat_body(raw: bytes | bytearray) -> tuple[dict[str, Any], MessageCreateParams]:
+    """The JSON body and its Messages translation; problems are InvalidRequest with `param`."""
+    try:
+        body = msgspec.json.decode(raw)
+    except msgspec.DecodeError as exc:
+        raise InvalidRequest(f"Request body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise InvalidRequest("Request body must be a JSON object")
+    try:
+        return body, messages_request(body)
+    except ChatRequestError as exc:
+        raise InvalidRequest(str(exc), param=exc.param) from None
+
+
+async def chat_completions(request: Request) -> Response:
+    body, params = parse_chat_body(await read_body(request, MAX_MESSAGE_BYTES))
+    model: str = body["model"]
+    router = state.router(request)
+    if body.get("stream"):
+        options = body.get("stream_options") or {}
+        return await _stream(request, params, model, bool(options.get("include_usage")))
+    with engine_errors(model):
+        message = await dispatch.create_message(router, params, Priority.INTERACTIVE)
+    await count_usage(request, model, message.usage.input_tokens, message.usage.output_tokens)
+    return json_response(chat_completion(message, model))
+
+
+def _sse(obj: Any) -> bytes:
+    return b"data: " + msgspec.json.encode(obj) + b"\n\n"
+
+
+async def _stream(
+    request: Request, params: MessageCreateParams, model: str, include_usage: bool
+) -> Response:
+    events = dispatch.stream_message(state.router(request), params, Priority.INTERACTIVE)
+    with engine_errors(model):
+        first = await anext(events)
+    translator = ChunkTranslator(model, include_usage)
+    usage = [first.message.usage.input_tokens if isinstance(first, MessageStart) else 0, 0]
+
+    async def body() -> AsyncIterator[bytes]:
+        try:
+            for chunk in translator.feed(first):
+                yield _sse(chunk)
+            async for event in events:
+                if isinstance(event, MessageDelta):
+                    usage[0] = event.usage.input_tokens or usage[0]
+                    usage[1] = event.usage.output_tokens
+                for chunk in translator.feed(event):
+                    yield _sse(chunk)
+        except EngineError as exc:
+            error = {"error": {"message": exc.message, "type": exc.error_type}}
+            yield b"data: " + json.dumps(error).encode() + b"\n\n"
+        finally:
+            await events.aclose()
+            await count_usage(request, model, usage[0], usage[1])
+        yield b"data: [DONE]\n\n"
+
+    return StreamingResponse(
+        body(),
+        media_type="text/event-stream",
+        headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
+    )
+
+
+routes = [Route("/v1/chat/completions", chat_completions, methods=["POST"])]

@@ -1,0 +1,312 @@
+"""Serving the OpenAI Chat Completions API on the Messages engines.
+
+The other direction of `translate/openai_chat.py` (which lets a Messages request
+run on an OpenAI-compatible server): a Chat Completions request becomes a
+Messages request, and the engine's Message (or its stream of events) becomes a
+`chat.completion` (or `chat.completion.chunk`s).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import msgspec
+
+from batchyard.wire.messages import (
+    InvalidParams,
+    Message,
+    MessageCreateParams,
+    TextContent,
+    ToolUseContent,
+    decode_params,
+)
+from batchyard.wire.streaming import (
+    ContentBlockDelta,
+    ContentBlockStart,
+    InputJsonDelta,
+    MessageDelta,
+    MessageStart,
+    StreamEvent,
+    TextDelta,
+)
+
+DEFAULT_MAX_TOKENS = 4096
+FINISH_REASONS = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "max_tokens": "length",
+    "model_context_window_exceeded": "length",
+    "tool_use": "tool_calls",
+    "refusal": "content_filter",
+    "pause_turn": "stop",
+}
+
+
+class ChatRequestError(ValueError):
+    """The Chat Completions request cannot be served; `param` names the culprit."""
+
+    def __init__(self, message: str, param: str | None = None) -> None:
+        super().__init__(message)
+        self.param = param
+
+
+def _text(content: Any, where: str) -> str:
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts = []
+        for part in content:
+            if not isinstance(part, dict) or part.get("type") != "text":
+                raise ChatRequestError(f"{where}: only text parts are allowed here", where)
+            parts.append(str(part.get("text", "")))
+        return "".join(parts)
+    raise ChatRequestError(f"{where}: must be a string or a list of parts", where)
+
+
+def _image_block(part: dict[str, Any], where: str) -> dict[str, Any]:
+    image = part.get("image_url")
+    url = image.get("url") if isinstance(image, dict) else image
+    if not isinstance(url, str):
+        raise ChatRequestError(f"{where}.image_url.url: required", where)
+    if url.startswith("data:"):
+        header, _, data = url.partition(",")
+        media_type = header.removeprefix("data:").split(";")[0]
+        return {
+            "type": "image",
+            "source": {"type": "base64", "media_type": media_type, "data": data},
+        }
+    return {"type": "image", "source": {"type": "url", "url": url}}
+
+
+def _user_blocks(content: Any, where: str) -> list[dict[str, Any]]:
+    if isinstance(content, str):
+        return [{"type": "text", "text": content}]
+    if not isinstance(content, list):
+        raise ChatRequestError(f"{where}: must be a string or a list of parts", where)
+    blocks = []
+    for i, part in enumerate(content):
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind == "text":
+            blocks.append({"type": "text", "text": str(part.get("text", ""))})
+        elif kind == "image_url":
+            blocks.append(_image_block(part, f"{where}.{i}"))
+        else:
+            raise ChatRequestError(f"{where}.{i}: unsupported content part {kind!r}", where)
+    return blocks
+
+
+def _assistant_blocks(message: dict[str, Any], where: str) -> list[dict[str, Any]]:
+    blocks: list[dict[str, Any]] = []
+    text = _text(message.get("content"), f"{where}.content")
+    if text:
+        blocks.append({"type": "text", "text": text})
+    for j, call in enumerate(message.get("tool_calls") or []):
+        function = call.get("function") or {}
+        try:
+            arguments = json.loads(function.get("arguments") or "{}")
+        except json.JSONDecodeError:
+            raise ChatRequestError(
+                f"{where}.tool_calls.{j}.function.arguments: not valid JSON", where
+            ) from None
+        blocks.append(
+            {
+                "type": "tool_use",
+                "id": call.get("id"),
+                "name": function.get("name"),
+                "input": arguments,
+            }
+        )
+    return blocks
+
+
+def _tools(tools: Any) -> list[dict[str, Any]]:
+    out = []
+    for i, tool in enumerate(tools):
+        function = tool.get("function") if isinstance(tool, dict) else None
+        if not isinstance(function, dict) or not function.get("name"):
+            raise ChatRequestError(f"tools.{i}.function.name: required", "tools")
+        out.append(
+            {
+                "name": function["name"],
+                "description": function.get("description", ""),
+                "input_schema": function.get("parameters") or {"type": "object", "properties": {}},
+            }
+        )
+    return out
+
+
+def _tool_choice(choice: Any) -> dict[str, Any] | None:
+    if choice is None:
+        return None
+    if choice in ("auto", "none"):
+        return {"type": choice}
+    if choice == "required":
+        return {"type": "any"}
+    if isinstance(choice, dict) and isinstance(choice.get("function"), dict):
+        return {"type": "tool", "name": choice["function"].get("name")}
+    raise ChatRequestError("tool_choice: must be auto, none, required or a function", "tool_choice")
+
+
+def messages_request(body: dict[str, Any]) -> MessageCreateParams:
+    """A Chat Completions request body as a Messages request (validated like one)."""
+    if not isinstance(body.get("model"), str) or not body["model"]:
+        raise ChatRequestError("model: required", "model")
+    chat = body.get("messages")
+    if not isinstance(chat, list) or not chat:
+        raise ChatRequestError("messages: must be a non-empty list", "messages")
+    if body.get("n") not in (None, 1):
+        raise ChatRequestError("n: only 1 choice per request is supported", "n")
+    system: list[str] = []
+    turns: list[dict[str, Any]] = []
+
+    def add(role: str, blocks: list[dict[str, Any]]) -> None:
+        if turns and turns[-1]["role"] == role:  # Messages alternates roles: merge
+            turns[-1]["content"].extend(blocks)
+        else:
+            turns.append({"role": role, "content": blocks})
+
+    for i, message in enumerate(chat):
+        where = f"messages.{i}"
+        role = message.get("role") if isinstance(message, dict) else None
+        if role in ("system", "developer"):
+            system.append(_text(message.get("content"), f"{where}.content"))
+        elif role == "user":
+            add("user", _user_blocks(message.get("content"), f"{where}.content"))
+        elif role == "assistant":
+            add("assistant", _assistant_blocks(message, where))
+        elif role == "tool":
+            result = {
+                "type": "tool_result",
+                "tool_use_id": message.get("tool_call_id"),
+                "content": _text(message.get("content"), f"{where}.content"),
+            }
+            add("user", [result])
+        else:
+            raise ChatRequestError(f"{where}.role: unsupported role {role!r}", "messages")
+    params: dict[str, Any] = {
+        "model": body["model"],
+        "max_tokens": body.get("max_completion_tokens")
+        or body.get("max_tokens")
+        or DEFAULT_MAX_TOKENS,
+        "messages": turns,
+    }
+    if system:
+        params["system"] = "\n\n".join(system)
+    stop = body.get("stop")
+    if stop:
+        params["stop_sequences"] = [stop] if isinstance(stop, str) else list(stop)
+    if body.get("temperature") is not None:
+        params["temperature"] = min(float(body["temperature"]), 1.0)  # OpenAI goes to 2
+    if body.get("top_p") is not None:
+        params["top_p"] = body["top_p"]
+    if body.get("tools"):
+        params["tools"] = _tools(body["tools"])
+        choice = _tool_choice(body.get("tool_choice"))
+        if choice is not None:
+            params["tool_choice"] = choice
+    try:
+        return decode_params(msgspec.json.encode(params))
+    except InvalidParams as exc:
+        raise ChatRequestError(str(exc)) from None
+
+
+def _tool_call(block: ToolUseContent, index: int) -> dict[str, Any]:
+    return {
+        "index": index,
+        "id": block.id,
+        "type": "function",
+        "function": {"name": block.name, "arguments": json.dumps(block.input)},
+    }
+
+
+def chat_completion(message: Message, model: str) -> dict[str, Any]:
+    """The engine's Message as a `chat.completion` object."""
+    text = "".join(b.text for b in message.content if isinstance(b, TextContent))
+    calls = [b for b in message.content if isinstance(b, ToolUseContent)]
+    reply: dict[str, Any] = {"role": "assistant", "content": text or None, "refusal": None}
+    if calls:
+        reply["tool_calls"] = [
+            {k: v for k, v in _tool_call(b, i).items() if k != "index"} for i, b in enumerate(calls)
+        ]
+    usage = message.usage
+    return {
+        "id": f"chatcmpl-{message.id.removeprefix('msg_')}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "message": reply,
+                "finish_reason": FINISH_REASONS.get(message.stop_reason or "", "stop"),
+                "logprobs": None,
+            }
+        ],
+        "usage": {
+            "prompt_tokens": usage.input_tokens,
+            "completion_tokens": usage.output_tokens,
+            "total_tokens": usage.input_tokens + usage.output_tokens,
+        },
+        "system_fingerprint": None,
+    }
+
+
+class ChunkTranslator:
+    """Messages stream events → `chat.completion.chunk` objects."""
+
+    def __init__(self, model: str, include_usage: bool) -> None:
+        self.model = model
+        self.include_usage = include_usage
+        self.id = "chatcmpl-"
+        self.created = int(time.time())
+        self.tool_index = -1
+        self.input_tokens = 0
+
+    def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}],
+        }
+
+    def feed(self, event: StreamEvent) -> list[dict[str, Any]]:
+        if isinstance(event, MessageStart):
+            self.id = f"chatcmpl-{event.message.id.removeprefix('msg_')}"
+            self.input_tokens = event.message.usage.input_tokens
+            return [self._chunk({"role": "assistant", "content": ""})]
+        if isinstance(event, ContentBlockStart) and isinstance(event.content_block, ToolUseContent):
+            self.tool_index += 1
+            call = _tool_call(event.content_block, self.tool_index)
+            call["function"]["arguments"] = ""
+            return [self._chunk({"tool_calls": [call]})]
+        if isinstance(event, ContentBlockDelta):
+            if isinstance(event.delta, TextDelta):
+                return [self._chunk({"content": event.delta.text})]
+            if isinstance(event.delta, InputJsonDelta):
+                call = {
+                    "index": self.tool_index,
+                    "function": {"arguments": event.delta.partial_json},
+                }
+                return [self._chunk({"tool_calls": [call]})]
+        if isinstance(event, MessageDelta):
+            finish = FINISH_REASONS.get(event.delta.stop_reason or "", "stop")
+            chunks = [self._chunk({}, finish)]
+            if self.include_usage:
+                prompt = event.usage.input_tokens or self.input_tokens
+                usage = {
+                    "prompt_tokens": prompt,
+                    "completion_tokens": event.usage.output_tokens,
+                    "total_tokens": prompt + event.usage.output_tokens,
+                }
+                chunk = self._chunk({})
+                chunk["choices"] = []
+                chunk["usage"] = usage
+                chunks.append(chunk)
+            return chunks
+        return []
