@@ -366,14 +366,17 @@ def _serve(settings: Settings, log_level: str) -> None:
 
 
 async def _worker(settings: Settings) -> None:
+    from batchyard.clock import SystemClock
     from batchyard.engines.build import build_router
+    from batchyard.openai_batches import build_service
     from batchyard.scheduler.worker import Worker
     from batchyard.store import open_store
 
     store = open_store(settings.database, synchronous=settings.sqlite_synchronous)
     await store.open()
     router = build_router(settings.engines, settings.cache_dir)
-    worker = Worker(store, router, settings.worker)
+    openai_batches = build_service(store, settings, SystemClock())
+    worker = Worker(store, router, settings.worker, finalizer=openai_batches.finalize_ended)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, worker.stop)

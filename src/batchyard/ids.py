@@ -46,3 +46,11 @@ def api_key_id() -> str:
 
 def file_id() -> str:
     return f"file-{_encode(os.urandom(18))}"
+
+
+def openai_batch_id() -> str:
+    return f"batch_{_encode(os.urandom(18))}"
+
+
+def batch_request_id() -> str:
+    return f"batch_req_{_encode(_fast.randbytes(18))}"

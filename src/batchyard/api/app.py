@@ -15,6 +15,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
 from batchyard.api import admin, batches, chat, files, messages, models, openapi
+from batchyard.api import openai_batches as openai_batch_routes
 from batchyard.api.admission import Admission
 from batchyard.api.context import RequestContext
 from batchyard.api.errors import error_response
@@ -22,11 +23,10 @@ from batchyard.auth.principal import Authenticator
 from batchyard.auth.ratelimit import RateLimiter
 from batchyard.auth.tenancy import Tenancy
 from batchyard.batches import BatchService
-from batchyard.blobs import LocalBlobs
 from batchyard.clock import Clock, SystemClock
 from batchyard.config import Settings
 from batchyard.engines.build import build_router
-from batchyard.files import FileService
+from batchyard.openai_batches import build_service
 from batchyard.scheduler.worker import Worker
 from batchyard.store import open_store
 
@@ -59,8 +59,12 @@ def create_app(settings: Settings, clock: Clock | None = None) -> Starlette:
     )
     router = build_router(settings.engines, settings.cache_dir)
     worker: Worker | None = None
+    openai_batches = build_service(store, settings, clock)
     if settings.run_worker:
-        worker = Worker(store, router, settings.worker, clock=clock)
+        worker = Worker(
+            store, router, settings.worker, clock=clock, finalizer=openai_batches.finalize_ended
+        )
+        openai_batches.on_created = worker.wake
     service = BatchService(
         store,
         clock,
@@ -91,6 +95,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> Starlette:
         *admin.routes,
         *files.routes,
         *chat.routes,
+        *openai_batch_routes.routes,
     ]
     prefix = (settings.path_prefix or "").rstrip("/")
     app = Starlette(
@@ -108,7 +113,8 @@ def create_app(settings: Settings, clock: Clock | None = None) -> Starlette:
     )
     app.state.batches = service
     app.state.tenancy = tenancy
-    app.state.files = FileService(store.files, LocalBlobs(settings.files_dir), clock)
+    app.state.files = openai_batches.files
+    app.state.openai_batches = openai_batches
     app.state.admission = admission
     app.state.store = store
     app.state.worker = worker

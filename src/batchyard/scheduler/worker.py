@@ -10,11 +10,12 @@ Four named loops share one task group:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from batchyard.clock import Clock, SystemClock
 from batchyard.config import WorkerSettings
@@ -48,6 +49,7 @@ class Worker:
         clock: Clock | None = None,
         worker_id: str | None = None,
         on_batches_ended: Callable[[list[str]], None] | None = None,
+        finalizer: Callable[[], Awaitable[int]] | None = None,
     ) -> None:
         self.store = store
         self.router = router
@@ -55,6 +57,10 @@ class Worker:
         self.clock = clock or SystemClock()
         self.id = worker_id or f"wrk_{uuid.uuid4().hex[:16]}"
         self.on_batches_ended = on_batches_ended
+        self.finalizer = finalizer
+        """Runs after batches end (and every housekeeping interval): e.g. writes the
+        OpenAI dialect's output files."""
+        self._ended = asyncio.Event()
         # Hold twice what the engines take at once: the spare half waits in the
         # engines' slots, so a finished request is replaced at once, not after
         # the next flush and claim round trip.
@@ -85,11 +91,12 @@ class Worker:
                 flusher = tg.create_task(self._flush_loop(), name="worker.flush")
                 beat = tg.create_task(self._heartbeat_loop(), name="worker.heartbeat")
                 house = tg.create_task(self._housekeeping_loop(), name="worker.housekeeping")
+                final = tg.create_task(self._finalize_loop(), name="worker.finalize")
                 try:
                     await self._claim_loop(drain=False)
                 finally:
                     await self._drain_in_flight()
-                    for task in (flusher, beat, house):
+                    for task in (flusher, beat, house, final):
                         task.cancel()
         finally:
             await self._flush()
@@ -108,6 +115,8 @@ class Worker:
                 beat.cancel()
         await self._flush()
         await self.store.housekeeping(self.clock.now())
+        if self.finalizer:
+            await self.finalizer()
 
     def stop(self) -> None:
         self._stopping = True
@@ -237,8 +246,7 @@ class Worker:
             self.processed += report.recorded
             if report.stale:
                 log.info("%d outcomes were stale (lease lost or batch ended)", report.stale)
-            if report.ended_batches and self.on_batches_ended:
-                self.on_batches_ended(report.ended_batches)
+            self._batches_ended(report.ended_batches)
             if any(o.state == RequestState.QUEUED for o in outcomes):
                 self._wake.set()
             self._progress.set()
@@ -277,9 +285,26 @@ class Worker:
                 if report.reclaimed:
                     log.info("requeued %d requests whose lease ran out", report.reclaimed)
                     self._wake.set()
-                if report.ended_batches and self.on_batches_ended:
-                    self.on_batches_ended(report.ended_batches)
+                self._batches_ended(report.ended_batches)
             await asyncio.sleep(self.settings.housekeeping_seconds)
+
+    def _batches_ended(self, batch_ids: list[str]) -> None:
+        if batch_ids:
+            self._ended.set()
+            if self.on_batches_ended:
+                self.on_batches_ended(batch_ids)
+
+    async def _finalize_loop(self) -> None:
+        if self.finalizer is None:
+            return
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._ended.wait(), self.settings.housekeeping_seconds)
+            self._ended.clear()
+            try:
+                await self.finalizer()
+            except Exception as exc:
+                _store_trouble(exc, "finalizing ended batches failed")
 
     async def _drain_in_flight(self) -> None:
         if self._running:

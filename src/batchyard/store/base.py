@@ -5,9 +5,12 @@ from __future__ import annotations
 import enum
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from typing_extensions import Buffer
+
+if TYPE_CHECKING:
+    from batchyard.store.openai_batches_sql import SqlOpenAIBatches
 
 
 class RequestState(enum.IntEnum):
@@ -43,6 +46,8 @@ class NewBatch:
     expires_at: float
     archive_at: float
     api_key_id: str | None = None
+    dialect: str = "anthropic"
+    """`openai` for the batches behind the OpenAI Batch API (not listed by the Anthropic one)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,6 +256,9 @@ class Store(Protocol):
     @property
     def files(self) -> FileStore: ...
 
+    @property
+    def openai_batches(self) -> SqlOpenAIBatches: ...
+
     async def open(self) -> None:
         """Connect and bring the schema up to date (runs pending migrations)."""
 
@@ -262,11 +270,13 @@ class Store(Protocol):
         custom_ids: Sequence[str],
         params: Sequence[Buffer],
         queued_limit: int | None = None,
+        also: Sequence[tuple[str, Sequence[object]]] = (),
     ) -> BatchRecord:
         """Write the batch and all its requests (`params` as received) in one transaction.
 
         With `queued_limit`, raise QueueFull instead if the workspace's unfinished
-        requests plus these would exceed it."""
+        requests plus these would exceed it. `also`: statements (shared SQL, `?`
+        placeholders) that belong to the same transaction."""
 
     async def get_batch(self, workspace_id: str, batch_id: str) -> BatchRecord | None: ...
 

@@ -40,6 +40,7 @@ from batchyard.store.base import (
     UsageRow,
 )
 from batchyard.store.files_sql import SqlFiles
+from batchyard.store.openai_batches_sql import SqlOpenAIBatches
 from batchyard.store.sql import (
     BATCH_COLUMNS,
     COUNTER,
@@ -100,6 +101,7 @@ class PostgresStore:
         self._rr = 0
         self._tenancy = SqlTenancy(self)
         self._files = SqlFiles(self)
+        self._openai_batches = SqlOpenAIBatches(self)
 
     @property
     def tenancy(self) -> SqlTenancy:
@@ -108,6 +110,10 @@ class PostgresStore:
     @property
     def files(self) -> SqlFiles:
         return self._files
+
+    @property
+    def openai_batches(self) -> SqlOpenAIBatches:
+        return self._openai_batches
 
     # --- plumbing ---------------------------------------------------------------
 
@@ -230,6 +236,7 @@ class PostgresStore:
         custom_ids: Sequence[str],
         params: Sequence[Buffer],
         queued_limit: int | None = None,
+        also: Sequence[Statement] = (),
     ) -> BatchRecord:
         n = len(custom_ids)
         assert len(params) == n
@@ -246,9 +253,9 @@ class PostgresStore:
                 if queued + n > queued_limit:
                     raise QueueFull(queued_limit, int(queued))
             seq = await conn.fetchval(
-                "INSERT INTO batches (id, workspace_id, api_key_id, processing_status, created_at,"
-                " expires_at, archive_at, total, processing)"
-                " VALUES ($1, $2, $3, 'in_progress', $4, $5, $6, $7, $7) RETURNING seq",
+                "INSERT INTO batches (id, workspace_id, api_key_id, dialect, processing_status,"
+                " created_at, expires_at, archive_at, total, processing)"
+                " VALUES ($1, $2, $3, $8, 'in_progress', $4, $5, $6, $7, $7) RETURNING seq",
                 batch.id,
                 batch.workspace_id,
                 batch.api_key_id,
@@ -256,6 +263,7 @@ class PostgresStore:
                 batch.expires_at,
                 batch.archive_at,
                 n,
+                batch.dialect,
             )
             base = seq << KEY_BITS
             await conn.copy_records_to_table(
@@ -266,6 +274,8 @@ class PostgresStore:
                 ),
                 columns=("key", "batch_seq", "custom_id", "params"),
             )
+            for sql, values in also:
+                await conn.execute(numbered(sql), *values)
             return created_record(seq, batch, n)
 
         return await self._transaction(run, durable=True)
@@ -292,7 +302,7 @@ class PostgresStore:
             self,
             "batches",
             BATCH_COLUMNS,
-            "workspace_id = ?",
+            "workspace_id = ? AND dialect = 'anthropic'",
             (workspace_id,),
             limit,
             after_id,

@@ -37,6 +37,7 @@ from batchyard.store.base import (
     UsageRow,
 )
 from batchyard.store.files_sql import SqlFiles
+from batchyard.store.openai_batches_sql import SqlOpenAIBatches
 from batchyard.store.sql import (
     BATCH_COLUMNS as _BATCH_COLUMNS,
 )
@@ -85,6 +86,7 @@ class SQLiteStore:
         self._closed = threading.Event()
         self._tenancy = SqlTenancy(self)
         self._files = SqlFiles(self)
+        self._openai_batches = SqlOpenAIBatches(self)
 
     @property
     def tenancy(self) -> SqlTenancy:
@@ -93,6 +95,10 @@ class SQLiteStore:
     @property
     def files(self) -> SqlFiles:
         return self._files
+
+    @property
+    def openai_batches(self) -> SqlOpenAIBatches:
+        return self._openai_batches
 
     # --- plumbing ---------------------------------------------------------------
 
@@ -251,8 +257,9 @@ class SQLiteStore:
         custom_ids: Sequence[str],
         params: Sequence[Buffer],
         queued_limit: int | None = None,
+        also: Sequence[Statement] = (),
     ) -> BatchRecord:
-        return await self.run(self._create_batch, batch, custom_ids, params, queued_limit)
+        return await self.run(self._create_batch, batch, custom_ids, params, queued_limit, also)
 
     def _create_batch(
         self,
@@ -260,6 +267,7 @@ class SQLiteStore:
         custom_ids: Sequence[str],
         params: Sequence[Buffer],
         queued_limit: int | None,
+        also: Sequence[Statement],
     ) -> BatchRecord:
         n = len(custom_ids)
         assert len(params) == n
@@ -274,13 +282,14 @@ class SQLiteStore:
                 if queued + n > queued_limit:
                     raise QueueFull(queued_limit, queued)
             cur = conn.execute(
-                "INSERT INTO batches (id, workspace_id, api_key_id, processing_status, created_at,"
-                " expires_at, archive_at, total, processing)"
-                " VALUES (?, ?, ?, 'in_progress', ?, ?, ?, ?, ?)",
+                "INSERT INTO batches (id, workspace_id, api_key_id, dialect, processing_status,"
+                " created_at, expires_at, archive_at, total, processing)"
+                " VALUES (?, ?, ?, ?, 'in_progress', ?, ?, ?, ?, ?)",
                 (
                     batch.id,
                     batch.workspace_id,
                     batch.api_key_id,
+                    batch.dialect,
                     batch.created_at,
                     batch.expires_at,
                     batch.archive_at,
@@ -295,6 +304,8 @@ class SQLiteStore:
                 "INSERT INTO requests (key, batch_seq, custom_id, params) VALUES (?, ?, ?, ?)",
                 zip(range(base, base + n), itertools.repeat(seq), custom_ids, params),
             )
+            for sql, values in also:
+                conn.execute(sql, values)
         return created_record(seq, batch, n)
 
     async def get_batch(self, workspace_id: str, batch_id: str) -> BatchRecord | None:
@@ -317,7 +328,7 @@ class SQLiteStore:
             self,
             "batches",
             _BATCH_COLUMNS,
-            "workspace_id = ?",
+            "workspace_id = ? AND dialect = 'anthropic'",
             (workspace_id,),
             limit,
             after_id,

@@ -5,7 +5,7 @@ Timestamps are Unix seconds (ints), as the OpenAI API sends them.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 
@@ -36,3 +36,84 @@ class FileDeleted(msgspec.Struct):
     id: str
     deleted: bool = True
     object: Literal["file"] = "file"
+
+
+# --- the Batch API ------------------------------------------------------------------
+
+BatchStatus = Literal[
+    "validating",
+    "failed",
+    "in_progress",
+    "finalizing",
+    "completed",
+    "expired",
+    "cancelling",
+    "cancelled",
+]
+
+
+class BatchCreateIn(msgspec.Struct):
+    input_file_id: str
+    endpoint: str
+    completion_window: str
+    metadata: dict[str, str] | None = None
+    output_expires_after: dict[str, Any] | None = None
+
+
+class BatchError(msgspec.Struct):
+    code: str
+    message: str
+    param: str | None = None
+    line: int | None = None
+
+
+class BatchErrors(msgspec.Struct):
+    data: list[BatchError]
+    object: Literal["list"] = "list"
+
+
+class BatchRequestCounts(msgspec.Struct):
+    total: int
+    completed: int
+    failed: int
+
+
+class Batch(msgspec.Struct):
+    id: str
+    endpoint: str
+    input_file_id: str
+    completion_window: str
+    status: BatchStatus
+    created_at: int
+    errors: BatchErrors | None = None
+    output_file_id: str | None = None
+    error_file_id: str | None = None
+    in_progress_at: int | None = None
+    expires_at: int | None = None
+    finalizing_at: int | None = None
+    completed_at: int | None = None
+    failed_at: int | None = None
+    expired_at: int | None = None
+    cancelling_at: int | None = None
+    cancelled_at: int | None = None
+    request_counts: BatchRequestCounts | None = None
+    metadata: dict[str, str] | None = None
+    model: str | None = None
+    object: Literal["batch"] = "batch"
+
+
+class BatchList(msgspec.Struct):
+    data: list[Batch]
+    has_more: bool
+    first_id: str | None
+    last_id: str | None
+    object: Literal["list"] = "list"
+
+
+class InputLine(msgspec.Struct):
+    """One line of a batch input file."""
+
+    custom_id: str
+    method: str
+    url: str
+    body: dict[str, Any]

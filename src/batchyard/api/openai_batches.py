@@ -1,0 +1,76 @@
+"""The OpenAI Batch API: `/v1/batches` (create, list), `/v1/batches/{id}`, `.../cancel`."""
+
+from __future__ import annotations
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from batchyard.api import state
+from batchyard.api.batches import read_body
+from batchyard.api.responses import json_response
+from batchyard.errors import InvalidRequest
+from batchyard.openai_batches import OpenAIBatchService
+from batchyard.wire.errors import format_validation_error
+from batchyard.wire.openai import BatchCreateIn, BatchList
+
+_create_decoder = msgspec.json.Decoder(BatchCreateIn)
+
+
+def service(request: Request) -> OpenAIBatchService:
+    value: OpenAIBatchService = request.app.state.openai_batches
+    return value
+
+
+async def create_batch(request: Request) -> Response:
+    raw = await read_body(request, 1024 * 1024)
+    try:
+        body = _create_decoder.decode(raw)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        text = format_validation_error(exc)
+        raise InvalidRequest(text, param=text.split(":")[0] if ":" in text else None) from None
+    batch = await service(request).create(
+        state.workspace(request),
+        body,
+        api_key_id=state.principal(request).key_id,
+        queued_limit=state.admitted(request).limits.batch_queued_requests,
+    )
+    return json_response(batch)
+
+
+async def list_batches(request: Request) -> Response:
+    raw = request.query_params.get("limit", "20")
+    if not raw.isdigit() or not 1 <= int(raw) <= 100:
+        raise InvalidRequest("limit: must be an integer between 1 and 100", param="limit")
+    data, more = await service(request).page(
+        state.workspace(request), int(raw), request.query_params.get("after")
+    )
+    return json_response(
+        BatchList(
+            data=data,
+            has_more=more,
+            first_id=data[0].id if data else None,
+            last_id=data[-1].id if data else None,
+        )
+    )
+
+
+async def retrieve_batch(request: Request) -> Response:
+    return json_response(
+        await service(request).retrieve(state.workspace(request), request.path_params["batch_id"])
+    )
+
+
+async def cancel_batch(request: Request) -> Response:
+    return json_response(
+        await service(request).cancel(state.workspace(request), request.path_params["batch_id"])
+    )
+
+
+routes = [
+    Route("/v1/batches", create_batch, methods=["POST"]),
+    Route("/v1/batches", list_batches, methods=["GET"]),
+    Route("/v1/batches/{batch_id}", retrieve_batch, methods=["GET"]),
+    Route("/v1/batches/{batch_id}/cancel", cancel_batch, methods=["POST"]),
+]

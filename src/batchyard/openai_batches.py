@@ -1,0 +1,433 @@
+"""The OpenAI Batch API on the one store: an input file becomes a batch whose requests
+run on the same workers and engines as any other; when it ends, its results become
+OpenAI output and error files.
+
+- `create` validates every line of the input file the way OpenAI does (a bad file
+  fails the batch with `errors.data[]` naming the lines) and translates each Chat
+  Completions body into the Messages request the workers run; the batch and its
+  OpenAI record are written in one transaction.
+- The Batch object's status is derived from the batch: in_progress, cancelling,
+  finalizing (ended, files not written yet), then completed / cancelled / expired.
+- `finalize_ended` (run by workers) writes the output and error files.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import re
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import msgspec
+
+from batchyard import ids
+from batchyard.blobs import LocalBlobs
+from batchyard.clock import Clock
+from batchyard.config import Settings
+from batchyard.errors import InvalidRequest, NotFound, RateLimited
+from batchyard.files import FileService
+from batchyard.store.base import BatchRecord, NewBatch, QueueFull, Store, UnknownCursor
+from batchyard.store.openai_batches_sql import OpenAIBatchRecord
+from batchyard.translate.chat_dialect import ChatRequestError, chat_completion, messages_request
+from batchyard.wire.errors import format_validation_error
+from batchyard.wire.messages import Message
+from batchyard.wire.openai import (
+    Batch,
+    BatchCreateIn,
+    BatchError,
+    BatchErrors,
+    BatchRequestCounts,
+    InputLine,
+)
+
+log = logging.getLogger("batchyard.openai")
+
+MAX_LINES = 50_000
+MAX_INPUT_BYTES = 200 * 1024 * 1024
+MAX_ERRORS = 1000
+ENDPOINTS = ("/v1/chat/completions",)
+_SAFE_CUSTOM_ID = re.compile(r'^[^"\\\x00-\x1f]{1,512}$')
+_line_decoder = msgspec.json.Decoder(InputLine)
+_encoder = msgspec.json.Encoder()
+_STATUS_CODES = {
+    "invalid_request_error": 400,
+    "authentication_error": 401,
+    "permission_error": 403,
+    "not_found_error": 404,
+    "request_too_large": 413,
+    "rate_limit_error": 429,
+    "timeout_error": 504,
+    "overloaded_error": 529,
+}
+
+
+def _ts(epoch: float | None) -> int | None:
+    return int(epoch) if epoch is not None else None
+
+
+def status_of(record: OpenAIBatchRecord, batch: BatchRecord | None) -> str:
+    if record.failed_at is not None or batch is None:
+        return "failed" if record.failed_at is not None else "validating"
+    if batch.processing_status == "in_progress":
+        return "in_progress"
+    if batch.processing_status == "canceling":
+        return "cancelling"
+    if record.finalized_at is None:  # ended; its files are being written
+        return "cancelling" if batch.cancel_initiated_at is not None else "finalizing"
+    if batch.cancel_initiated_at is not None:
+        return "cancelled"
+    if batch.expired and batch.ended_at is not None and batch.ended_at >= batch.expires_at:
+        return "expired"
+    return "completed"
+
+
+def to_wire(record: OpenAIBatchRecord, batch: BatchRecord | None) -> Batch:
+    status = status_of(record, batch)
+    done = record.finalized_at
+    errors = None
+    if record.errors:
+        errors = BatchErrors(msgspec.json.decode(record.errors, type=list[BatchError]))
+    counts = None
+    if batch is not None:
+        counts = BatchRequestCounts(
+            total=batch.total,
+            completed=batch.succeeded,
+            failed=batch.errored + batch.canceled + batch.expired,
+        )
+    return Batch(
+        id=record.id,
+        endpoint=record.endpoint,
+        input_file_id=record.input_file_id,
+        completion_window=record.completion_window,
+        status=status,  # type: ignore[arg-type]
+        created_at=int(record.created_at),
+        errors=errors,
+        output_file_id=record.output_file_id,
+        error_file_id=record.error_file_id,
+        in_progress_at=_ts(batch.created_at) if batch else None,
+        expires_at=_ts(batch.expires_at) if batch else None,
+        finalizing_at=_ts(batch.ended_at) if batch else None,
+        completed_at=_ts(done) if status == "completed" else None,
+        failed_at=_ts(record.failed_at),
+        expired_at=_ts(done) if status == "expired" else None,
+        cancelling_at=_ts(batch.cancel_initiated_at) if batch else None,
+        cancelled_at=_ts(done) if status == "cancelled" else None,
+        request_counts=counts,
+        metadata=json.loads(record.metadata) if record.metadata else None,
+    )
+
+
+def _check_metadata(metadata: dict[str, str] | None) -> None:
+    if metadata is None:
+        return
+    if len(metadata) > 16:
+        raise InvalidRequest("metadata: at most 16 pairs", param="metadata")
+    for key, value in metadata.items():
+        if len(key) > 64 or len(value) > 512:
+            raise InvalidRequest(
+                "metadata: keys up to 64 characters, values up to 512", param="metadata"
+            )
+
+
+async def lines_of(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """The lines of a byte stream, without their newlines."""
+    rest = b""
+    async for chunk in chunks:
+        parts = (rest + chunk).split(b"\n")
+        rest = parts.pop()
+        for part in parts:
+            yield part
+    if rest:
+        yield rest
+
+
+class Validated:
+    """What the input file holds: the requests to run, or the reasons it fails."""
+
+    def __init__(self) -> None:
+        self.custom_ids: list[str] = []
+        self.params: list[bytes] = []
+        self.errors: list[BatchError] = []
+        self.model: str | None = None
+
+    def fail(self, code: str, message: str, line: int | None, param: str | None = None) -> None:
+        if len(self.errors) < MAX_ERRORS:
+            self.errors.append(BatchError(code, message, param, line))
+
+
+async def validate(lines: AsyncIterator[bytes], endpoint: str) -> Validated:
+    out = Validated()
+    seen: set[str] = set()
+    n = 0
+    async for raw in lines:
+        n += 1
+        if not raw.strip():
+            continue
+        try:
+            line = _line_decoder.decode(raw)
+        except msgspec.ValidationError as exc:
+            text = format_validation_error(exc)
+            missing = re.search(r"missing required field `(\w+)`", text)
+            if missing:
+                out.fail("missing_required_parameter", text, n, missing.group(1))
+            else:
+                out.fail("invalid_request", text, n)
+            continue
+        except msgspec.DecodeError as exc:
+            out.fail("invalid_json_line", f"This line is not valid JSON: {exc}", n)
+            continue
+        if not _SAFE_CUSTOM_ID.match(line.custom_id):
+            out.fail(
+                "invalid_custom_id",
+                "custom_id: 1 to 512 characters, without quotes, backslashes or control characters",
+                n,
+                "custom_id",
+            )
+            continue
+        if line.custom_id in seen:
+            out.fail("duplicate_custom_id", f"custom_id {line.custom_id!r} is used twice", n)
+            continue
+        seen.add(line.custom_id)
+        if line.method.upper() != "POST":
+            out.fail("invalid_method", "method: must be POST", n, "method")
+            continue
+        if line.url != endpoint:
+            out.fail(
+                "invalid_url",
+                f"url: {line.url!r} does not match the batch's endpoint {endpoint!r}",
+                n,
+                "url",
+            )
+            continue
+        try:
+            params = messages_request(line.body)
+        except ChatRequestError as exc:
+            out.fail("invalid_request", str(exc), n, f"body.{exc.param}" if exc.param else "body")
+            continue
+        if line.body.get("stream"):
+            out.fail("invalid_request", "body.stream: streaming is not supported in a batch", n)
+            continue
+        out.model = out.model or params.model
+        out.custom_ids.append(line.custom_id)
+        out.params.append(_encoder.encode(params))
+    if n == 0 or (not out.custom_ids and not out.errors):
+        out.fail("empty_file", "The input file holds no requests", None)
+    if len(out.custom_ids) > MAX_LINES:
+        out.fail("too_many_requests", f"A batch holds at most {MAX_LINES:,} requests", None)
+    return out
+
+
+def output_line(result: dict[str, Any]) -> tuple[bool, bytes]:
+    """A results line (Messages) as an OpenAI batch output line; (succeeded?, line)."""
+    custom_id = result["custom_id"]
+    outcome = result["result"]
+    kind = outcome.get("type")
+    response: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+    if kind == "succeeded":
+        message = msgspec.convert(outcome["message"], Message)
+        body = chat_completion(message, message.model)
+        response = {"status_code": 200, "request_id": ids.request_id(), "body": body}
+    elif kind == "errored":
+        detail = outcome["error"]["error"]
+        response = {
+            "status_code": _STATUS_CODES.get(detail["type"], 500),
+            "request_id": outcome["error"].get("request_id") or ids.request_id(),
+            "body": {
+                "error": {
+                    "message": detail["message"],
+                    "type": detail["type"],
+                    "param": None,
+                    "code": None,
+                }
+            },
+        }
+    elif kind == "canceled":
+        error = {"code": "batch_cancelled", "message": "The batch was cancelled before this ran"}
+    else:
+        error = {"code": "batch_expired", "message": "The batch expired before this ran"}
+    line = {
+        "id": ids.batch_request_id(),
+        "custom_id": custom_id,
+        "response": response,
+        "error": error,
+    }
+    return kind == "succeeded", _encoder.encode(line) + b"\n"
+
+
+class OpenAIBatchService:
+    def __init__(
+        self,
+        store: Store,
+        files: FileService,
+        clock: Clock,
+        *,
+        expiry_seconds: float,
+        retention_seconds: float,
+        on_created: Callable[[], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.files = files
+        self.clock = clock
+        self.expiry_seconds = expiry_seconds
+        self.retention_seconds = retention_seconds
+        self.on_created = on_created
+
+    async def create(
+        self,
+        workspace_id: str,
+        body: BatchCreateIn,
+        *,
+        api_key_id: str | None = None,
+        queued_limit: int | None = None,
+    ) -> Batch:
+        if body.completion_window != "24h":
+            raise InvalidRequest(
+                "completion_window: only 24h is supported", param="completion_window"
+            )
+        if body.endpoint == "/v1/embeddings":
+            raise InvalidRequest(
+                "endpoint: /v1/embeddings is not served here (no engine offers embeddings)",
+                param="endpoint",
+            )
+        if body.endpoint not in ENDPOINTS:
+            raise InvalidRequest(
+                f"endpoint: must be one of {', '.join(ENDPOINTS)}", param="endpoint"
+            )
+        _check_metadata(body.metadata)
+        try:
+            source = await self.files.get(workspace_id, body.input_file_id)
+        except NotFound:
+            raise InvalidRequest(
+                f"input_file_id: no file {body.input_file_id!r}", param="input_file_id"
+            ) from None
+        if source.purpose != "batch":
+            raise InvalidRequest(
+                "input_file_id: the file must be uploaded with purpose batch", param="input_file_id"
+            )
+        if source.bytes > MAX_INPUT_BYTES:
+            raise InvalidRequest(
+                f"input_file_id: batch input files hold at most {MAX_INPUT_BYTES:,} bytes",
+                param="input_file_id",
+            )
+        checked = await validate(lines_of(self.files.blobs.read(source.blob)), body.endpoint)
+        now = self.clock.now()
+        record = OpenAIBatchRecord(
+            id=ids.openai_batch_id(),
+            workspace_id=workspace_id,
+            batch_id=None,
+            endpoint=body.endpoint,
+            input_file_id=source.id,
+            completion_window=body.completion_window,
+            metadata=json.dumps(body.metadata) if body.metadata is not None else None,
+            errors=None,
+            created_at=now,
+        )
+        batches = self.store.openai_batches
+        if checked.errors:
+            failed = dataclasses.replace(
+                record, errors=_encoder.encode(checked.errors).decode(), failed_at=now
+            )
+            await batches.create(failed)
+            return to_wire(failed, None)
+        new = NewBatch(
+            id=ids.batch_id(),
+            workspace_id=workspace_id,
+            created_at=now,
+            expires_at=now + self.expiry_seconds,
+            archive_at=now + self.retention_seconds,
+            api_key_id=api_key_id or None,
+            dialect="openai",
+        )
+        record = dataclasses.replace(record, batch_id=new.id)
+        try:
+            created = await self.store.create_batch(
+                new, checked.custom_ids, checked.params, queued_limit, also=[batches.insert(record)]
+            )
+        except QueueFull as exc:
+            raise RateLimited(
+                f"This batch's {len(checked.custom_ids):,} requests would put the workspace over"
+                f" its limit of {exc.limit:,} queued batch requests",
+                retry_after=60,
+            ) from None
+        if self.on_created:
+            self.on_created()
+        return to_wire(record, created)
+
+    async def _get(
+        self, workspace_id: str, batch_id: str
+    ) -> tuple[OpenAIBatchRecord, BatchRecord | None]:
+        found = await self.store.openai_batches.get(workspace_id, batch_id)
+        if found is None:
+            raise NotFound(f"No batch found with id '{batch_id}'", param="batch_id")
+        return found
+
+    async def retrieve(self, workspace_id: str, batch_id: str) -> Batch:
+        return to_wire(*await self._get(workspace_id, batch_id))
+
+    async def page(
+        self, workspace_id: str, limit: int, after: str | None
+    ) -> tuple[list[Batch], bool]:
+        try:
+            rows, more = await self.store.openai_batches.page(workspace_id, limit, after)
+        except UnknownCursor:
+            raise InvalidRequest(f"after: no batch with id {after!r}", param="after") from None
+        return [to_wire(r, b) for r, b in rows], more
+
+    async def cancel(self, workspace_id: str, batch_id: str) -> Batch:
+        record, batch = await self._get(workspace_id, batch_id)
+        if batch is not None and record.batch_id is not None:
+            batch = await self.store.cancel_batch(workspace_id, record.batch_id, self.clock.now())
+        return to_wire(record, batch)
+
+    async def finalize_ended(self) -> int:
+        """Write the output and error files of every ended batch that lacks them."""
+        done = 0
+        for record, batch in await self.store.openai_batches.unfinalized():
+            succeeded: list[bytes] = []
+            failed: list[bytes] = []
+            async for chunk in self.store.result_lines(batch):
+                for raw in chunk.splitlines():
+                    ok, line = output_line(msgspec.json.decode(raw))
+                    (succeeded if ok else failed).append(line)
+            output = await self._file(record, "output", succeeded)
+            errors = await self._file(record, "error", failed)
+            won = await self.store.openai_batches.finalize(
+                record.id, output, errors, self.clock.now()
+            )
+            if not won:  # another worker finalized it first
+                for file_id in (output, errors):
+                    if file_id:
+                        await self.files.delete(record.workspace_id, file_id)
+            done += won
+        return done
+
+    async def _file(self, record: OpenAIBatchRecord, kind: str, lines: list[bytes]) -> str | None:
+        if not lines:
+            return None
+
+        async def chunks() -> AsyncIterator[bytes]:
+            for start in range(0, len(lines), 1000):
+                yield b"".join(lines[start : start + 1000])
+
+        made = await self.files.create(
+            record.workspace_id, f"{record.id}_{kind}.jsonl", "batch_output", chunks()
+        )
+        return made.id
+
+
+def build_service(
+    store: Store, settings: Settings, clock: Clock, on_created: Callable[[], None] | None = None
+) -> OpenAIBatchService:
+    """The OpenAI Batch service on the store, with files on local disk beside it."""
+    files = FileService(store.files, LocalBlobs(settings.files_dir), clock)
+    return OpenAIBatchService(
+        store,
+        files,
+        clock,
+        expiry_seconds=settings.batch_expiry_seconds,
+        retention_seconds=settings.results_retention_seconds,
+        on_created=on_created,
+    )
