@@ -4,11 +4,12 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import anthropic
+import httpx
 import openai
 import pytest
 
 from tests.databases import new_database
-from tests.serverproc import ADMIN_KEY, Server
+from tests.serverproc import ADMIN_KEY, HEADERS, Server
 
 ServerFactory = Callable[..., Server]
 
@@ -101,3 +102,21 @@ def openai_client_for(server: Server, api_key: str = ADMIN_KEY) -> openai.OpenAI
         _strict_response_validation=True,
         max_retries=0,
     )
+
+
+def new_workspace(admin: anthropic.Anthropic, name: str) -> str:
+    return admin.organization.workspaces.create(name=name).id
+
+
+def new_key(server: Server, workspace_id: str | None, name: str = "k") -> tuple[str, str]:
+    """(key id, secret) made through the Admin API."""
+    body: dict[str, object] = {"name": name}
+    body.update({"workspace_id": workspace_id} if workspace_id else {"admin": True})
+    r = httpx.post(f"{server.base_url}/v1/organizations/api_keys", headers=HEADERS, json=body)
+    assert r.status_code == 200, r.text
+    return r.json()["id"], r.json()["key"]
+
+
+def workspace_key(server: Server, name: str) -> str:
+    """A key of a new workspace named `name`."""
+    return new_key(server, new_workspace(client_for(server), name))[1]

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 
 import msgspec
+from typing_extensions import Buffer
 
 from batchyard import ids
 from batchyard.clock import Clock, to_datetime, to_datetime_or_none
 from batchyard.errors import InvalidRequest, NotFound, RateLimited
 from batchyard.store.base import BatchRecord, NewBatch, QueueFull, Store, UnknownCursor
+from batchyard.store.sql import Statement
 from batchyard.wire.batches import (
     MAX_REQUESTS,
     BatchCreateIn,
@@ -106,6 +108,28 @@ class BatchService:
     ) -> MessageBatch:
         """Validate and store a batch; `queued_limit` caps the workspace's unfinished requests."""
         requests = parse_create_body(body)
+        record = await self.store_batch(
+            workspace_id,
+            [r.custom_id for r in requests],
+            [r.params for r in requests],
+            api_key_id=api_key_id,
+            queued_limit=queued_limit,
+        )
+        return self.to_wire(record)
+
+    async def store_batch(
+        self,
+        workspace_id: str,
+        custom_ids: Sequence[str],
+        params: Sequence[Buffer],
+        *,
+        api_key_id: str | None = None,
+        queued_limit: int | None = None,
+        dialect: str = "anthropic",
+        also: Callable[[str], Sequence[Statement]] | None = None,
+    ) -> BatchRecord:
+        """Write a checked batch (either dialect) and wake the worker. `also(batch_id)`
+        gives statements that belong to the same transaction."""
         now = self.clock.now()
         new = NewBatch(
             id=ids.batch_id(),
@@ -114,21 +138,22 @@ class BatchService:
             expires_at=now + self.expiry_seconds,
             archive_at=now + self.retention_seconds,
             api_key_id=api_key_id or None,
+            dialect=dialect,
         )
         try:
             record = await self.store.create_batch(
-                new, [r.custom_id for r in requests], [r.params for r in requests], queued_limit
+                new, custom_ids, params, queued_limit, also=also(new.id) if also else ()
             )
         except QueueFull as exc:
             raise RateLimited(
-                f"This batch's {len(requests):,} requests would put the workspace over its limit"
+                f"This batch's {len(custom_ids):,} requests would put the workspace over its limit"
                 f" of {exc.limit:,} queued batch requests ({exc.queued:,} are still queued);"
                 " retry when some have finished",
                 retry_after=60,
             ) from None
         if self.on_created:
             self.on_created()
-        return self.to_wire(record)
+        return record
 
     async def get(self, workspace_id: str, batch_id: str) -> BatchRecord:
         record = await self.store.get_batch(workspace_id, batch_id)

@@ -366,6 +366,7 @@ def _serve(settings: Settings, log_level: str) -> None:
 
 
 async def _worker(settings: Settings) -> None:
+    from batchyard.batches import BatchService
     from batchyard.clock import SystemClock
     from batchyard.engines.build import build_router
     from batchyard.openai_batches import build_service
@@ -375,7 +376,14 @@ async def _worker(settings: Settings) -> None:
     store = open_store(settings.database, synchronous=settings.sqlite_synchronous)
     await store.open()
     router = build_router(settings.engines, settings.cache_dir)
-    openai_batches = build_service(store, settings, SystemClock())
+    clock = SystemClock()
+    batches = BatchService(
+        store,
+        clock,
+        expiry_seconds=settings.batch_expiry_seconds,
+        retention_seconds=settings.results_retention_seconds,
+    )
+    openai_batches = build_service(batches, settings)
     worker = Worker(store, router, settings.worker, finalizer=openai_batches.finalize_ended)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -17,19 +17,20 @@ import dataclasses
 import json
 import logging
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import msgspec
 
 from batchyard import ids
+from batchyard.batches import BatchService
 from batchyard.blobs import LocalBlobs
-from batchyard.clock import Clock
 from batchyard.config import Settings
-from batchyard.errors import InvalidRequest, NotFound, RateLimited
+from batchyard.errors import InvalidRequest, NotFound
 from batchyard.files import FileService
-from batchyard.store.base import BatchRecord, NewBatch, QueueFull, Store, UnknownCursor
+from batchyard.store.base import BatchRecord, UnknownCursor
 from batchyard.store.openai_batches_sql import OpenAIBatchRecord
+from batchyard.store.sql import Statement
 from batchyard.translate.chat_dialect import ChatRequestError, chat_completion, messages_request
 from batchyard.wire.errors import format_validation_error
 from batchyard.wire.messages import Message
@@ -258,22 +259,11 @@ def output_line(result: dict[str, Any]) -> tuple[bool, bytes]:
 
 
 class OpenAIBatchService:
-    def __init__(
-        self,
-        store: Store,
-        files: FileService,
-        clock: Clock,
-        *,
-        expiry_seconds: float,
-        retention_seconds: float,
-        on_created: Callable[[], None] | None = None,
-    ) -> None:
-        self.store = store
+    def __init__(self, batches: BatchService, files: FileService) -> None:
+        self.batches = batches
+        self.store = batches.store
         self.files = files
-        self.clock = clock
-        self.expiry_seconds = expiry_seconds
-        self.retention_seconds = retention_seconds
-        self.on_created = on_created
+        self.clock = batches.clock
 
     async def create(
         self,
@@ -332,28 +322,22 @@ class OpenAIBatchService:
             )
             await batches.create(failed)
             return to_wire(failed, None)
-        new = NewBatch(
-            id=ids.batch_id(),
-            workspace_id=workspace_id,
-            created_at=now,
-            expires_at=now + self.expiry_seconds,
-            archive_at=now + self.retention_seconds,
-            api_key_id=api_key_id or None,
+        holder: list[OpenAIBatchRecord] = []
+
+        def insert(batch_id: str) -> list[Statement]:
+            holder.append(dataclasses.replace(record, batch_id=batch_id))
+            return [batches.insert(holder[0])]
+
+        created = await self.batches.store_batch(
+            workspace_id,
+            checked.custom_ids,
+            checked.params,
+            api_key_id=api_key_id,
+            queued_limit=queued_limit,
             dialect="openai",
+            also=insert,
         )
-        record = dataclasses.replace(record, batch_id=new.id)
-        try:
-            created = await self.store.create_batch(
-                new, checked.custom_ids, checked.params, queued_limit, also=[batches.insert(record)]
-            )
-        except QueueFull as exc:
-            raise RateLimited(
-                f"This batch's {len(checked.custom_ids):,} requests would put the workspace over"
-                f" its limit of {exc.limit:,} queued batch requests",
-                retry_after=60,
-            ) from None
-        if self.on_created:
-            self.on_created()
+        record = holder[0]
         return to_wire(record, created)
 
     async def _get(
@@ -418,16 +402,7 @@ class OpenAIBatchService:
         return made.id
 
 
-def build_service(
-    store: Store, settings: Settings, clock: Clock, on_created: Callable[[], None] | None = None
-) -> OpenAIBatchService:
-    """The OpenAI Batch service on the store, with files on local disk beside it."""
-    files = FileService(store.files, LocalBlobs(settings.files_dir), clock)
-    return OpenAIBatchService(
-        store,
-        files,
-        clock,
-        expiry_seconds=settings.batch_expiry_seconds,
-        retention_seconds=settings.results_retention_seconds,
-        on_created=on_created,
-    )
+def build_service(batches: BatchService, settings: Settings) -> OpenAIBatchService:
+    """The OpenAI Batch service on the batches' store, with files on local disk beside it."""
+    files = FileService(batches.store.files, LocalBlobs(settings.files_dir), batches.clock)
+    return OpenAIBatchService(batches, files)

@@ -8,13 +8,12 @@ import time
 from typing import Any
 
 import anthropic
-import httpx
 import openai
 import pytest
 from openai.types import Batch
 
-from tests.conftest import ServerFactory, client_for, openai_client_for
-from tests.serverproc import HEADERS, Server
+from tests.conftest import ServerFactory, openai_client_for, workspace_key
+from tests.serverproc import Server
 
 
 def line(custom_id: str, content: str, **overrides: Any) -> dict[str, Any]:
@@ -147,13 +146,7 @@ def test_list_pages_and_workspaces(oai: openai.OpenAI, server: Server) -> None:
     assert made[0] in [b.id for b in rest.data]
     assert [b.id for b in oai.batches.list(limit=100)][:3] == made[::-1]
 
-    admin = client_for(server)
-    other_ws = admin.organization.workspaces.create(name="oai-other").id
-    key = httpx.post(
-        f"{server.base_url}/v1/organizations/api_keys",
-        headers=HEADERS,
-        json={"name": "o", "workspace_id": other_ws},
-    ).json()["key"]
+    key = workspace_key(server, "oai-other")
     other = openai_client_for(server, api_key=key)
     with pytest.raises(openai.NotFoundError):
         other.batches.retrieve(made[0])

@@ -6,13 +6,12 @@ import threading
 import time
 from pathlib import Path
 
-import httpx
 import openai
 import psutil
 import pytest
 
-from tests.conftest import ServerFactory, client_for, openai_client_for
-from tests.serverproc import HEADERS, Server
+from tests.conftest import ServerFactory, openai_client_for, workspace_key
+from tests.serverproc import Server
 
 LINES = b'{"custom_id":"a","method":"POST","url":"/v1/chat/completions","body":{}}\n'
 
@@ -80,13 +79,7 @@ def test_upload_errors(oai: openai.OpenAI) -> None:
 
 
 def test_files_are_workspace_scoped(server: Server) -> None:
-    admin = client_for(server)
-    workspace = admin.organization.workspaces.create(name="files-a").id
-    made = httpx.post(
-        f"{server.base_url}/v1/organizations/api_keys",
-        headers=HEADERS,
-        json={"name": "a", "workspace_id": workspace},
-    ).json()["key"]
+    made = workspace_key(server, "files-a")
     mine = openai_client_for(server, api_key=made)
     theirs = openai_client_for(server)  # the admin key acts in the default workspace
     f = mine.files.create(file=("a.jsonl", LINES), purpose="batch")

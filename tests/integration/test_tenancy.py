@@ -9,21 +9,8 @@ import anthropic
 import httpx
 import pytest
 
-from tests.conftest import ServerFactory, client_for, make_requests
+from tests.conftest import ServerFactory, client_for, make_requests, new_key, new_workspace
 from tests.serverproc import HEADERS, Server
-
-
-def new_workspace(admin: anthropic.Anthropic, name: str) -> str:
-    return admin.organization.workspaces.create(name=name).id
-
-
-def new_key(server: Server, workspace_id: str | None, name: str = "k") -> tuple[str, str]:
-    """(key id, secret) made through the Admin API."""
-    body: dict[str, object] = {"name": name}
-    body.update({"workspace_id": workspace_id} if workspace_id else {"admin": True})
-    r = httpx.post(f"{server.base_url}/v1/organizations/api_keys", headers=HEADERS, json=body)
-    assert r.status_code == 200, r.text
-    return r.json()["id"], r.json()["key"]
 
 
 def wait_ended(client: anthropic.Anthropic, batch_id: str, timeout: float = 30) -> None:

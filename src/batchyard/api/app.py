@@ -58,21 +58,20 @@ def create_app(settings: Settings, clock: Clock | None = None) -> Starlette:
         settings.rate_limits,
     )
     router = build_router(settings.engines, settings.cache_dir)
-    worker: Worker | None = None
-    openai_batches = build_service(store, settings, clock)
-    if settings.run_worker:
-        worker = Worker(
-            store, router, settings.worker, clock=clock, finalizer=openai_batches.finalize_ended
-        )
-        openai_batches.on_created = worker.wake
     service = BatchService(
         store,
         clock,
         expiry_seconds=settings.batch_expiry_seconds,
         retention_seconds=settings.results_retention_seconds,
         public_base_url=settings.public_base_url,
-        on_created=worker.wake if worker else None,
     )
+    openai_batches = build_service(service, settings)
+    worker: Worker | None = None
+    if settings.run_worker:
+        worker = Worker(
+            store, router, settings.worker, clock=clock, finalizer=openai_batches.finalize_ended
+        )
+        service.on_created = worker.wake
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
