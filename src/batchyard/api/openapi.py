@@ -22,6 +22,14 @@ from batchyard.wire.messages import (
     MessageCreateParams,
 )
 from batchyard.wire.models import ModelInfo, ModelPage
+from batchyard.wire.openai import (
+    Batch,
+    BatchCreateIn,
+    BatchList,
+    FileDeleted,
+    FileList,
+    FileObject,
+)
 
 _TYPES: list[Any] = [
     MessageCreateParams,
@@ -45,6 +53,12 @@ _TYPES: list[Any] = [
     admin.ApiKeyUpdateIn,
     admin.UsageReport,
     admin.OrganizationInfo,
+    Batch,
+    BatchCreateIn,
+    BatchList,
+    FileObject,
+    FileList,
+    FileDeleted,
 ]
 
 
@@ -105,6 +119,7 @@ def _paths() -> dict[str, Any]:
     batch = [{"name": "batch_id", **_ID}]
     workspace = [{"name": "workspace_id", **_ID}]
     key = [{"name": "api_key_id", **_ID}]
+    file = [{"name": "file_id", **_ID}]
     jsonl = {
         "description": "One JSON object per line",
         "content": {"application/x-jsonl": {"schema": {"type": "string"}}},
@@ -169,6 +184,60 @@ def _paths() -> dict[str, Any]:
         "/v1/organizations/usage_report/messages": {
             "get": _op("Usage report", "UsageReport", params=usage_query)
         },
+        # The OpenAI dialect (no anthropic-version; errors in OpenAI's shape).
+        "/v1/batches": {
+            "post": _op("Create an OpenAI batch", "Batch", body="BatchCreateIn", version=False),
+            "get": _op(
+                "List OpenAI batches",
+                "BatchList",
+                params=[
+                    {"name": "limit", "in": "query", "schema": {"type": "integer"}},
+                    {"name": "after", "in": "query", "schema": {"type": "string"}},
+                ],
+                version=False,
+            ),
+        },
+        "/v1/batches/{batch_id}": {
+            "get": _op("Retrieve an OpenAI batch", "Batch", params=batch, version=False)
+        },
+        "/v1/batches/{batch_id}/cancel": {
+            "post": _op("Cancel an OpenAI batch", "Batch", params=batch, version=False)
+        },
+        "/v1/files": {
+            "get": _op(
+                "List files",
+                "FileList",
+                params=[
+                    {"name": "limit", "in": "query", "schema": {"type": "integer"}},
+                    {"name": "after", "in": "query", "schema": {"type": "string"}},
+                    {"name": "order", "in": "query", "schema": {"enum": ["asc", "desc"]}},
+                    {"name": "purpose", "in": "query", "schema": {"type": "string"}},
+                ],
+                version=False,
+            )
+        },
+        "/v1/files/{file_id}": {
+            "get": _op("Retrieve a file", "FileObject", params=file, version=False),
+            "delete": _op("Delete a file", "FileDeleted", params=file, version=False),
+        },
+        "/v1/chat/completions": {
+            "post": {
+                "summary": "Create a chat completion (the OpenAI dialect)",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/ChatRequest"}}
+                    },
+                },
+                "responses": {
+                    "200": {
+                        "description": "A chat.completion",
+                        "content": {"application/json": {"schema": {"type": "object"}}},
+                    },
+                    **_ERRORS,
+                },
+            }
+        },
     }
 
 
@@ -196,6 +265,27 @@ def document() -> bytes:
                     },
                 },
             }
+        },
+    }
+    components["ChatRequest"] = {
+        "type": "object",
+        "required": ["model", "messages"],
+        "properties": {
+            "model": {"type": "string"},
+            "max_tokens": {"type": "integer"},
+            "temperature": {"type": "number"},
+            "stop": {"type": "array", "items": {"type": "string"}},
+            "messages": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["role", "content"],
+                    "properties": {
+                        "role": {"enum": ["system", "developer", "user", "assistant", "tool"]},
+                        "content": {"type": "string"},
+                    },
+                },
+            },
         },
     }
     doc = {
