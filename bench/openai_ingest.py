@@ -18,10 +18,10 @@ from pathlib import Path
 
 import msgspec
 import psutil
-
-from bench.common import mb, start_server
-from batchyard.wire.openai import InputLine
 from tests.conftest import openai_client_for
+
+from batchyard.wire.openai import InputLine
+from bench.common import mb, start_server
 
 FILLER = "Summarise this support ticket in one sentence and label its urgency. " * 26
 
