@@ -33,7 +33,7 @@ from batchyard.store.openai_batches_sql import OpenAIBatchRecord
 from batchyard.store.sql import Statement
 from batchyard.translate.chat_dialect import ChatRequestError, chat_completion, messages_request
 from batchyard.wire.errors import format_validation_error
-from batchyard.wire.messages import Message
+from batchyard.wire.messages import Message, unservable
 from batchyard.wire.openai import (
     Batch,
     BatchCreateIn,
@@ -48,7 +48,7 @@ log = logging.getLogger("batchyard.openai")
 MAX_LINES = 50_000
 MAX_INPUT_BYTES = 200 * 1024 * 1024
 MAX_ERRORS = 1000
-ENDPOINTS = ("/v1/chat/completions",)
+ENDPOINTS = ("/v1/chat/completions", "/v1/embeddings")
 _SAFE_CUSTOM_ID = re.compile(r'^[^"\\\x00-\x1f]{1,512}$')
 _line_decoder = msgspec.json.Decoder(InputLine)
 _encoder = msgspec.json.Encoder()
@@ -202,6 +202,14 @@ async def validate(lines: AsyncIterator[bytes], endpoint: str) -> Validated:
                 "url",
             )
             continue
+        if endpoint == "/v1/embeddings":
+            # No engine here computes embeddings: each line ends with its own error.
+            model = line.body.get("model")
+            out.custom_ids.append(line.custom_id)
+            out.params.append(
+                unservable(f"/v1/embeddings: no engine here computes embeddings (model {model!r})")
+            )
+            continue
         try:
             params = messages_request(line.body)
         except ChatRequestError as exc:
@@ -276,11 +284,6 @@ class OpenAIBatchService:
         if body.completion_window != "24h":
             raise InvalidRequest(
                 "completion_window: only 24h is supported", param="completion_window"
-            )
-        if body.endpoint == "/v1/embeddings":
-            raise InvalidRequest(
-                "endpoint: /v1/embeddings is not served here (no engine offers embeddings)",
-                param="endpoint",
             )
         if body.endpoint not in ENDPOINTS:
             raise InvalidRequest(

@@ -203,10 +203,6 @@ def test_create_errors(oai: openai.OpenAI) -> None:
             completion_window="1h",  # type: ignore[arg-type]
         )
     assert window.value.param == "completion_window"
-    with pytest.raises(openai.BadRequestError, match="embeddings"):
-        oai.batches.create(
-            input_file_id=file_id, endpoint="/v1/embeddings", completion_window="24h"
-        )
     with pytest.raises(openai.BadRequestError) as missing:
         oai.batches.create(
             input_file_id="file-nope", endpoint="/v1/chat/completions", completion_window="24h"
@@ -214,3 +210,25 @@ def test_create_errors(oai: openai.OpenAI) -> None:
     assert missing.value.param == "input_file_id"
     with pytest.raises(openai.NotFoundError):
         oai.batches.retrieve("batch_nope")
+
+
+def test_embeddings_lines_each_end_with_a_clear_error(oai: openai.OpenAI) -> None:
+    lines = [
+        {"custom_id": f"e{i}", "method": "POST", "url": "/v1/embeddings",
+         "body": {"model": "text-embedding-3-small", "input": f"text {i}"}}
+        for i in range(3)
+    ]  # fmt: skip
+    batch = oai.batches.create(
+        input_file_id=upload(oai, lines), endpoint="/v1/embeddings", completion_window="24h"
+    )
+    done = wait_done(oai, batch.id)
+    assert done.status == "completed" and done.output_file_id is None
+    assert done.request_counts is not None and done.request_counts.failed == 3
+    errors = jsonl(oai, done.error_file_id or "")
+    assert sorted(errors) == ["e0", "e1", "e2"]
+    for entry in errors.values():
+        assert entry["response"]["status_code"] == 400
+        message = entry["response"]["body"]["error"]["message"]
+        assert (
+            "no engine here computes embeddings" in message and "text-embedding-3-small" in message
+        )

@@ -26,7 +26,7 @@ from batchyard.engines.slots import Priority
 from batchyard.errors import StoreUnavailable
 from batchyard.scheduler.results import errored_line, succeeded_line
 from batchyard.store.base import ClaimedRequest, Outcome, RequestState, Store, TokenUsage
-from batchyard.wire.messages import InvalidParams, decode_params
+from batchyard.wire.messages import InvalidParams, decode_params, unservable_reason
 
 log = logging.getLogger("batchyard.worker")
 
@@ -182,6 +182,9 @@ class Worker:
         self._outcomes.set()
 
     async def _outcome_of(self, request: ClaimedRequest) -> Outcome:
+        reason = unservable_reason(request.params)
+        if reason is not None:
+            return self._errored(request, "invalid_request_error", reason)
         try:
             params = decode_params(request.params)
         except InvalidParams as exc:
