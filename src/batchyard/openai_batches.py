@@ -31,7 +31,7 @@ from batchyard.files import FileService
 from batchyard.store.base import BatchRecord, UnknownCursor
 from batchyard.store.openai_batches_sql import OpenAIBatchRecord
 from batchyard.store.sql import Statement
-from batchyard.translate.chat_dialect import ChatRequestError, chat_completion, messages_request
+from batchyard.translate.chat_dialect import chat_completion, wrap_chat_body
 from batchyard.wire.errors import format_validation_error
 from batchyard.wire.messages import Message, unservable
 from batchyard.wire.openai import (
@@ -40,6 +40,8 @@ from batchyard.wire.openai import (
     BatchError,
     BatchErrors,
     BatchRequestCounts,
+    ChatProbe,
+    EmbeddingProbe,
     InputLine,
 )
 
@@ -51,6 +53,8 @@ MAX_ERRORS = 1000
 ENDPOINTS = ("/v1/chat/completions", "/v1/embeddings")
 _SAFE_CUSTOM_ID = re.compile(r'^[^"\\\x00-\x1f]{1,512}$')
 _line_decoder = msgspec.json.Decoder(InputLine)
+_chat_probe = msgspec.json.Decoder(ChatProbe)
+_embedding_probe = msgspec.json.Decoder(EmbeddingProbe)
 _encoder = msgspec.json.Encoder()
 _STATUS_CODES = {
     "invalid_request_error": 400,
@@ -151,7 +155,6 @@ class Validated:
         self.custom_ids: list[str] = []
         self.params: list[bytes] = []
         self.errors: list[BatchError] = []
-        self.model: str | None = None
 
     def fail(self, code: str, message: str, line: int | None, param: str | None = None) -> None:
         if len(self.errors) < MAX_ERRORS:
@@ -202,25 +205,30 @@ async def validate(lines: AsyncIterator[bytes], endpoint: str) -> Validated:
                 "url",
             )
             continue
+        try:
+            if endpoint == "/v1/embeddings":
+                model = _embedding_probe.decode(line.body).model
+            else:
+                probe = _chat_probe.decode(line.body)
+        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+            text = format_validation_error(exc)
+            field = text.split(":")[0] if ": " in text else ""
+            out.fail("invalid_request", f"body.{text}", n, f"body.{field}" if field else "body")
+            continue
+        out.custom_ids.append(line.custom_id)
         if endpoint == "/v1/embeddings":
             # No engine here computes embeddings: each line ends with its own error.
-            model = line.body.get("model")
-            out.custom_ids.append(line.custom_id)
             out.params.append(
                 unservable(f"/v1/embeddings: no engine here computes embeddings (model {model!r})")
             )
             continue
-        try:
-            params = messages_request(line.body)
-        except ChatRequestError as exc:
-            out.fail("invalid_request", str(exc), n, f"body.{exc.param}" if exc.param else "body")
-            continue
-        if line.body.get("stream"):
-            out.fail("invalid_request", "body.stream: streaming is not supported in a batch", n)
-            continue
-        out.model = out.model or params.model
-        out.custom_ids.append(line.custom_id)
-        out.params.append(_encoder.encode(params))
+        if probe.stream:
+            out.fail("invalid_request", "body.stream: not supported in a batch", n, "body.stream")
+        elif probe.n not in (None, 1):
+            out.fail("invalid_request", "body.n: only 1 choice per request", n, "body.n")
+        # The rest of the body is checked when the request runs (an invalid one ends
+        # in the error file), as the hosted API does with Messages batches.
+        out.params.append(wrap_chat_body(bytes(line.body)))
     if n == 0 or (not out.custom_ids and not out.errors):
         out.fail("empty_file", "The input file holds no requests", None)
     if len(out.custom_ids) > MAX_LINES:

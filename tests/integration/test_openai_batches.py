@@ -232,3 +232,20 @@ def test_embeddings_lines_each_end_with_a_clear_error(oai: openai.OpenAI) -> Non
         assert (
             "no engine here computes embeddings" in message and "text-embedding-3-small" in message
         )
+
+
+def test_a_body_invalid_beyond_its_envelope_ends_in_the_error_file(oai: openai.OpenAI) -> None:
+    """Create checks a body's model and messages; the rest is checked when it runs."""
+    wizard = line("wizard", "x")
+    wizard["body"]["messages"] = [{"role": "wizard", "content": "abracadabra"}]
+    batch = oai.batches.create(
+        input_file_id=upload(oai, [line("fine", "hello"), wizard]),
+        endpoint="/v1/chat/completions",
+        completion_window="24h",
+    )
+    done = wait_done(oai, batch.id)
+    assert done.status == "completed"
+    assert list(jsonl(oai, done.output_file_id or "")) == ["fine"]
+    [(custom_id, entry)] = jsonl(oai, done.error_file_id or "").items()
+    assert custom_id == "wizard" and entry["response"]["status_code"] == 400
+    assert "wizard" in entry["response"]["body"]["error"]["message"]

@@ -26,6 +26,7 @@ from batchyard.engines.slots import Priority
 from batchyard.errors import StoreUnavailable
 from batchyard.scheduler.results import errored_line, succeeded_line
 from batchyard.store.base import ClaimedRequest, Outcome, RequestState, Store, TokenUsage
+from batchyard.translate.chat_dialect import ChatRequestError, messages_request, unwrap_chat_body
 from batchyard.wire.messages import InvalidParams, decode_params, unservable_reason
 
 log = logging.getLogger("batchyard.worker")
@@ -186,8 +187,9 @@ class Worker:
         if reason is not None:
             return self._errored(request, "invalid_request_error", reason)
         try:
-            params = decode_params(request.params)
-        except InvalidParams as exc:
+            chat = unwrap_chat_body(request.params)  # an OpenAI batch line
+            params = messages_request(chat) if chat is not None else decode_params(request.params)
+        except (InvalidParams, ChatRequestError) as exc:
             return self._errored(request, "invalid_request_error", str(exc))
         try:
             message = await dispatch.create_message(self.router, params, Priority.BATCH)

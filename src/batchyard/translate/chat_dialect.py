@@ -310,3 +310,19 @@ class ChunkTranslator:
                 chunks.append(chunk)
             return chunks
         return []
+
+
+_CHAT = b'{"batchyard_chat":'
+
+
+def wrap_chat_body(body: bytes) -> bytes:
+    """Stored `params` of an OpenAI batch line: its chat body as received, translated to
+    a Messages request when it runs (so a 100 MB file is not translated at upload)."""
+    return _CHAT + body + b"}"
+
+
+def unwrap_chat_body(params: bytes) -> dict[str, Any] | None:
+    if not params.startswith(_CHAT):
+        return None
+    body: dict[str, Any] = msgspec.json.decode(params)["batchyard_chat"]
+    return body

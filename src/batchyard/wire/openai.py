@@ -5,7 +5,7 @@ Timestamps are Unix seconds (ints), as the OpenAI API sends them.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -111,9 +111,22 @@ class BatchList(msgspec.Struct):
 
 
 class InputLine(msgspec.Struct):
-    """One line of a batch input file."""
+    """One line of a batch input file; `body` is kept as the bytes received."""
 
     custom_id: str
     method: str
     url: str
-    body: dict[str, Any]
+    body: msgspec.Raw
+
+
+class ChatProbe(msgspec.Struct):
+    """What is checked of a chat body when its batch is created (the rest, when it runs)."""
+
+    model: Annotated[str, msgspec.Meta(min_length=1)]
+    messages: Annotated[list[msgspec.Raw], msgspec.Meta(min_length=1)]
+    stream: bool | None = None
+    n: int | None = None
+
+
+class EmbeddingProbe(msgspec.Struct):
+    model: Annotated[str, msgspec.Meta(min_length=1)]
