@@ -201,17 +201,21 @@ class BatchService:
             )
         return record.id
 
-    async def results(self, workspace_id: str, batch_id: str) -> AsyncIterator[bytes]:
+    async def results(
+        self, workspace_id: str, batch_id: str, *, partial: bool = False
+    ) -> AsyncIterator[bytes]:
+        """The results JSONL. With `partial` (batchyard's addition), the lines of the
+        requests finished so far, while the batch still runs."""
         record = await self.get(workspace_id, batch_id)
         if record.archived_at is not None:
             raise NotFound(
                 f"The results of message_batch {batch_id!r} were deleted at the end of the"
                 " retention period"
             )
-        if record.processing_status != "ended":
+        if record.processing_status != "ended" and not partial:
             raise InvalidRequest(
                 f"message_batch {batch_id!r} is still {record.processing_status}; results are"
-                " available once processing has ended"
+                " available once processing has ended (or ask for ?partial=true)"
             )
         return self.store.result_lines(record)
 

@@ -26,6 +26,7 @@ from batchyard.batches import BatchService
 from batchyard.clock import Clock, SystemClock
 from batchyard.config import Settings
 from batchyard.engines.build import build_router
+from batchyard.metrics import Metrics
 from batchyard.openai_batches import build_service
 from batchyard.scheduler.worker import Worker
 from batchyard.store import open_store
@@ -40,6 +41,15 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 async def healthz(request: Request) -> Response:
     """The process answers."""
     return JSONResponse({"status": "ok"})
+
+
+async def metrics(request: Request) -> Response:
+    """Prometheus text format; the store-wide gauges are read now."""
+    m: Metrics = request.app.state.metrics
+    batches, requests = await request.app.state.store.open_counts()
+    m.open_batches.set(batches)
+    m.queue_depth.set(requests)
+    return Response(m.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
 
 async def readyz(request: Request) -> Response:
@@ -66,10 +76,16 @@ def create_app(settings: Settings, clock: Clock | None = None) -> Starlette:
         public_base_url=settings.public_base_url,
     )
     openai_batches = build_service(service, settings)
+    meters = Metrics()
     worker: Worker | None = None
     if settings.run_worker:
         worker = Worker(
-            store, router, settings.worker, clock=clock, finalizer=openai_batches.finalize_ended
+            store,
+            router,
+            settings.worker,
+            clock=clock,
+            finalizer=openai_batches.finalize_ended,
+            metrics=meters,
         )
         service.on_created = worker.wake
 
@@ -101,6 +117,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> Starlette:
         routes=[
             Route("/healthz", healthz),
             Route("/readyz", readyz),
+            Route("/metrics", metrics),
             *openapi.routes,
             *api_routes,
             # The same API under a path prefix, for proxies that do not strip it.
@@ -111,6 +128,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> Starlette:
         lifespan=lifespan,
     )
     app.state.batches = service
+    app.state.metrics = meters
     app.state.tenancy = tenancy
     app.state.files = openai_batches.files
     app.state.openai_batches = openai_batches

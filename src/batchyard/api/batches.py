@@ -94,7 +94,10 @@ async def delete_batch(request: Request) -> Response:
 
 async def batch_results(request: Request) -> Response:
     batch_id = request.path_params["batch_id"]
-    lines = await state.batch_service(request).results(state.workspace(request), batch_id)
+    partial = request.query_params.get("partial", "").lower() in ("1", "true")
+    lines = await state.batch_service(request).results(
+        state.workspace(request), batch_id, partial=partial
+    )
     return StreamingResponse(lines, media_type="application/x-jsonl")
 
 

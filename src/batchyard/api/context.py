@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import time
+
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from batchyard import ids
 from batchyard.api.admission import Admission
 from batchyard.api.errors import dialect_of, error_response
+from batchyard.metrics import Metrics
 
 
 class RequestContext:
@@ -28,12 +31,14 @@ class RequestContext:
             (b"x-request-id", rid.encode()),
         ]
         started = False
+        begun = time.perf_counter()
 
         async def send_with_headers(message: Message) -> None:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
                 message["headers"] = [*message.get("headers", []), *extra]
+                self._observe(scope, message["status"], time.perf_counter() - begun)
             await send(message)
 
         path = self._route_path(scope["path"])
@@ -48,6 +53,16 @@ class RequestContext:
             if started:
                 raise
             await error_response(exc, rid, state["dialect"])(scope, receive, send_with_headers)
+
+    @staticmethod
+    def _observe(scope: Scope, status: int, seconds: float) -> None:
+        metrics: Metrics | None = getattr(scope["app"].state, "metrics", None)
+        if metrics is None:
+            return
+        endpoint = scope.get("endpoint")
+        route = getattr(endpoint, "__name__", "unmatched")  # a route's name, never a raw path
+        metrics.http_requests.labels(scope["method"], route, str(status)).inc()
+        metrics.http_latency.labels(route).observe(seconds)
 
     def _route_path(self, path: str) -> str:
         """The path without `--path-prefix`, which serves the same routes."""

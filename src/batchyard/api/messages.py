@@ -20,6 +20,7 @@ from batchyard.engines.base import EngineError
 from batchyard.engines.router import EngineRouter, UnknownModel
 from batchyard.engines.slots import Priority
 from batchyard.errors import BatchyardError, InvalidRequest, NotFound
+from batchyard.metrics import Metrics
 from batchyard.store.base import UsageRow
 from batchyard.wire.errors import ErrorObject, ErrorResponse
 from batchyard.wire.messages import (
@@ -106,6 +107,9 @@ async def count_usage(request: Request, model: str, input_tokens: int, output_to
         input_tokens,
         output_tokens,
     )
+    metrics: Metrics | None = getattr(request.app.state, "metrics", None)
+    if metrics is not None:
+        metrics.count_tokens("standard", input_tokens, output_tokens)
     try:
         await state.tenancy(request).store.add_usage([row])
     except Exception:

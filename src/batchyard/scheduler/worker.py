@@ -24,6 +24,7 @@ from batchyard.engines.base import EngineError
 from batchyard.engines.router import EngineRouter, UnknownModel
 from batchyard.engines.slots import Priority
 from batchyard.errors import StoreUnavailable
+from batchyard.metrics import Metrics
 from batchyard.scheduler.results import errored_line, succeeded_line
 from batchyard.store.base import ClaimedRequest, Outcome, RequestState, Store, TokenUsage
 from batchyard.translate.chat_dialect import ChatRequestError, messages_request, unwrap_chat_body
@@ -51,6 +52,7 @@ class Worker:
         worker_id: str | None = None,
         on_batches_ended: Callable[[list[str]], None] | None = None,
         finalizer: Callable[[], Awaitable[int]] | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.store = store
         self.router = router
@@ -58,6 +60,7 @@ class Worker:
         self.clock = clock or SystemClock()
         self.id = worker_id or f"wrk_{uuid.uuid4().hex[:16]}"
         self.on_batches_ended = on_batches_ended
+        self.metrics = metrics
         self.finalizer = finalizer
         """Runs after batches end (and every housekeeping interval): e.g. writes the
         OpenAI dialect's output files."""
@@ -145,6 +148,8 @@ class Worker:
                     self._held[request.key] = request
                     task = asyncio.create_task(self._execute(request))
                     self._running[request.key] = (task, deadline)
+                if self.metrics and claimed:
+                    self.metrics.in_flight.set(len(self._held))
             if claimed:
                 await asyncio.sleep(0)
                 continue
@@ -191,6 +196,7 @@ class Worker:
             params = messages_request(chat) if chat is not None else decode_params(request.params)
         except (InvalidParams, ChatRequestError) as exc:
             return self._errored(request, "invalid_request_error", str(exc))
+        started = time.monotonic()
         try:
             message = await dispatch.create_message(self.router, params, Priority.BATCH)
         except UnknownModel:
@@ -198,7 +204,13 @@ class Worker:
                 request, "invalid_request_error", f"model: {params.model!r} is not served here"
             )
         except EngineError as exc:
+            if self.metrics:
+                engine = self.router.resolve(params.model).engine.name
+                self.metrics.engine_errors.labels(engine, exc.error_type).inc()
             return self._failure(request, exc)
+        if self.metrics:
+            engine = self.router.resolve(params.model).engine.name
+            self.metrics.engine_latency.labels(engine).observe(time.monotonic() - started)
         message.usage.service_tier = "batch"
         return Outcome(
             request.key,
@@ -249,12 +261,24 @@ class Worker:
             for o in outcomes:
                 self._held.pop(o.key, None)
             self.processed += report.recorded
+            if self.metrics:
+                self._count(outcomes)
             if report.stale:
                 log.info("%d outcomes were stale (lease lost or batch ended)", report.stale)
             self._batches_ended(report.ended_batches)
             if any(o.state == RequestState.QUEUED for o in outcomes):
                 self._wake.set()
             self._progress.set()
+
+    def _count(self, outcomes: list[Outcome]) -> None:
+        assert self.metrics is not None
+        m = self.metrics
+        for o in outcomes:
+            kind = {RequestState.SUCCEEDED: "succeeded", RequestState.ERRORED: "errored"}
+            m.outcomes.labels(kind.get(o.state, "retried")).inc()
+            if o.usage is not None:
+                m.count_tokens("batch", o.usage.input_tokens, o.usage.output_tokens)
+        m.in_flight.set(len(self._held))
 
     async def _heartbeat_loop(self) -> None:
         interval = min(self.settings.lease_seconds / 3, self.settings.engine_timeout_seconds / 4)

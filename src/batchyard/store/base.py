@@ -262,6 +262,9 @@ class Store(Protocol):
     async def open(self) -> None:
         """Connect and bring the schema up to date (runs pending migrations)."""
 
+    async def open_counts(self) -> tuple[int, int]:
+        """(batches not ended, their unfinished requests), store-wide (for metrics)."""
+
     async def close(self) -> None: ...
 
     async def create_batch(

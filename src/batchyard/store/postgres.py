@@ -52,6 +52,7 @@ from batchyard.store.sql import (
     created_record,
     fair_order,
     key_range,
+    open_counts,
     page,
     result_line,
     shares,
@@ -294,6 +295,9 @@ class PostgresStore:
             workspace_id,
         )
         return batch_record(tuple(row)) if row is not None else None
+
+    async def open_counts(self) -> tuple[int, int]:
+        return await open_counts(self)
 
     async def list_batches(
         self, workspace_id: str, limit: int, after_id: str | None, before_id: str | None

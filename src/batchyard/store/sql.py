@@ -234,3 +234,13 @@ def still_full(
     return [
         full for seqs in order if (full := [s for s in seqs if s in asked and got[s] == asked[s]])
     ]
+
+
+async def open_counts(db: SqlRunner) -> tuple[int, int]:
+    """(batches not ended, their unfinished requests) in the whole store."""
+    row = await db.fetchone(
+        "SELECT count(*), coalesce(sum(processing), 0) FROM batches"
+        " WHERE processing_status != 'ended'"
+    )
+    assert row is not None
+    return int(row[0]), int(row[1])  # type: ignore[call-overload]

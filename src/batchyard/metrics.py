@@ -1,0 +1,73 @@
+"""Prometheus metrics of one process (API and/or worker), served at `GET /metrics`.
+
+Counters and histograms are kept by the code that sees the event (the request
+middleware, the worker, the messages routes); the store-wide gauges (queue depth,
+open batches) are read from the store at scrape time, so every API replica
+reports the same queue.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.http_requests = Counter(
+            "batchyard_http_requests",
+            "HTTP requests answered, by route and status",
+            ["method", "route", "status"],
+            registry=r,
+        )
+        self.http_latency = Histogram(
+            "batchyard_http_request_duration_seconds",
+            "Time to the response's first byte, by route",
+            ["route"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.outcomes = Counter(
+            "batchyard_batch_requests",
+            "Batch requests a worker finished (succeeded, errored) or sent back (retried)",
+            ["outcome"],
+            registry=r,
+        )
+        self.engine_latency = Histogram(
+            "batchyard_engine_call_duration_seconds",
+            "Engine calls from the worker, by engine",
+            ["engine"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.engine_errors = Counter(
+            "batchyard_engine_errors",
+            "Engine call failures, by engine and error type",
+            ["engine", "type"],
+            registry=r,
+        )
+        self.tokens = Counter(
+            "batchyard_tokens",
+            "Tokens processed, by direction (input, output) and tier (batch, standard)",
+            ["direction", "tier"],
+            registry=r,
+        )
+        self.in_flight = Gauge(
+            "batchyard_worker_in_flight", "Requests this process's worker holds", registry=r
+        )
+        self.queue_depth = Gauge(
+            "batchyard_queue_depth", "Unfinished batch requests in the store", registry=r
+        )
+        self.open_batches = Gauge(
+            "batchyard_open_batches", "Batches not yet ended, in the store", registry=r
+        )
+
+    def count_tokens(self, tier: str, input_tokens: int, output_tokens: int) -> None:
+        self.tokens.labels("input", tier).inc(input_tokens)
+        self.tokens.labels("output", tier).inc(output_tokens)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

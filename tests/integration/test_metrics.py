@@ -1,0 +1,49 @@
+"""`GET /metrics`, parsed by prometheus_client's own parser."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.conftest import ServerFactory, client_for, make_requests
+
+
+def samples(base_url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    r = httpx.get(f"{base_url}/metrics")  # no key: scrapers do not send one
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(r.text)
+        for s in family.samples
+    }
+
+
+def test_metrics_follow_a_batch(start_server: ServerFactory) -> None:
+    server = start_server("--poll-interval", "0.05")
+    client = client_for(server)
+    batch = client.messages.batches.create(requests=make_requests(30, "m"))  # type: ignore[arg-type]
+    while client.messages.batches.retrieve(batch.id).processing_status != "ended":
+        time.sleep(0.05)
+    message = client.messages.create(
+        model="claude-test", max_tokens=10, messages=[{"role": "user", "content": "hi there"}]
+    )
+    m = samples(server.base_url)
+    assert m[("batchyard_batch_requests_total", (("outcome", "succeeded"),))] == 30
+    assert m[("batchyard_queue_depth", ())] == 0 and m[("batchyard_open_batches", ())] == 0
+    created = (("method", "POST"), ("route", "create_batch"), ("status", "200"))
+    assert m[("batchyard_http_requests_total", created)] == 1
+    polled = [v for (name, labels), v in m.items()
+              if name == "batchyard_http_requests_total" and ("route", "retrieve_batch") in labels]  # fmt: skip
+    assert sum(polled) >= 1
+    standard_out = m[("batchyard_tokens_total", (("direction", "output"), ("tier", "standard")))]
+    assert standard_out == message.usage.output_tokens
+    assert m[("batchyard_tokens_total", (("direction", "output"), ("tier", "batch")))] > 0
+    assert m[("batchyard_engine_call_duration_seconds_count", (("engine", "fake"),))] == 30
+
+    # A batch still running shows in the queue gauges.
+    slow = start_server("--fake-latency-ms", "500", "--fake-capacity", "1")
+    client_for(slow).messages.batches.create(requests=make_requests(5, "q"))  # type: ignore[arg-type]
+    q = samples(slow.base_url)
+    assert q[("batchyard_open_batches", ())] == 1 and 1 <= q[("batchyard_queue_depth", ())] <= 5
