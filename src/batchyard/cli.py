@@ -14,7 +14,7 @@ from typing import Any
 
 import msgspec
 
-from batchyard import __version__, cli_keys
+from batchyard import __version__, cli_client, cli_keys
 from batchyard.config import DAY, LOCAL_MODEL, Settings, WorkerSettings, default_data_dir
 from batchyard.engines import config as engine_config
 from batchyard.engines.config import EngineConfig
@@ -322,6 +322,7 @@ def build_parser() -> argparse.ArgumentParser:
     worker = sub.add_parser("worker", help="run a worker on its own")
     _add_store_and_engine(worker)
     cli_keys.add_commands(sub, _add_database)
+    cli_client.add_commands(sub)
     return parser
 
 
@@ -336,8 +337,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         _serve(_settings(args, run_worker=not args.no_worker), args.log_level)
     elif args.command == "worker":
         asyncio.run(_worker(_settings(args, run_worker=True)))
-    else:
+    elif args.command in ("keys", "workspaces"):
         asyncio.run(cli_keys.run(args))
+    else:
+        cli_client.run(args)
 
 
 def _serve(settings: Settings, log_level: str) -> None:
