@@ -8,13 +8,12 @@ import contextlib
 import logging
 import os
 import signal
-import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import msgspec
 
-from batchyard import __version__, cli_client, cli_keys
+from batchyard import __version__, cli_client, cli_keys, logs
 from batchyard.config import DAY, LOCAL_MODEL, Settings, WorkerSettings, default_data_dir
 from batchyard.engines import config as engine_config
 from batchyard.engines.config import EngineConfig
@@ -259,6 +258,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"batchyard {__version__}")
     parser.add_argument("--log-level", default=_env("LOG_LEVEL", "info"))
+    parser.add_argument(
+        "--log-format",
+        choices=["text", "json"],
+        default=_env("LOG_FORMAT", "text"),
+        help="json: one object a line, with the request-id of the API call (env BATCHYARD_LOG_FORMAT)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="run the API server (and a worker, unless --no-worker)")
@@ -328,11 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        stream=sys.stderr,
-    )
+    logs.configure(args.log_level, args.log_format)
     if args.command == "serve":
         _serve(_settings(args, run_worker=not args.no_worker), args.log_level)
     elif args.command == "worker":
@@ -364,6 +365,7 @@ def _serve(settings: Settings, log_level: str) -> None:
         port=settings.port,
         log_level=log_level.lower(),
         access_log=False,
+        log_config=None,  # our handler (text or JSON) formats uvicorn's lines too
         timeout_graceful_shutdown=int(settings.worker.shutdown_grace_seconds),
     )
 

@@ -47,3 +47,20 @@ def test_metrics_follow_a_batch(start_server: ServerFactory) -> None:
     client_for(slow).messages.batches.create(requests=make_requests(5, "q"))  # type: ignore[arg-type]
     q = samples(slow.base_url)
     assert q[("batchyard_open_batches", ())] == 1 and 1 <= q[("batchyard_queue_depth", ())] <= 5
+
+
+def test_json_logs_carry_the_request_id(start_server: ServerFactory) -> None:
+    import json
+
+    from tests.serverproc import HEADERS
+
+    server = start_server(env={"BATCHYARD_LOG_FORMAT": "json"})
+    r = httpx.post(
+        f"{server.base_url}/v1/organizations/workspaces", headers=HEADERS, json={"name": "logged"}
+    )
+    assert r.status_code == 200
+    entries = [json.loads(line) for line in server.log().splitlines() if line.startswith("{")]
+    audit = [e for e in entries if e["logger"] == "batchyard.audit"]
+    assert audit and audit[0]["request_id"] == r.headers["request-id"]
+    assert "workspace" in audit[0]["message"] and audit[0]["level"] == "info"
+    assert any(e["logger"].startswith("uvicorn") for e in entries)  # the server's own lines too

@@ -7,7 +7,7 @@ import time
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from batchyard import ids
+from batchyard import ids, logs
 from batchyard.api.admission import Admission
 from batchyard.api.errors import dialect_of, error_response
 from batchyard.metrics import Metrics
@@ -23,6 +23,7 @@ class RequestContext:
             await self.app(scope, receive, send)
             return
         rid = ids.request_id()
+        logs.request_id.set(rid)  # this task's log lines carry it
         state = scope.setdefault("state", {})
         state["request_id"] = rid
         # `request-id` for the Anthropic SDK, `x-request-id` for the OpenAI SDK.
