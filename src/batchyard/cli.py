@@ -328,6 +328,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_store_and_engine(worker)
     cli_keys.add_commands(sub, _add_database)
     cli_client.add_commands(sub)
+    doctor = sub.add_parser("doctor", help="check the store, engines and config; say what is wrong")
+    doctor.add_argument(
+        "--base-url",
+        default=_env("URL", None),
+        help="also check a running server (env BATCHYARD_URL)",
+    )
+    doctor.add_argument("--admin-key", default=_env("ADMIN_KEY", None), help=argparse.SUPPRESS)
+    _add_store_and_engine(doctor)
     return parser
 
 
@@ -338,6 +346,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         _serve(_settings(args, run_worker=not args.no_worker), args.log_level)
     elif args.command == "worker":
         asyncio.run(_worker(_settings(args, run_worker=True)))
+    elif args.command == "doctor":
+        from batchyard.doctor import diagnose, report
+
+        settings = _settings(args, run_worker=False)
+        raise SystemExit(report(asyncio.run(diagnose(settings, args.base_url))))
     elif args.command in ("keys", "workspaces"):
         asyncio.run(cli_keys.run(args))
     else:

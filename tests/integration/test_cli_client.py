@@ -56,3 +56,24 @@ def test_submit_an_openai_input_file(server: Server, tmp_path: Path) -> None:
     out = [json.loads(x) for x in (tmp_path / "out.jsonl").read_text().splitlines()]
     assert sorted(x["custom_id"] for x in out) == [f"o{i}" for i in range(5)]
     assert all(x["response"]["status_code"] == 200 for x in out)
+
+
+def test_doctor_says_what_is_wrong(server: Server, tmp_path: Path) -> None:
+    env = {**os.environ, "BATCHYARD_ADMIN_KEY": ""}
+    db = str(tmp_path / "doctor.sqlite")
+    bad = subprocess.run(
+        [*BATCHYARD, "doctor", "--database", db, "--engine", "openai", "--model", "m",
+         "--upstream-url", "http://127.0.0.1:9/v1"],
+        capture_output=True, text=True, timeout=60, env=env,
+    )  # fmt: skip
+    assert bad.returncode == 1
+    assert "FAIL  keys: none yet" in bad.stdout
+    assert "FAIL  engine openai: openai upstream for m" in bad.stdout
+    subprocess.run([*BATCHYARD, "keys", "create", "--admin", "--database", db], check=True,
+                   capture_output=True, env=env)  # fmt: skip
+    good = subprocess.run(
+        [*BATCHYARD, "doctor", "--database", db, "--engine", "fake", "--base-url", server.base_url],
+        capture_output=True, text=True, timeout=60, env=env,
+    )  # fmt: skip
+    assert good.returncode == 0, good.stdout
+    assert "ok    server:" in good.stdout and "0 to fix" in good.stdout
