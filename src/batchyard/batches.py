@@ -12,6 +12,7 @@ from batchyard.clock import Clock, to_datetime, to_datetime_or_none
 from batchyard.errors import InvalidRequest, NotFound, RateLimited
 from batchyard.store.base import BatchRecord, NewBatch, QueueFull, Store, UnknownCursor
 from batchyard.store.sql import Statement
+from batchyard.webhooks import WebhookPolicy
 from batchyard.wire.batches import (
     MAX_REQUESTS,
     BatchCreateIn,
@@ -28,6 +29,10 @@ _probe_decoder = msgspec.json.Decoder(ParamsProbe)
 
 
 def parse_create_body(body: bytes | bytearray) -> list[BatchRequestIn]:
+    return parse_create(body).requests
+
+
+def parse_create(body: bytes | bytearray) -> BatchCreateIn:
     """Decode and check a create body; structural problems raise InvalidRequest naming the index."""
     try:
         parsed = _body_decoder.decode(body)
@@ -44,7 +49,7 @@ def parse_create_body(body: bytes | bytearray) -> list[BatchRequestIn]:
         )
     _check_unique_custom_ids(requests)
     _probe_params(requests)
-    return requests
+    return parsed
 
 
 def _check_unique_custom_ids(requests: list[BatchRequestIn]) -> None:
@@ -90,6 +95,7 @@ class BatchService:
         retention_seconds: float,
         public_base_url: str | None = None,
         on_created: Callable[[], None] | None = None,
+        webhooks: WebhookPolicy | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
@@ -97,6 +103,7 @@ class BatchService:
         self.retention_seconds = retention_seconds
         self.public_base_url = public_base_url.rstrip("/") if public_base_url else None
         self.on_created = on_created
+        self.webhooks = webhooks or WebhookPolicy()
 
     async def create(
         self,
@@ -107,13 +114,16 @@ class BatchService:
         queued_limit: int | None = None,
     ) -> MessageBatch:
         """Validate and store a batch; `queued_limit` caps the workspace's unfinished requests."""
-        requests = parse_create_body(body)
+        parsed = parse_create(body)
+        if parsed.webhook_url is not None:
+            self.webhooks.check_url(parsed.webhook_url)
         record = await self.store_batch(
             workspace_id,
-            [r.custom_id for r in requests],
-            [r.params for r in requests],
+            [r.custom_id for r in parsed.requests],
+            [r.params for r in parsed.requests],
             api_key_id=api_key_id,
             queued_limit=queued_limit,
+            webhook_url=parsed.webhook_url,
         )
         return self.to_wire(record)
 
@@ -127,6 +137,7 @@ class BatchService:
         queued_limit: int | None = None,
         dialect: str = "anthropic",
         also: Callable[[str], Sequence[Statement]] | None = None,
+        webhook_url: str | None = None,
     ) -> BatchRecord:
         """Write a checked batch (either dialect) and wake the worker. `also(batch_id)`
         gives statements that belong to the same transaction."""
@@ -139,6 +150,7 @@ class BatchService:
             archive_at=now + self.retention_seconds,
             api_key_id=api_key_id or None,
             dialect=dialect,
+            webhook_url=webhook_url,
         )
         try:
             record = await self.store.create_batch(

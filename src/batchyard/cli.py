@@ -163,6 +163,19 @@ def _add_store_and_engine(p: argparse.ArgumentParser) -> None:
     )
     w.add_argument("--poll-interval", type=_duration, default=_env("POLL_INTERVAL", 1.0, _duration))
     w.add_argument(
+        "--webhook-host",
+        dest="webhook_hosts",
+        action="append",
+        default=None,
+        help="a host batches' webhook_url may name; repeatable (env BATCHYARD_WEBHOOK_HOSTS,"
+        " comma-separated; none: webhooks are refused)",
+    )
+    w.add_argument(
+        "--webhook-secret",
+        default=_env("WEBHOOK_SECRET", None),
+        help="HMAC-SHA256 key that signs webhook events (env BATCHYARD_WEBHOOK_SECRET)",
+    )
+    w.add_argument(
         "--shutdown-grace",
         type=_duration,
         default=_env("SHUTDOWN_GRACE", 10.0, _duration),
@@ -234,6 +247,9 @@ def _settings(args: argparse.Namespace, *, run_worker: bool) -> Settings:
         engines=_engines(args),
         auth=not getattr(args, "no_auth", False),
         admin_key=getattr(args, "admin_key", None),
+        webhook_hosts=args.webhook_hosts
+        or [h.strip() for h in _env("WEBHOOK_HOSTS", "").split(",") if h.strip()],
+        webhook_secret=args.webhook_secret,
         rate_limits=RateLimits(
             getattr(args, "requests_per_minute", None),
             getattr(args, "batch_requests_per_minute", None),
@@ -387,22 +403,24 @@ async def _worker(settings: Settings) -> None:
     from batchyard.batches import BatchService
     from batchyard.clock import SystemClock
     from batchyard.engines.build import build_router
-    from batchyard.openai_batches import build_service
+    from batchyard.openai_batches import after_batches_end, build_service
     from batchyard.scheduler.worker import Worker
     from batchyard.store import open_store
+    from batchyard.webhooks import WebhookPolicy
 
     store = open_store(settings.database, synchronous=settings.sqlite_synchronous)
     await store.open()
     router = build_router(settings.engines, settings.cache_dir)
-    clock = SystemClock()
     batches = BatchService(
         store,
-        clock,
+        SystemClock(),
         expiry_seconds=settings.batch_expiry_seconds,
         retention_seconds=settings.results_retention_seconds,
+        public_base_url=settings.public_base_url,
+        webhooks=WebhookPolicy(settings.webhook_hosts, settings.webhook_secret),
     )
-    openai_batches = build_service(batches, settings)
-    worker = Worker(store, router, settings.worker, finalizer=openai_batches.finalize_ended)
+    after_end = after_batches_end(batches, build_service(batches, settings))
+    worker = Worker(store, router, settings.worker, finalizer=after_end)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, worker.stop)

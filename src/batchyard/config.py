@@ -65,6 +65,10 @@ class Settings:
     """False (`--no-auth`, loopback only): every caller is an admin of every workspace."""
     admin_key: str | None = None
     """An Admin API key given by the operator (`--admin-key`); it is never stored."""
+    webhook_hosts: list[str] = field(default_factory=list)
+    """Hosts a batch's webhook_url may name (none: webhooks are refused)."""
+    webhook_secret: str | None = None
+    """The HMAC-SHA256 key that signs webhook events."""
     rate_limits: RateLimits = field(default_factory=RateLimits)
     """Server-wide defaults; a workspace's own limits replace them."""
 

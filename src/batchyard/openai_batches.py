@@ -17,8 +17,8 @@ import dataclasses
 import json
 import logging
 import re
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, cast
 
 import msgspec
 
@@ -30,8 +30,9 @@ from batchyard.errors import InvalidRequest, NotFound
 from batchyard.files import FileService
 from batchyard.store.base import BatchRecord, UnknownCursor
 from batchyard.store.openai_batches_sql import OpenAIBatchRecord
-from batchyard.store.sql import Statement
+from batchyard.store.sql import SqlRunner, Statement
 from batchyard.translate.chat_dialect import chat_completion, wrap_chat_body
+from batchyard.webhooks import WebhookSender
 from batchyard.wire.errors import format_validation_error
 from batchyard.wire.messages import Message, unservable
 from batchyard.wire.openai import (
@@ -417,3 +418,15 @@ def build_service(batches: BatchService, settings: Settings) -> OpenAIBatchServi
     """The OpenAI Batch service on the batches' store, with files on local disk beside it."""
     files = FileService(batches.store.files, LocalBlobs(settings.files_dir), batches.clock)
     return OpenAIBatchService(batches, files)
+
+
+def after_batches_end(
+    batches: BatchService, openai: OpenAIBatchService
+) -> Callable[[], Awaitable[int]]:
+    """What workers do when batches end: the OpenAI output files, then the webhooks."""
+    sender = WebhookSender(cast(SqlRunner, batches.store), batches.webhooks, batches.to_wire)
+
+    async def run() -> int:
+        return await openai.finalize_ended() + await sender.deliver_due()
+
+    return run

@@ -27,9 +27,10 @@ from batchyard.clock import Clock, SystemClock
 from batchyard.config import Settings
 from batchyard.engines.build import build_router
 from batchyard.metrics import Metrics
-from batchyard.openai_batches import build_service
+from batchyard.openai_batches import after_batches_end, build_service
 from batchyard.scheduler.worker import Worker
 from batchyard.store import open_store
+from batchyard.webhooks import WebhookPolicy
 
 log = logging.getLogger("batchyard.api")
 
@@ -74,6 +75,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> Starlette:
         expiry_seconds=settings.batch_expiry_seconds,
         retention_seconds=settings.results_retention_seconds,
         public_base_url=settings.public_base_url,
+        webhooks=WebhookPolicy(settings.webhook_hosts, settings.webhook_secret),
     )
     openai_batches = build_service(service, settings)
     meters = Metrics()
@@ -84,7 +86,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> Starlette:
             router,
             settings.worker,
             clock=clock,
-            finalizer=openai_batches.finalize_ended,
+            finalizer=after_batches_end(service, openai_batches),
             metrics=meters,
         )
         service.on_created = worker.wake

@@ -48,6 +48,7 @@ class NewBatch:
     api_key_id: str | None = None
     dialect: str = "anthropic"
     """`openai` for the batches behind the OpenAI Batch API (not listed by the Anthropic one)."""
+    webhook_url: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

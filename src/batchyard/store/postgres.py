@@ -255,8 +255,8 @@ class PostgresStore:
                     raise QueueFull(queued_limit, int(queued))
             seq = await conn.fetchval(
                 "INSERT INTO batches (id, workspace_id, api_key_id, dialect, processing_status,"
-                " created_at, expires_at, archive_at, total, processing)"
-                " VALUES ($1, $2, $3, $8, 'in_progress', $4, $5, $6, $7, $7) RETURNING seq",
+                " created_at, expires_at, archive_at, total, processing, webhook_url)"
+                " VALUES ($1, $2, $3, $8, 'in_progress', $4, $5, $6, $7, $7, $9) RETURNING seq",
                 batch.id,
                 batch.workspace_id,
                 batch.api_key_id,
@@ -265,6 +265,7 @@ class PostgresStore:
                 batch.archive_at,
                 n,
                 batch.dialect,
+                batch.webhook_url,
             )
             base = seq << KEY_BITS
             await conn.copy_records_to_table(

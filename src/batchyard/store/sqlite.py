@@ -284,8 +284,8 @@ class SQLiteStore:
                     raise QueueFull(queued_limit, queued)
             cur = conn.execute(
                 "INSERT INTO batches (id, workspace_id, api_key_id, dialect, processing_status,"
-                " created_at, expires_at, archive_at, total, processing)"
-                " VALUES (?, ?, ?, ?, 'in_progress', ?, ?, ?, ?, ?)",
+                " created_at, expires_at, archive_at, total, processing, webhook_url)"
+                " VALUES (?, ?, ?, ?, 'in_progress', ?, ?, ?, ?, ?, ?)",
                 (
                     batch.id,
                     batch.workspace_id,
@@ -296,6 +296,7 @@ class SQLiteStore:
                     batch.archive_at,
                     n,
                     n,
+                    batch.webhook_url,
                 ),
             )
             seq = cur.lastrowid

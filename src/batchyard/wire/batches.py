@@ -25,6 +25,8 @@ class BatchRequestIn(msgspec.Struct, forbid_unknown_fields=True):
 
 class BatchCreateIn(msgspec.Struct):
     requests: list[BatchRequestIn]
+    webhook_url: str | None = None
+    """batchyard: POST a signed `message_batch.ended` event here when the batch ends."""
 
 
 class ParamsProbe(msgspec.Struct):

@@ -1,0 +1,170 @@
+"""Webhooks: when a batch that carries a `webhook_url` ends, a worker POSTs a signed event.
+
+- Only hosts the operator allows (`--webhook-host`) may be called: a tenant cannot
+  make the server reach into its network.
+- The event is `{"id": "evt_…", "type": "message_batch.ended", "created_at", "data": <the
+  batch>}`, signed as `batchyard-signature: t=<unix>,v1=<hex HMAC-SHA256 of "t.body">`
+  with `--webhook-secret` (the scheme of Stripe's and Svix's webhooks; a receiver
+  checks the HMAC and that `t` is recent).
+- Delivery retries with backoff (2 s, 4 s, … up to 1 h) until a 2xx, at most
+  `MAX_ATTEMPTS` times; a worker takes a due delivery with a short lease, so two
+  workers never send the same attempt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+import httpx
+import msgspec
+
+from batchyard import ids
+from batchyard.errors import InvalidRequest
+from batchyard.store.base import BatchRecord
+from batchyard.store.sql import BATCH_COLUMNS, SqlRunner, batch_record
+
+log = logging.getLogger("batchyard.webhooks")
+
+MAX_ATTEMPTS = 10
+LEASE_SECONDS = 60.0
+SIGNATURE_HEADER = "batchyard-signature"
+
+
+def sign(secret: str, timestamp: int, body: bytes) -> str:
+    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
+    return f"t={timestamp},v1={mac.hexdigest()}"
+
+
+def verify(secret: str, header: str, body: bytes, tolerance: float = 300.0) -> bool:
+    """What a receiver does: the HMAC matches and the timestamp is recent."""
+    parts = dict(p.split("=", 1) for p in header.split(",") if "=" in p)
+    try:
+        timestamp = int(parts["t"])
+    except (KeyError, ValueError):
+        return False
+    expected = sign(secret, timestamp, body)
+    return hmac.compare_digest(expected, header) and abs(time.time() - timestamp) <= tolerance
+
+
+@dataclass(frozen=True)
+class WebhookPolicy:
+    hosts: list[str] = field(default_factory=list)
+    secret: str | None = None
+
+    def check_url(self, url: str) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise InvalidRequest("webhook_url: must be an http(s) URL", param="webhook_url")
+        if not self.hosts:
+            raise InvalidRequest(
+                "webhook_url: webhooks are off on this server (the operator allows hosts"
+                " with --webhook-host)",
+                param="webhook_url",
+            )
+        if parts.hostname not in self.hosts:
+            raise InvalidRequest(
+                f"webhook_url: host {parts.hostname!r} is not allowed on this server",
+                param="webhook_url",
+            )
+
+
+def _backoff(attempts: int) -> float:
+    return float(min(3600, 2**attempts))
+
+
+class WebhookSender:
+    def __init__(
+        self,
+        db: SqlRunner,
+        policy: WebhookPolicy,
+        to_wire: Callable[[BatchRecord], object],
+        now: Callable[[], float] = time.time,
+    ) -> None:
+        self.db = db
+        self.policy = policy
+        self.to_wire = to_wire
+        self.now = now
+
+    async def _due(self) -> list[tuple[BatchRecord, str, int]]:
+        now = self.now()
+        rows = await self.db.fetchall(
+            f"SELECT {BATCH_COLUMNS}, webhook_url, webhook_attempts FROM batches"
+            " WHERE webhook_url IS NOT NULL AND webhook_done_at IS NULL"
+            " AND processing_status = 'ended' AND coalesce(webhook_next_at, 0) <= ?"
+            " ORDER BY seq LIMIT 20",
+            now,
+        )
+        taken = []
+        for row in rows:
+            record = batch_record(row[:-2])
+            # Take it for a while (another worker skips it), or lose to who took it first.
+            [won] = await self.db.write(
+                (
+                    "UPDATE batches SET webhook_next_at = ? WHERE seq = ?"
+                    " AND coalesce(webhook_next_at, 0) <= ? AND webhook_done_at IS NULL"
+                    " RETURNING seq",
+                    (now + LEASE_SECONDS, record.seq, now),
+                ),
+                durable=False,
+            )
+            if won is not None:
+                taken.append((record, str(row[-2]), int(row[-1])))  # type: ignore[call-overload]
+        return taken
+
+    async def deliver_due(self) -> int:
+        """Send every due event once; returns how many were delivered."""
+        due = await self._due()
+        if not due:
+            return 0
+        delivered = 0
+        async with httpx.AsyncClient(timeout=10, follow_redirects=False) as client:
+            for record, url, attempts in due:
+                body = msgspec.json.encode(
+                    {
+                        "id": f"evt_{ids.request_id().removeprefix('req_')}",
+                        "type": "message_batch.ended",
+                        "created_at": int(self.now()),
+                        "data": self.to_wire(record),
+                    }
+                )
+                headers = {"content-type": "application/json", "user-agent": "batchyard-webhooks"}
+                if self.policy.secret:
+                    headers[SIGNATURE_HEADER] = sign(self.policy.secret, int(self.now()), body)
+                ok, detail = False, ""
+                try:
+                    self.policy.check_url(url)  # the allowed hosts may have changed since
+                    r = await client.post(url, content=body, headers=headers)
+                    ok, detail = 200 <= r.status_code < 300, f"HTTP {r.status_code}"
+                except (httpx.HTTPError, InvalidRequest) as exc:
+                    detail = str(exc)
+                delivered += ok
+                await self._record(record, attempts + 1, ok, detail)
+        return delivered
+
+    async def _record(self, record: BatchRecord, attempts: int, ok: bool, detail: str) -> None:
+        now = self.now()
+        give_up = attempts >= MAX_ATTEMPTS
+        if ok or give_up:
+            if not ok:
+                log.warning(
+                    "webhook of %s failed %d times (%s); giving up", record.id, attempts, detail
+                )
+            sql = "UPDATE batches SET webhook_attempts = ?, webhook_done_at = ? WHERE seq = ?"
+            params: tuple[object, ...] = (attempts, now, record.seq)
+        else:
+            log.info(
+                "webhook of %s failed (%s); attempt %d of %d",
+                record.id,
+                detail,
+                attempts,
+                MAX_ATTEMPTS,
+            )
+            sql = "UPDATE batches SET webhook_attempts = ?, webhook_next_at = ? WHERE seq = ?"
+            params = (attempts, now + _backoff(attempts), record.seq)
+        await self.db.write((sql, params), durable=False)
