@@ -8,6 +8,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import ServerFactory, client_for, make_requests
+from tests.serverproc import Server
 
 
 def samples(base_url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -64,3 +65,11 @@ def test_json_logs_carry_the_request_id(start_server: ServerFactory) -> None:
     assert audit and audit[0]["request_id"] == r.headers["request-id"]
     assert "workspace" in audit[0]["message"] and audit[0]["level"] == "info"
     assert any(e["logger"].startswith("uvicorn") for e in entries)  # the server's own lines too
+
+
+def test_docs_page_lists_the_operations(server: Server) -> None:
+    page = httpx.get(f"{server.base_url}/docs")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "/v1/messages/batches/{batch_id}/results" in page.text
+    assert "/v1/chat/completions" in page.text and "openapi.json" in page.text
+    assert "<script" not in page.text

@@ -13,7 +13,7 @@ from batchyard.auth.ratelimit import RateLimiter
 from batchyard.errors import PermissionDenied
 from batchyard.store.base import RateLimits, WorkspaceRecord
 
-PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/openapi.json", "/metrics"})
+PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/openapi.json", "/docs", "/metrics"})
 ADMIN_PREFIX = "/v1/organizations/"
 
 

@@ -4,11 +4,12 @@ structs that decode and encode the wire, so it cannot drift from what is served.
 from __future__ import annotations
 
 import functools
+import html
 from typing import Any
 
 import msgspec
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from batchyard import __version__
@@ -313,4 +314,37 @@ async def openapi(request: Request) -> Response:
     return Response(document(), media_type="application/json")
 
 
-routes = [Route("/openapi.json", openapi, methods=["GET"])]
+@functools.cache
+def docs_page() -> str:
+    """A small HTML page of the operations (no scripts, nothing fetched from elsewhere)."""
+    doc = msgspec.json.decode(document())
+    rows = []
+    for path, operations in doc["paths"].items():
+        for method, op in operations.items():
+            body = op.get("requestBody", {}).get("content", {}).get("application/json", {})
+            schema = body.get("schema", {}).get("$ref", "").rsplit("/", 1)[-1]
+            rows.append(
+                f"<tr><td><code>{method.upper()}</code></td><td><code>{html.escape(path)}</code></td>"
+                f"<td>{html.escape(op['summary'])}</td><td>{html.escape(schema)}</td></tr>"
+            )
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'><title>batchyard API</title>"
+        "<style>body{font:15px system-ui,sans-serif;margin:2em}td{padding:.25em 1em}"
+        "tr:nth-child(even){background:#f3f3f3}</style></head><body>"
+        f"<h1>batchyard {html.escape(doc['info']['version'])}</h1>"
+        f"<p>{html.escape(doc['info']['description'])} The full schema:"
+        " <a href='openapi.json'>openapi.json</a> (OpenAPI 3.1).</p>"
+        "<table><tr><th>method</th><th>path</th><th>what</th><th>body</th></tr>"
+        + "".join(rows)
+        + "</table></body></html>"
+    )
+
+
+async def docs(request: Request) -> Response:
+    return HTMLResponse(docs_page())
+
+
+routes = [
+    Route("/openapi.json", openapi, methods=["GET"]),
+    Route("/docs", docs, methods=["GET"]),
+]
