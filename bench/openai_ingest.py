@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import msgspec
-import psutil
 from tests.conftest import openai_client_for
+from tests.serverproc import PeakRss
 
 from batchyard.wire.openai import InputLine
 from bench.common import mb, start_server
@@ -64,30 +63,15 @@ def main() -> None:
     server, _ = start_server("--no-worker")
     try:
         oai = openai_client_for(server).with_options(timeout=600)
-        proc = psutil.Process(server.popen.pid)
         oai.files.create(file=("warm.jsonl", path.open("rb").readline()), purpose="batch")
-        before = proc.memory_info().rss
-        peak = [before]
-        done = threading.Event()
-
-        def sample() -> None:
-            while not done.is_set():
-                peak[0] = max(peak[0], proc.memory_info().rss)
-                time.sleep(0.01)
-
-        sampler = threading.Thread(target=sample)
-        sampler.start()
-        t = time.perf_counter()
-        try:
+        with PeakRss(server.popen.pid) as rss:
+            t = time.perf_counter()
             uploaded = oai.files.create(file=path.open("rb"), purpose="batch")
             t_upload = time.perf_counter() - t
             batch = oai.batches.create(
                 input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h"
             )
             total = time.perf_counter() - t
-        finally:
-            done.set()
-            sampler.join()
         assert batch.status == "in_progress", batch
         assert batch.request_counts is not None and batch.request_counts.total == n
     finally:
@@ -98,7 +82,7 @@ def main() -> None:
         f"  server: upload {t_upload:5.2f} s + create {total - t_upload:5.2f} s"
         f" = {total:6.2f} s   {size / total / 2**20:7.1f} MB/s   ratio {total / base:.2f}x"
     )
-    growth = peak[0] - before
+    growth = rss.growth
     print(f"  server RSS growth at peak {mb(growth)} = {growth / size:.2f}x the file")
 
 

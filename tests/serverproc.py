@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -100,3 +101,37 @@ class Server(Proc):
 class WorkerProc(Proc):
     def __init__(self, database: Path | str, log_path: Path, extra: Sequence[str] = ()) -> None:
         super().__init__(["worker", "--database", str(database), *extra], log_path)
+
+
+class PeakRss:
+    """The highest RSS a process reaches inside a `with` block, sampled every 10 ms:
+
+    with PeakRss(server.popen.pid) as rss: ...
+    rss.growth  # peak minus the RSS at entry
+    """
+
+    def __init__(self, pid: int) -> None:
+        import psutil
+
+        self._proc = psutil.Process(pid)
+        self.before = self.peak = 0
+        self._done = threading.Event()
+        self._sampler = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self._done.is_set():
+            self.peak = max(self.peak, self._proc.memory_info().rss)
+            time.sleep(0.01)
+
+    def __enter__(self) -> PeakRss:
+        self.before = self.peak = self._proc.memory_info().rss
+        self._sampler.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._sampler.join()
+
+    @property
+    def growth(self) -> int:
+        return self.peak - self.before

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import threading
-import time
 from pathlib import Path
 
 import openai
-import psutil
 import pytest
 
 from tests.conftest import ServerFactory, openai_client_for, workspace_key
-from tests.serverproc import Server
+from tests.serverproc import PeakRss, Server
 
 LINES = b'{"custom_id":"a","method":"POST","url":"/v1/chat/completions","body":{}}\n'
 
@@ -109,26 +106,11 @@ def test_a_50_mb_upload_keeps_server_memory_flat(
         for _ in range(50 * 1024 * 1024 // len(line)):
             out.write(line)
     size = path.stat().st_size
-    proc = psutil.Process(server.popen.pid)
     oai.files.create(file=("warm.jsonl", LINES), purpose="batch")
-    before = proc.memory_info().rss
-    peak = [before]
-    done = threading.Event()
-
-    def sample() -> None:
-        while not done.is_set():
-            peak[0] = max(peak[0], proc.memory_info().rss)
-            time.sleep(0.01)
-
-    sampler = threading.Thread(target=sample)
-    sampler.start()
-    try:
+    with PeakRss(server.popen.pid) as rss:
         made = oai.files.create(file=path.open("rb"), purpose="batch")
-    finally:
-        done.set()
-        sampler.join()
     assert made.bytes == size
-    growth = peak[0] - before
+    growth = rss.growth
     assert growth < size / 4, (
         f"server RSS grew {growth / 2**20:.1f} MB for a {size / 2**20:.0f} MB upload"
     )

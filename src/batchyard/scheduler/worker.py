@@ -204,13 +204,9 @@ class Worker:
                 request, "invalid_request_error", f"model: {params.model!r} is not served here"
             )
         except EngineError as exc:
-            if self.metrics:
-                engine = self.router.resolve(params.model).engine.name
-                self.metrics.engine_errors.labels(engine, exc.error_type).inc()
+            self._observe_engine(params.model, started, exc)
             return self._failure(request, exc)
-        if self.metrics:
-            engine = self.router.resolve(params.model).engine.name
-            self.metrics.engine_latency.labels(engine).observe(time.monotonic() - started)
+        self._observe_engine(params.model, started, None)
         message.usage.service_tier = "batch"
         return Outcome(
             request.key,
@@ -219,6 +215,15 @@ class Worker:
             succeeded_line(request.custom_id, message),
             usage=TokenUsage(params.model, message.usage.input_tokens, message.usage.output_tokens),
         )
+
+    def _observe_engine(self, model: str, started: float, error: EngineError | None) -> None:
+        if self.metrics is None:
+            return
+        engine = self.router.resolve(model).engine.name
+        if error is None:
+            self.metrics.engine_latency.labels(engine).observe(time.monotonic() - started)
+        else:
+            self.metrics.engine_errors.labels(engine, error.error_type).inc()
 
     def _errored(self, request: ClaimedRequest, error_type: str, message: str) -> Outcome:
         return Outcome(

@@ -39,8 +39,7 @@ from batchyard.store.base import (
     RequestState,
     UsageRow,
 )
-from batchyard.store.files_sql import SqlFiles
-from batchyard.store.openai_batches_sql import SqlOpenAIBatches
+from batchyard.store.shared import SharedSql
 from batchyard.store.sql import (
     BATCH_COLUMNS,
     COUNTER,
@@ -52,8 +51,6 @@ from batchyard.store.sql import (
     created_record,
     fair_order,
     key_range,
-    open_counts,
-    page,
     result_line,
     shares,
     still_full,
@@ -61,7 +58,6 @@ from batchyard.store.sql import (
     usage_rows,
     usage_sums,
 )
-from batchyard.store.tenancy_sql import SqlTenancy
 
 T = TypeVar("T")
 log = logging.getLogger("batchyard.store")
@@ -93,28 +89,14 @@ def _unavailable(exc: BaseException) -> bool:
     return isinstance(exc, (asyncpg.InterfaceError, OSError, ConnectionError, TimeoutError))
 
 
-class PostgresStore:
+class PostgresStore(SharedSql):
     def __init__(self, url: str, *, synchronous: str = "NORMAL", pool_size: int = 10) -> None:
         self.url = url
         self.synchronous = synchronous
         self.pool_size = pool_size
         self._pool: asyncpg.Pool[asyncpg.Record] | None = None
         self._rr = 0
-        self._tenancy = SqlTenancy(self)
-        self._files = SqlFiles(self)
-        self._openai_batches = SqlOpenAIBatches(self)
-
-    @property
-    def tenancy(self) -> SqlTenancy:
-        return self._tenancy
-
-    @property
-    def files(self) -> SqlFiles:
-        return self._files
-
-    @property
-    def openai_batches(self) -> SqlOpenAIBatches:
-        return self._openai_batches
+        super().__init__()
 
     # --- plumbing ---------------------------------------------------------------
 
@@ -296,24 +278,6 @@ class PostgresStore:
             workspace_id,
         )
         return batch_record(tuple(row)) if row is not None else None
-
-    async def open_counts(self) -> tuple[int, int]:
-        return await open_counts(self)
-
-    async def list_batches(
-        self, workspace_id: str, limit: int, after_id: str | None, before_id: str | None
-    ) -> tuple[list[BatchRecord], bool]:
-        rows, has_more = await page(
-            self,
-            "batches",
-            BATCH_COLUMNS,
-            "workspace_id = ? AND dialect = 'anthropic'",
-            (workspace_id,),
-            limit,
-            after_id,
-            before_id,
-        )
-        return [batch_record(r) for r in rows], has_more
 
     async def cancel_batch(
         self, workspace_id: str, batch_id: str, now: float

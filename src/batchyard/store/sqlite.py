@@ -36,8 +36,7 @@ from batchyard.store.base import (
     RequestState,
     UsageRow,
 )
-from batchyard.store.files_sql import SqlFiles
-from batchyard.store.openai_batches_sql import SqlOpenAIBatches
+from batchyard.store.shared import SharedSql
 from batchyard.store.sql import (
     BATCH_COLUMNS as _BATCH_COLUMNS,
 )
@@ -52,8 +51,6 @@ from batchyard.store.sql import (
     created_record,
     fair_order,
     key_range,
-    open_counts,
-    page,
     result_line,
     shares,
     still_full,
@@ -64,13 +61,12 @@ from batchyard.store.sql import (
 from batchyard.store.sql import (
     batch_record as _batch,
 )
-from batchyard.store.tenancy_sql import SqlTenancy
 
 P = ParamSpec("P")
 T = TypeVar("T")
 
 
-class SQLiteStore:
+class SQLiteStore(SharedSql):
     def __init__(self, path: str | Path, *, synchronous: str = "NORMAL") -> None:
         self.path = str(path)
         self.synchronous = synchronous
@@ -85,21 +81,7 @@ class SQLiteStore:
         self._checkpointer: threading.Thread | None = None
         self._closing = False
         self._closed = threading.Event()
-        self._tenancy = SqlTenancy(self)
-        self._files = SqlFiles(self)
-        self._openai_batches = SqlOpenAIBatches(self)
-
-    @property
-    def tenancy(self) -> SqlTenancy:
-        return self._tenancy
-
-    @property
-    def files(self) -> SqlFiles:
-        return self._files
-
-    @property
-    def openai_batches(self) -> SqlOpenAIBatches:
-        return self._openai_batches
+        super().__init__()
 
     # --- plumbing ---------------------------------------------------------------
 
@@ -322,24 +304,6 @@ class SQLiteStore:
             (batch_id, workspace_id),
         ).fetchone()
         return _batch(row) if row else None
-
-    async def open_counts(self) -> tuple[int, int]:
-        return await open_counts(self)
-
-    async def list_batches(
-        self, workspace_id: str, limit: int, after_id: str | None, before_id: str | None
-    ) -> tuple[list[BatchRecord], bool]:
-        rows, has_more = await page(
-            self,
-            "batches",
-            _BATCH_COLUMNS,
-            "workspace_id = ? AND dialect = 'anthropic'",
-            (workspace_id,),
-            limit,
-            after_id,
-            before_id,
-        )
-        return [_batch(r) for r in rows], has_more
 
     async def cancel_batch(
         self, workspace_id: str, batch_id: str, now: float
