@@ -312,3 +312,18 @@ def test_small_batch_of_one_workspace_is_not_starved_by_anothers(
     # Fair across batches alone, B would have had 1/21 of the engine (A would be
     # ~200 requests further); fair across workspaces it had half.
     assert left >= 300, f"only {left} of A's 400 requests were still waiting"
+
+
+def test_batch_rate_limit_covers_both_dialects(start_server: ServerFactory) -> None:
+    import openai
+
+    from tests.conftest import openai_client_for
+
+    server = start_server("--batch-requests-per-minute", "2")
+    client_for(server).messages.batches.list()
+    oai = openai_client_for(server)
+    oai.batches.list()
+    with pytest.raises(openai.RateLimitError) as limited:
+        oai.files.list()
+    assert limited.value.response.headers["anthropic-ratelimit-requests-limit"] == "2"
+    assert limited.value.code == "rate_limit_exceeded"

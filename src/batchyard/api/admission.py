@@ -40,8 +40,8 @@ class Admitted:
 
 
 def _rate_group(method: str, path: str) -> str | None:
-    if path.startswith("/v1/messages/batches"):
-        return "batch"
+    if path.startswith(("/v1/messages/batches", "/v1/batches", "/v1/files")):
+        return "batch"  # the Batch APIs of both dialects share one allowance
     if method == "POST" and path in (
         "/v1/messages",
         "/v1/messages/count_tokens",
