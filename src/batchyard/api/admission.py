@@ -13,7 +13,9 @@ from batchyard.auth.ratelimit import RateLimiter
 from batchyard.errors import PermissionDenied
 from batchyard.store.base import RateLimits, WorkspaceRecord
 
-PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/openapi.json", "/docs", "/metrics"})
+PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/openapi.json", "/docs", "/metrics", "/"})
+UI_PREFIX = "/ui"
+"""The dashboard signs its viewers in itself (a key in a cookie, see ui/session.py)."""
 ADMIN_PREFIX = "/v1/organizations/"
 
 
@@ -60,7 +62,7 @@ class Admission:
         self.defaults = defaults
 
     async def admit(self, method: str, path: str, headers: Headers) -> Admitted:
-        if path in PUBLIC_PATHS:
+        if path in PUBLIC_PATHS or path == UI_PREFIX or path.startswith(UI_PREFIX + "/"):
             return Admitted()
         principal = await self.authenticator.authenticate(api_key(headers))
         anthropic_only = path.startswith(("/v1/messages", ADMIN_PREFIX))

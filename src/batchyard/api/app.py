@@ -30,6 +30,7 @@ from batchyard.metrics import Metrics
 from batchyard.openai_batches import after_batches_end, build_service
 from batchyard.scheduler.worker import Worker
 from batchyard.store import open_store
+from batchyard.ui import routes as ui
 from batchyard.webhooks import WebhookPolicy
 
 log = logging.getLogger("batchyard.api")
@@ -121,6 +122,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> Starlette:
             Route("/readyz", readyz),
             Route("/metrics", metrics),
             *openapi.routes,
+            *ui.routes,
             *api_routes,
             # The same API under a path prefix, for proxies that do not strip it.
             *([Mount(prefix, routes=api_routes)] if prefix else []),

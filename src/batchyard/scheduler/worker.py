@@ -84,6 +84,11 @@ class Worker:
 
     # --- public ------------------------------------------------------------------
 
+    @property
+    def in_flight(self) -> int:
+        """Requests this worker holds now (running, waiting for a slot, or unrecorded)."""
+        return len(self._held)
+
     def wake(self) -> None:
         """New work may be claimable (a batch was created): claim now, don't wait to poll."""
         self._wake.set()

@@ -11,6 +11,7 @@ from typing_extensions import Buffer
 
 if TYPE_CHECKING:
     from batchyard.store.openai_batches_sql import SqlOpenAIBatches
+    from batchyard.store.views_sql import SqlBatchViews
 
 
 class RequestState(enum.IntEnum):
@@ -259,6 +260,10 @@ class Store(Protocol):
 
     @property
     def openai_batches(self) -> SqlOpenAIBatches: ...
+
+    @property
+    def views(self) -> SqlBatchViews:
+        """The dashboard's reads."""
 
     async def open(self) -> None:
         """Connect and bring the schema up to date (runs pending migrations)."""

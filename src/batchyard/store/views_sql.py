@@ -1,0 +1,152 @@
+"""What the dashboard reads, written once for both SQL stores: a workspace's batches of
+both dialects, a batch's results a page at a time (search by `custom_id`, errors
+first), one result, and how many requests of a batch finished lately."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import cast
+
+from batchyard.store.base import BatchRecord, RequestState
+from batchyard.store.sql import BATCH_COLUMNS, Row, SqlRunner, batch_record, key_range
+
+RESULT_KINDS: dict[str, RequestState] = {
+    "errored": RequestState.ERRORED,
+    "succeeded": RequestState.SUCCEEDED,
+    "canceled": RequestState.CANCELED,
+    "expired": RequestState.EXPIRED,
+}
+_KIND_OF = {state: kind for kind, state in RESULT_KINDS.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class BatchRow:
+    batch: BatchRecord
+    dialect: str
+    openai_id: str | None
+    """The OpenAI Batch API's id of a batch created through it."""
+
+
+@dataclass(frozen=True, slots=True)
+class ResultRow:
+    custom_id: str
+    kind: str
+    """succeeded | errored | canceled | expired"""
+    line: bytes
+    """The request's results line, as the results endpoint serves it."""
+
+
+_SELECT_ROWS = (
+    f"SELECT {', '.join('b.' + c.strip() for c in BATCH_COLUMNS.split(','))}, b.dialect, o.id"
+    " FROM batches b LEFT JOIN openai_batches o ON o.batch_id = b.id"
+)
+
+
+def _batch_row(row: Row) -> BatchRow:
+    return BatchRow(batch_record(row[:-2]), str(row[-2]), row[-1])  # type: ignore[arg-type]
+
+
+def _like(text: str) -> str:
+    """A LIKE pattern matching `text` anywhere, its wildcards taken literally."""
+    escaped = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _result(row: Row) -> ResultRow:
+    custom_id, state, stored = row
+    kind = _KIND_OF[RequestState(cast(int, state))]
+    if stored is None:  # canceled and expired requests have no stored line
+        line = b'{"custom_id":"%s","result":{"type":"%s"}}' % (
+            str(custom_id).encode(),
+            kind.encode(),
+        )
+    else:
+        line = bytes(cast(bytes, stored))
+    return ResultRow(str(custom_id), kind, line)
+
+
+class SqlBatchViews:
+    def __init__(self, db: SqlRunner) -> None:
+        self.db = db
+
+    async def batches(
+        self, workspace_id: str, limit: int, before_seq: int | None = None
+    ) -> tuple[list[BatchRow], bool]:
+        """The workspace's batches of both dialects, newest first; (page, more?)."""
+        rows = await self.db.fetchall(
+            f"{_SELECT_ROWS} WHERE b.workspace_id = ? AND b.seq < ? ORDER BY b.seq DESC LIMIT ?",
+            workspace_id,
+            before_seq if before_seq is not None else 2**62,
+            limit + 1,
+        )
+        return [_batch_row(r) for r in rows[:limit]], len(rows) > limit
+
+    async def batch(self, workspace_id: str, batch_id: str) -> BatchRow | None:
+        row = await self.db.fetchone(
+            f"{_SELECT_ROWS} WHERE b.workspace_id = ? AND b.id = ?", workspace_id, batch_id
+        )
+        return _batch_row(row) if row else None
+
+    def _where(self, batch: BatchRecord, search: str, kind: str | None) -> tuple[str, list[object]]:
+        lo, hi = key_range(batch.seq)
+        where = "key BETWEEN ? AND ? AND state >= ?"
+        params: list[object] = [lo, hi, int(RequestState.SUCCEEDED)]
+        if kind is not None:
+            where += " AND state = ?"
+            params.append(int(RESULT_KINDS[kind]))
+        if search:
+            where += " AND lower(custom_id) LIKE ? ESCAPE '\\'"
+            params.append(_like(search))
+        return where, params
+
+    async def results(
+        self,
+        batch: BatchRecord,
+        *,
+        search: str = "",
+        kind: str | None = None,
+        offset: int = 0,
+        limit: int = 50,
+    ) -> tuple[list[ResultRow], int]:
+        """Finished requests whose custom_id holds `search` (any case), errored ones
+        first, then in submission order; (page, how many match in all)."""
+        where, params = self._where(batch, search, kind)
+        count = await self.db.fetchone(f"SELECT count(*) FROM requests WHERE {where}", *params)
+        rows = await self.db.fetchall(
+            f"SELECT custom_id, state, result FROM requests WHERE {where}"
+            " ORDER BY CASE WHEN state = ? THEN 0 ELSE 1 END, key LIMIT ? OFFSET ?",
+            *params,
+            int(RequestState.ERRORED),
+            limit,
+            offset,
+        )
+        assert count is not None
+        return [_result(r) for r in rows], int(count[0])  # type: ignore[call-overload]
+
+    async def result(self, batch: BatchRecord, custom_id: str) -> ResultRow | None:
+        """The finished request `custom_id` of the batch, if it has finished."""
+        lo, hi = key_range(batch.seq)
+        row = await self.db.fetchone(
+            "SELECT custom_id, state, result FROM requests"
+            " WHERE key BETWEEN ? AND ? AND custom_id = ? AND state >= ?",
+            lo,
+            hi,
+            custom_id,
+            int(RequestState.SUCCEEDED),
+        )
+        return _result(row) if row else None
+
+    async def finished_since(self, batch: BatchRecord, since: float) -> int:
+        """How many of the batch's requests succeeded or errored at `since` or later."""
+        lo, hi = key_range(batch.seq)
+        row = await self.db.fetchone(
+            "SELECT count(*) FROM requests WHERE key BETWEEN ? AND ?"
+            " AND state IN (?, ?) AND finished_at >= ?",
+            lo,
+            hi,
+            int(RequestState.SUCCEEDED),
+            int(RequestState.ERRORED),
+            since,
+        )
+        assert row is not None
+        return cast(int, row[0])

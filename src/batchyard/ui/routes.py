@@ -1,0 +1,332 @@
+"""The web dashboard at `/ui`: server-rendered pages, and the fragments of them that
+`ui.js` re-fetches every few seconds (batch progress, engine load). Every query is
+scoped to the viewer's workspace exactly as the API's are."""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.requests import Request
+from starlette.responses import (
+    HTMLResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from batchyard import __version__
+from batchyard.api import state
+from batchyard.auth.tenancy import Tenancy
+from batchyard.errors import BatchyardError, InvalidRequest, NotFound
+from batchyard.store.base import BatchRecord, Store
+from batchyard.store.views_sql import RESULT_KINDS, BatchRow
+from batchyard.ui import session
+from batchyard.ui.session import LoginRequired, Viewer
+from batchyard.ui.views import (
+    RECENT_SECONDS,
+    batch_view,
+    engine_views,
+    result_view,
+    usage_view,
+    utc,
+)
+
+_HERE = Path(__file__).parent
+_env = Environment(
+    loader=FileSystemLoader(_HERE / "templates"),
+    autoescape=select_autoescape(default=True, default_for_string=True),
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+_env.globals["version"] = __version__
+_env.filters["num"] = lambda n: f"{n:,}"
+_env.filters["utc"] = utc
+
+PAGE_SIZE = 50
+BATCHES_PER_PAGE = 25
+USAGE_HOURS = 24
+_HEADERS = {
+    "cache-control": "no-store",
+    "x-frame-options": "DENY",
+    "content-security-policy": (
+        "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'"
+    ),
+    "referrer-policy": "same-origin",
+}
+
+Handler = Callable[[Request, Viewer], Awaitable[Response]]
+
+
+def render(name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+    html = _env.get_template(name).render(**context)
+    return HTMLResponse(html, status_code=status_code, headers=_HEADERS)
+
+
+def _store(request: Request) -> Store:
+    value: Store = request.app.state.store
+    return value
+
+
+def page(fragment: bool = False) -> Callable[[Handler], Callable[[Request], Awaitable[Response]]]:
+    """A dashboard endpoint: signed in (else the login form, or 401 for a fragment,
+    which ui.js turns into a visit to the login form), errors as a page."""
+
+    def wrap(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+        @functools.wraps(handler)
+        async def endpoint(request: Request) -> Response:
+            try:
+                viewer = await session.viewer(request)
+            except LoginRequired as exc:
+                if fragment:
+                    return PlainTextResponse("sign in again", status_code=401, headers=_HEADERS)
+                response = render("login.html", 401 if exc.reason else 200, error=exc.reason)
+                session.clear_cookies(response)
+                return response
+            try:
+                return await handler(request, viewer)
+            except BatchyardError as exc:
+                if fragment:
+                    return PlainTextResponse(exc.message, exc.status_code, headers=_HEADERS)
+                return render(
+                    "error.html", exc.status_code, viewer=viewer, status=exc.status_code, exc=exc
+                )
+
+        return endpoint
+
+    return wrap
+
+
+async def root(request: Request) -> Response:
+    """`/` is the dashboard."""
+    return RedirectResponse("/ui", status_code=307)
+
+
+async def login_form(request: Request) -> Response:
+    return render("login.html", error="")
+
+
+async def login(request: Request) -> Response:
+    form = await request.form()
+    key = str(form.get("key") or "").strip()
+    admission = request.app.state.admission
+    try:
+        await admission.authenticator.authenticate(key or None)
+    except BatchyardError as exc:
+        return render("login.html", 401, error=exc.message)
+    response = RedirectResponse("/ui", status_code=303)
+    session.set_cookie(response, request, session.KEY_COOKIE, key)
+    response.delete_cookie(session.WORKSPACE_COOKIE, path=session.COOKIE_PATH)
+    return response
+
+
+@page()
+async def logout(request: Request, viewer: Viewer) -> Response:
+    form = await request.form()
+    session.check_form(request, viewer, form.get("csrf"))
+    response = RedirectResponse("/ui/login", status_code=303)
+    session.clear_cookies(response)
+    return response
+
+
+@page()
+async def pick_workspace(request: Request, viewer: Viewer) -> Response:
+    """An admin key's dashboard shows one workspace at a time; this picks it."""
+    form = await request.form()
+    session.check_form(request, viewer, form.get("csrf"))
+    workspace_id = str(form.get("workspace") or "")
+    admission = request.app.state.admission
+    await admission.authenticator.workspace(viewer.principal, workspace_id or None)
+    response = RedirectResponse("/ui", status_code=303)
+    session.set_cookie(response, request, session.WORKSPACE_COOKIE, workspace_id)
+    return response
+
+
+async def _workspaces(request: Request, viewer: Viewer) -> list[Any]:
+    if not viewer.principal.admin:
+        return []
+    tenancy: Tenancy = state.tenancy(request)
+    found, _ = await tenancy.list_workspaces(100, None, None)
+    return found
+
+
+def _before(request: Request) -> int | None:
+    raw = request.query_params.get("before")
+    if raw is None:
+        return None
+    if not raw.isdigit():
+        raise InvalidRequest("before: expected a batch number")
+    return int(raw)
+
+
+async def _batch_list(request: Request, viewer: Viewer) -> dict[str, Any]:
+    before = _before(request)
+    rows, more = await _store(request).views.batches(viewer.workspace.id, BATCHES_PER_PAGE, before)
+    now = time.time()
+    return {
+        "batches": [batch_view(r, now) for r in rows],
+        "older": rows[-1].batch.seq if more and rows else None,
+        "before": before,
+    }
+
+
+@page()
+async def index(request: Request, viewer: Viewer) -> Response:
+    return render(
+        "index.html",
+        viewer=viewer,
+        workspaces=await _workspaces(request, viewer),
+        **await _batch_list(request, viewer),
+        **await _engines(request),
+        usage=await _usage(request, viewer),
+    )
+
+
+@page(fragment=True)
+async def batches_fragment(request: Request, viewer: Viewer) -> Response:
+    return render("_batches.html", viewer=viewer, **await _batch_list(request, viewer))
+
+
+async def _engines(request: Request) -> dict[str, Any]:
+    worker = request.app.state.worker
+    batches, queued = await _store(request).open_counts()
+    return {
+        "engines": engine_views(state.router(request)),
+        "worker": worker,
+        "open_batches": batches,
+        "queued": queued,
+    }
+
+
+@page(fragment=True)
+async def engines_fragment(request: Request, viewer: Viewer) -> Response:
+    return render("_engines.html", viewer=viewer, **await _engines(request))
+
+
+async def _usage(request: Request, viewer: Viewer) -> Any:
+    now = int(time.time())
+    end = now - now % 3600 + 3600
+    rows = await state.tenancy(request).store.usage(end - USAGE_HOURS * 3600, end)
+    view = usage_view(rows, viewer.workspace.id, USAGE_HOURS)
+    limits = request.app.state.admission.limits_of(viewer.workspace)
+    return {"view": view, "limits": limits}
+
+
+@page(fragment=True)
+async def usage_fragment(request: Request, viewer: Viewer) -> Response:
+    return render("_usage.html", usage=await _usage(request, viewer))
+
+
+async def _batch(request: Request, viewer: Viewer) -> BatchRow:
+    batch_id = request.path_params["batch_id"]
+    row = await _store(request).views.batch(viewer.workspace.id, batch_id)
+    if row is None:
+        raise NotFound(f"No batch {batch_id!r} in workspace {viewer.workspace.name!r}")
+    return row
+
+
+async def _summary(request: Request, viewer: Viewer) -> dict[str, Any]:
+    row = await _batch(request, viewer)
+    now = time.time()
+    recent = None
+    if row.batch.ended_at is None:
+        recent = await _store(request).views.finished_since(row.batch, now - RECENT_SECONDS)
+    return {"batch": batch_view(row, now, recent)}
+
+
+def _results_query(request: Request) -> tuple[str, str | None, int]:
+    q = request.query_params
+    search = q.get("q", "").strip()[:200]
+    kind = q.get("kind") or None
+    if kind is not None and kind not in RESULT_KINDS:
+        raise InvalidRequest(f"kind: expected one of {', '.join(RESULT_KINDS)}")
+    raw_page = q.get("page", "1")
+    if not raw_page.isdigit() or int(raw_page) < 1:
+        raise InvalidRequest("page: expected a page number from 1")
+    return search, kind, int(raw_page)
+
+
+@page()
+async def batch_page(request: Request, viewer: Viewer) -> Response:
+    search, kind, number = _results_query(request)
+    summary = await _summary(request, viewer)
+    record: BatchRecord = summary["batch"].record
+    rows, matching = await _store(request).views.results(
+        record, search=search, kind=kind, offset=(number - 1) * PAGE_SIZE, limit=PAGE_SIZE
+    )
+    pages = max(1, -(-matching // PAGE_SIZE))
+    return render(
+        "batch.html",
+        viewer=viewer,
+        **summary,
+        results=[result_view(r) for r in rows],
+        matching=matching,
+        search=search,
+        kind=kind or "",
+        kinds=list(RESULT_KINDS),
+        page=number,
+        pages=pages,
+        first=(number - 1) * PAGE_SIZE + 1,
+    )
+
+
+@page(fragment=True)
+async def batch_fragment(request: Request, viewer: Viewer) -> Response:
+    return render("_summary.html", viewer=viewer, **await _summary(request, viewer))
+
+
+@page()
+async def result_page(request: Request, viewer: Viewer) -> Response:
+    record = (await _batch(request, viewer)).batch
+    custom_id = request.path_params["custom_id"]
+    found = await _store(request).views.result(record, custom_id)
+    if found is None:
+        raise NotFound(f"Request {custom_id!r} of {record.id} has no result (yet)")
+    return render("result.html", viewer=viewer, batch=record, result=result_view(found))
+
+
+@page()
+async def cancel(request: Request, viewer: Viewer) -> Response:
+    form = await request.form()
+    session.check_form(request, viewer, form.get("csrf"))
+    batch_id = request.path_params["batch_id"]
+    await state.batch_service(request).cancel(viewer.workspace.id, batch_id)
+    return RedirectResponse(f"/ui/batches/{batch_id}", status_code=303)
+
+
+@page()
+async def download(request: Request, viewer: Viewer) -> Response:
+    """The results JSONL (those so far, while the batch runs), as the API serves them."""
+    batch_id = request.path_params["batch_id"]
+    lines = await state.batch_service(request).results(viewer.workspace.id, batch_id, partial=True)
+    return StreamingResponse(
+        lines,
+        media_type="application/x-jsonl",
+        headers={"content-disposition": f'attachment; filename="{batch_id}_results.jsonl"'},
+    )
+
+
+routes: list[BaseRoute] = [
+    Route("/", root),
+    Route("/ui", index),
+    Route("/ui/login", login_form, methods=["GET"]),
+    Route("/ui/login", login, methods=["POST"]),
+    Route("/ui/logout", logout, methods=["POST"]),
+    Route("/ui/workspace", pick_workspace, methods=["POST"]),
+    Route("/ui/fragments/batches", batches_fragment),
+    Route("/ui/fragments/engines", engines_fragment),
+    Route("/ui/fragments/usage", usage_fragment),
+    Route("/ui/fragments/batches/{batch_id}", batch_fragment),
+    Route("/ui/batches/{batch_id}", batch_page),
+    Route("/ui/batches/{batch_id}/results.jsonl", download),
+    Route("/ui/batches/{batch_id}/results/{custom_id}", result_page),
+    Route("/ui/batches/{batch_id}/cancel", cancel, methods=["POST"]),
+    Mount("/ui/static", StaticFiles(directory=_HERE / "static"), name="ui-static"),
+]

@@ -1,0 +1,93 @@
+"""Who is looking at the dashboard: the API key pasted into the login form, kept in an
+HttpOnly, SameSite=Strict cookie, checked by the same Authenticator as every API call
+(a revoked key is logged out on its next page). Forms that change something carry a
+CSRF token derived from that key, and their Origin must be this server."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from batchyard.api.admission import Admission
+from batchyard.auth.principal import Principal
+from batchyard.errors import PermissionDenied
+from batchyard.store.base import WorkspaceRecord
+
+KEY_COOKIE = "batchyard_key"
+WORKSPACE_COOKIE = "batchyard_workspace"
+COOKIE_PATH = "/ui"
+
+_PROCESS_SECRET = secrets.token_hex(32)
+"""Stands in for the key when the server runs with --no-auth (no key, no cookie)."""
+
+
+class LoginRequired(Exception):
+    """No key, or one that is no longer accepted: the login form, saying why."""
+
+    def __init__(self, reason: str = "") -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class Viewer:
+    principal: Principal
+    workspace: WorkspaceRecord
+    csrf: str
+    signed_in: bool
+    """False with --no-auth (there is nothing to sign out of)."""
+
+
+def csrf_token(key: str | None) -> str:
+    secret = key if key is not None else _PROCESS_SECRET
+    return hashlib.sha256(b"batchyard-ui-csrf:" + secret.encode()).hexdigest()[:40]
+
+
+async def viewer(request: Request) -> Viewer:
+    """The principal and workspace of this dashboard request, or LoginRequired."""
+    admission: Admission = request.app.state.admission
+    authenticator = admission.authenticator
+    key = request.cookies.get(KEY_COOKIE) or None
+    try:
+        principal = await authenticator.authenticate(key)
+    except Exception as exc:
+        raise LoginRequired(str(exc) if key else "") from exc
+    requested = request.cookies.get(WORKSPACE_COOKIE) or None
+    try:
+        workspace = await authenticator.workspace(principal, requested)
+    except Exception:
+        if requested is None:
+            raise
+        # A workspace archived or gone since it was picked: back to the key's own.
+        workspace = await authenticator.workspace(principal, None)
+    return Viewer(principal, workspace, csrf_token(key), signed_in=authenticator.enabled)
+
+
+def check_form(request: Request, viewer: Viewer, token: object) -> None:
+    """A state-changing form: its CSRF token matches and it came from this origin."""
+    if not isinstance(token, str) or not hmac.compare_digest(token, viewer.csrf):
+        raise PermissionDenied("The form is out of date: reload the page and try again")
+    origin = request.headers.get("origin")
+    if origin and origin != "null" and origin.split("://", 1)[-1] != request.headers.get("host"):
+        raise PermissionDenied("The form came from another site")
+
+
+def set_cookie(response: Response, request: Request, name: str, value: str) -> None:
+    response.set_cookie(
+        name,
+        value,
+        path=COOKIE_PATH,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )
+
+
+def clear_cookies(response: Response) -> None:
+    for name in (KEY_COOKIE, WORKSPACE_COOKIE):
+        response.delete_cookie(name, path=COOKIE_PATH)

@@ -1,0 +1,264 @@
+"""What the dashboard's templates show, worked out from store records: progress,
+throughput and ETA of a batch, a result's one-line summary, usage sums, engine load.
+Plain values only, so the templates stay free of arithmetic."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from batchyard.engines.router import EngineRouter
+from batchyard.store.base import BatchRecord, UsageRow
+from batchyard.store.views_sql import BatchRow, ResultRow
+
+NONE = "\N{EN DASH}"
+"""Shown where there is no figure yet."""
+
+RECENT_SECONDS = 60.0
+"""The window of a running batch's recent rate."""
+
+SEGMENTS = ("succeeded", "errored", "canceled", "expired")
+
+
+def utc(ts: float | None) -> str:
+    if ts is None:
+        return ""
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def duration(seconds: float | None) -> str:
+    """3 s, 4 min 05 s, 2 h 10 min, 1 d 3 h."""
+    if seconds is None:
+        return NONE
+    s = max(0, round(seconds))
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60:02d} s"
+    if s < 86400:
+        return f"{s // 3600} h {s % 3600 // 60:02d} min"
+    return f"{s // 86400} d {s % 86400 // 3600} h"
+
+
+def rate(per_second: float | None) -> str:
+    if per_second is None:
+        return NONE
+    if per_second >= 10:
+        return f"{per_second:,.0f}/s"
+    if per_second >= 1:
+        return f"{per_second:.1f}/s"
+    return f"{per_second * 60:.1f}/min"
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    kind: str
+    x: float
+    width: float
+    """Percent of the bar."""
+
+
+@dataclass(frozen=True, slots=True)
+class BatchView:
+    id: str
+    dialect: str
+    openai_id: str | None
+    status: str
+    """in_progress | canceling | ended"""
+    outcome: str
+    """What an ended batch came to (completed, canceled, expired); the status otherwise."""
+    record: BatchRecord
+    done: int
+    percent: float
+    segments: list[Segment]
+    elapsed: str
+    average_rate: str
+    recent_rate: str
+    eta: str
+    created: str
+    ended: str
+
+    @property
+    def running(self) -> bool:
+        return self.status != "ended"
+
+
+def batch_view(row: BatchRow, now: float, recent_done: int | None = None) -> BatchView:
+    """`recent_done`: requests finished in the last RECENT_SECONDS (a running batch's
+    rate and ETA come from it; without it they come from the average)."""
+    b = row.batch
+    counts = {k: getattr(b, k) for k in SEGMENTS}
+    done = sum(counts.values())
+    total = max(b.total, 1)
+    segments, x = [], 0.0
+    for kind in SEGMENTS:
+        width = 100.0 * counts[kind] / total
+        if width:
+            segments.append(Segment(kind, round(x, 3), round(width, 3)))
+            x += width
+    elapsed = (b.ended_at or now) - b.created_at
+    worked = b.succeeded + b.errored
+    average = worked / elapsed if elapsed > 0 and worked else None
+    recent: float | None = None
+    if b.ended_at is None and recent_done is not None:
+        recent = recent_done / min(RECENT_SECONDS, max(elapsed, 1e-9))
+    pace = recent if recent is not None else average
+    eta = b.processing / pace if b.ended_at is None and pace else None
+    return BatchView(
+        id=b.id,
+        dialect=row.dialect,
+        openai_id=row.openai_id,
+        status=b.processing_status,
+        outcome=_outcome(b),
+        record=b,
+        done=done,
+        percent=round(100.0 * done / total, 1),
+        segments=segments,
+        elapsed=duration(elapsed),
+        average_rate=rate(average),
+        recent_rate=rate(recent),
+        eta=duration(eta) if eta is not None else NONE,
+        created=utc(b.created_at),
+        ended=utc(b.ended_at),
+    )
+
+
+def _outcome(b: BatchRecord) -> str:
+    if b.processing_status != "ended":
+        return b.processing_status
+    if b.cancel_initiated_at is not None:
+        return "canceled"
+    if b.expired:
+        return "expired"
+    return "completed"
+
+
+@dataclass(frozen=True, slots=True)
+class ResultView:
+    custom_id: str
+    kind: str
+    summary: str
+    """The answer's first words, or the error's type and message."""
+    input_tokens: int | None
+    output_tokens: int | None
+    pretty: str
+    """The whole results line, indented."""
+    text: str
+    """All the answer's text blocks (succeeded results)."""
+
+
+def result_view(row: ResultRow, summary_chars: int = 140) -> ResultView:
+    try:
+        line: dict[str, Any] = json.loads(row.line)
+    except ValueError:
+        line = {}
+    result: dict[str, Any] = line.get("result") or {}
+    text, summary = "", ""
+    usage: dict[str, Any] = {}
+    if row.kind == "succeeded":
+        message: dict[str, Any] = result.get("message") or {}
+        usage = message.get("usage") or {}
+        text = "\n\n".join(
+            str(block.get("text", ""))
+            for block in message.get("content") or []
+            if isinstance(block, dict) and block.get("type") == "text"
+        )
+        summary = " ".join(text.split())
+        if not summary and message.get("content"):
+            summary = f"({len(message['content'])} content blocks, no text)"
+    elif row.kind == "errored":
+        error: dict[str, Any] = (result.get("error") or {}).get("error") or {}
+        summary = f"{error.get('type', 'error')}: {error.get('message', '')}".strip()
+    else:
+        summary = f"request {row.kind}"
+    if len(summary) > summary_chars:
+        summary = summary[: summary_chars - 1] + "…"
+    return ResultView(
+        custom_id=row.custom_id,
+        kind=row.kind,
+        summary=summary,
+        input_tokens=usage.get("input_tokens"),
+        output_tokens=usage.get("output_tokens"),
+        pretty=json.dumps(line, indent=2, ensure_ascii=False) if line else row.line.decode(),
+        text=text,
+    )
+
+
+@dataclass(slots=True)
+class UsageLine:
+    model: str
+    tier: str
+    requests: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+
+@dataclass(slots=True)
+class UsageView:
+    hours: int
+    lines: list[UsageLine] = field(default_factory=list)
+    requests: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+
+def usage_view(rows: list[UsageRow], workspace_id: str, hours: int) -> UsageView:
+    """The workspace's usage by model and tier (batch / standard), biggest first."""
+    sums: dict[tuple[str, str], UsageLine] = defaultdict(lambda: UsageLine("", ""))
+    view = UsageView(hours)
+    for r in rows:
+        if r.workspace_id != workspace_id:
+            continue
+        line = sums[(r.model, r.service_tier)]
+        line.model, line.tier = r.model, r.service_tier
+        line.requests += r.requests
+        line.input_tokens += r.input_tokens
+        line.output_tokens += r.output_tokens
+        view.requests += r.requests
+        view.input_tokens += r.input_tokens
+        view.output_tokens += r.output_tokens
+    view.lines = sorted(sums.values(), key=lambda u: (-u.input_tokens - u.output_tokens, u.model))
+    return view
+
+
+@dataclass(frozen=True, slots=True)
+class EngineView:
+    name: str
+    kind: str
+    models: list[str]
+    capacity: int
+    in_use: int
+    waiting: int
+
+    @property
+    def load(self) -> float:
+        """Percent of the capacity in use."""
+        return round(100.0 * min(self.in_use, self.capacity) / max(self.capacity, 1), 1)
+
+
+_KINDS = {
+    "FakeEngine": "fake (deterministic)",
+    "LocalEngine": "embedded model",
+    "OpenAICompatEngine": "OpenAI-compatible server",
+    "AnthropicEngine": "Anthropic-compatible API",
+}
+
+
+def engine_views(router: EngineRouter) -> list[EngineView]:
+    models: dict[int, list[str]] = defaultdict(list)
+    for route in router.routes:
+        models[id(route.engine)].append(route.model.id)
+    return [
+        EngineView(
+            name=engine.name,
+            kind=_KINDS.get(type(engine).__name__, type(engine).__name__),
+            models=models[id(engine)],
+            capacity=engine.slots.capacity,
+            in_use=engine.slots.in_use,
+            waiting=engine.slots.waiting,
+        )
+        for engine in router.engines
+    ]
