@@ -22,8 +22,9 @@ serve: install  ## run the server on the defaults (SQLite file store, embedded m
 	$(BIN)/batchyard serve
 
 test: install  ## the whole test suite: everything on SQLite, then the integration suite on PostgreSQL
+	scripts/chromium.sh
 	export BATCHYARD_TEST_PG=$$(scripts/postgres.sh) && \
-	$(BIN)/pytest -q && \
+	BATCHYARD_REQUIRE_BROWSER=1 $(BIN)/pytest -q && \
 	BATCHYARD_TEST_STORE=postgres $(BIN)/pytest -q tests/integration tests/reliability
 
 lint: install

@@ -1,0 +1,125 @@
+"""The dashboard's store reads, on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import msgspec
+import pytest
+
+from batchyard.clock import ManualClock
+from batchyard.store.base import BatchRecord, NewBatch, Outcome, RequestState, Store
+from batchyard.store.openai_batches_sql import OpenAIBatchRecord
+
+pytestmark = pytest.mark.anyio
+HOUR = 3600.0
+IDS = ["a_1", "a%2", "ab3", "B_4", "c5", "c6", "c7"]
+
+
+def new_batch(clock: ManualClock, name: str, workspace: str = "ws", **kw: str) -> NewBatch:
+    now = clock.now()
+    return NewBatch(f"msgbatch_{name}", workspace, now, now + 24 * HOUR, now + 48 * HOUR, **kw)
+
+
+def line(custom_id: str, kind: str) -> bytes:
+    return b'{"custom_id":"%s","result":{"type":"%s"}}' % (custom_id.encode(), kind.encode())
+
+
+async def finished_batch(store: Store, clock: ManualClock) -> BatchRecord:
+    """IDS in order: c5 errored at t=10, the rest up to c6 succeeded at t=0, c7 canceled."""
+    await store.create_batch(new_batch(clock, "v"), IDS, [b"{}"] * len(IDS))
+    claimed = await store.claim_requests("w", clock.now(), 60, 6)
+    by_id = {c.custom_id: c for c in claimed}
+    ok = [
+        Outcome(by_id[i].key, 1, RequestState.SUCCEEDED, line(i, "succeeded"))
+        for i in IDS[:6]
+        if i != "c5"
+    ]
+    await store.record_outcomes("w", ok, clock.now())
+    clock.advance(10)
+    bad = Outcome(by_id["c5"].key, 1, RequestState.ERRORED, line("c5", "errored"))
+    await store.record_outcomes("w", [bad], clock.now())
+    batch = await store.cancel_batch("ws", "msgbatch_v", clock.now())
+    assert batch is not None and batch.processing_status == "ended"
+    return batch
+
+
+async def test_results_errors_first_then_submission_order(store: Store) -> None:
+    batch = await finished_batch(store, ManualClock())
+    rows, matching = await store.views.results(batch)
+    assert matching == 7
+    assert [(r.custom_id, r.kind) for r in rows] == [
+        ("c5", "errored"),
+        ("a_1", "succeeded"),
+        ("a%2", "succeeded"),
+        ("ab3", "succeeded"),
+        ("B_4", "succeeded"),
+        ("c6", "succeeded"),
+        ("c7", "canceled"),
+    ]
+    # Every row's line is the results line the results endpoint would serve.
+    for r in rows:
+        decoded = msgspec.json.decode(r.line)
+        assert decoded == {"custom_id": r.custom_id, "result": {"type": r.kind}}
+    page, matching = await store.views.results(batch, offset=2, limit=3)
+    assert [r.custom_id for r in page] == ["a%2", "ab3", "B_4"] and matching == 7
+
+
+async def test_search_is_a_literal_case_insensitive_substring(store: Store) -> None:
+    batch = await finished_batch(store, ManualClock())
+
+    async def found(search: str, kind: str | None = None) -> list[str]:
+        rows, matching = await store.views.results(batch, search=search, kind=kind)
+        assert matching == len(rows)
+        return [r.custom_id for r in rows]
+
+    assert await found("_") == ["a_1", "B_4"]  # `_` is not a wildcard
+    assert await found("%") == ["a%2"]
+    assert await found("b_") == ["B_4"]
+    assert await found("A") == ["a_1", "a%2", "ab3"]
+    assert await found("c") == ["c5", "c6", "c7"]
+    assert await found("c", "succeeded") == ["c6"]
+    assert await found("", "canceled") == ["c7"]
+    assert await found("zzz") == []
+
+
+async def test_one_result_and_recent_count(store: Store) -> None:
+    clock = ManualClock()
+    batch = await finished_batch(store, clock)
+    found = await store.views.result(batch, "c5")
+    assert found is not None and found.kind == "errored" and found.line == line("c5", "errored")
+    assert await store.views.result(batch, "nope") is None
+    assert await store.views.finished_since(batch, clock.now() - 5) == 1  # c5 only
+    assert await store.views.finished_since(batch, 0) == 6  # canceled ones don't count
+
+    await store.create_batch(new_batch(clock, "q"), ["x"], [b"{}"])
+    queued = await store.get_batch("ws", "msgbatch_q")
+    assert queued is not None
+    assert await store.views.result(queued, "x") is None  # not finished
+
+
+async def test_batches_of_both_dialects_newest_first_in_one_workspace(store: Store) -> None:
+    clock = ManualClock()
+    for name in ("one", "two", "three"):
+        await store.create_batch(new_batch(clock, name), ["x"], [b"{}"])
+        clock.advance(1)
+    await store.create_batch(new_batch(clock, "oai", dialect="openai"), ["x"], [b"{}"])
+    await store.openai_batches.create(
+        OpenAIBatchRecord(
+            "batch_abc", "ws", "msgbatch_oai", "/v1/chat/completions", "file_1", "24h",
+            None, None, clock.now(),
+        )
+    )  # fmt: skip
+    await store.create_batch(new_batch(clock, "elsewhere", "other"), ["x"], [b"{}"])
+
+    rows, more = await store.views.batches("ws", 3)
+    assert [(r.batch.id, r.dialect, r.openai_id) for r in rows] == [
+        ("msgbatch_oai", "openai", "batch_abc"),
+        ("msgbatch_three", "anthropic", None),
+        ("msgbatch_two", "anthropic", None),
+    ]
+    assert more
+    rest, more = await store.views.batches("ws", 3, before_seq=rows[-1].batch.seq)
+    assert [r.batch.id for r in rest] == ["msgbatch_one"] and not more
+
+    one = await store.views.batch("ws", "msgbatch_oai")
+    assert one is not None and one.openai_id == "batch_abc"
+    assert await store.views.batch("other", "msgbatch_oai") is None
