@@ -96,6 +96,7 @@ class BatchService:
         public_base_url: str | None = None,
         on_created: Callable[[], None] | None = None,
         webhooks: WebhookPolicy | None = None,
+        on_ended: Callable[[BatchRecord], None] | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
@@ -104,6 +105,8 @@ class BatchService:
         self.public_base_url = public_base_url.rstrip("/") if public_base_url else None
         self.on_created = on_created
         self.webhooks = webhooks or WebhookPolicy()
+        self.on_ended = on_ended
+        """Told of batches that an API call (a cancel) ended; workers see the rest."""
 
     async def create(
         self,
@@ -197,10 +200,18 @@ class BatchService:
         )
 
     async def cancel(self, workspace_id: str, batch_id: str) -> MessageBatch:
-        record = await self.store.cancel_batch(workspace_id, batch_id, self.clock.now())
+        record = await self.cancel_record(workspace_id, batch_id)
         if record is None:
             raise _not_found(batch_id)
         return self.to_wire(record)
+
+    async def cancel_record(self, workspace_id: str, batch_id: str) -> BatchRecord | None:
+        """Cancel the batch (both dialects' cancel); None if there is no such batch."""
+        now = self.clock.now()
+        record = await self.store.cancel_batch(workspace_id, batch_id, now)
+        if record is not None and record.ended_at == now and self.on_ended:
+            self.on_ended(record)  # nothing was in flight: this call ended it
+        return record
 
     async def delete(self, workspace_id: str, batch_id: str) -> str:
         record, deleted = await self.store.delete_batch(workspace_id, batch_id)

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from batchyard.store.base import BatchRecord
+
+_BATCH_BUCKETS = (1, 5, 15, 60, 300, 900, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600, 24 * 3600)
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 
 
@@ -61,6 +64,14 @@ class Metrics:
         self.queue_depth = Gauge(
             "batchyard_queue_depth", "Unfinished batch requests in the store", registry=r
         )
+        self.batch_duration = Histogram(
+            "batchyard_batch_duration_seconds",
+            "Batches from creation to their end, by how they ended (completed, canceled,"
+            " expired); observed by the process that ended them",
+            ["outcome"],
+            buckets=_BATCH_BUCKETS,
+            registry=r,
+        )
         self.open_batches = Gauge(
             "batchyard_open_batches", "Batches not yet ended, in the store", registry=r
         )
@@ -68,6 +79,10 @@ class Metrics:
     def count_tokens(self, tier: str, input_tokens: int, output_tokens: int) -> None:
         self.tokens.labels("input", tier).inc(input_tokens)
         self.tokens.labels("output", tier).inc(output_tokens)
+
+    def observe_batch(self, batch: BatchRecord) -> None:
+        if batch.ended_at is not None:
+            self.batch_duration.labels(batch.outcome).observe(batch.ended_at - batch.created_at)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -375,7 +375,7 @@ class OpenAIBatchService:
     async def cancel(self, workspace_id: str, batch_id: str) -> Batch:
         record, batch = await self._get(workspace_id, batch_id)
         if batch is not None and record.batch_id is not None:
-            batch = await self.store.cancel_batch(workspace_id, record.batch_id, self.clock.now())
+            batch = await self.batches.cancel_record(workspace_id, record.batch_id)
         return to_wire(record, batch)
 
     async def finalize_ended(self) -> int:

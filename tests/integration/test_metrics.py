@@ -42,12 +42,48 @@ def test_metrics_follow_a_batch(start_server: ServerFactory) -> None:
     assert standard_out == message.usage.output_tokens
     assert m[("batchyard_tokens_total", (("direction", "output"), ("tier", "batch")))] > 0
     assert m[("batchyard_engine_call_duration_seconds_count", (("engine", "fake"),))] == 30
+    completed = ("batchyard_batch_duration_seconds_count", (("outcome", "completed"),))
+    deadline = time.monotonic() + 5
+    while m.get(completed) != 1 and time.monotonic() < deadline:  # observed after the flush
+        time.sleep(0.05)
+        m = samples(server.base_url)
+    assert m.get(completed) == 1
 
     # A batch still running shows in the queue gauges.
     slow = start_server("--fake-latency-ms", "500", "--fake-capacity", "1")
     client_for(slow).messages.batches.create(requests=make_requests(5, "q"))  # type: ignore[arg-type]
     q = samples(slow.base_url)
     assert q[("batchyard_open_batches", ())] == 1 and 1 <= q[("batchyard_queue_depth", ())] <= 5
+
+
+def test_batch_durations_by_how_batches_ended(start_server: ServerFactory) -> None:
+    server = start_server(
+        "--fake-latency-ms", "300", "--fake-capacity", "1", "--batch-expiry", "1.5",
+        "--housekeeping-interval", "0.1",
+    )  # fmt: skip
+    client = client_for(server)
+    started = time.monotonic()
+    expiring = client.messages.batches.create(requests=make_requests(50, "e"))  # type: ignore[arg-type]
+    quick = client.messages.batches.create(requests=make_requests(2, "c"))  # type: ignore[arg-type]
+    client.messages.batches.cancel(quick.id)  # queued or in flight: ends at once or soon
+    ids = (expiring.id, quick.id)
+    while any(client.messages.batches.retrieve(i).processing_status != "ended" for i in ids):
+        assert time.monotonic() - started < 20
+        time.sleep(0.05)
+    took = time.monotonic() - started
+    deadline = time.monotonic() + 5
+    while True:  # the worker observes the batches it ended after its next flush
+        m = samples(server.base_url)
+        count = {
+            outcome: m.get(("batchyard_batch_duration_seconds_count", (("outcome", outcome),)))
+            for outcome in ("canceled", "expired", "completed")
+        }
+        if count == {"canceled": 1, "expired": 1, "completed": None} or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert count == {"canceled": 1, "expired": 1, "completed": None}
+    expired_sum = m[("batchyard_batch_duration_seconds_sum", (("outcome", "expired"),))]
+    assert 1.5 <= expired_sum <= took + 1
 
 
 def test_json_logs_carry_the_request_id(start_server: ServerFactory) -> None:

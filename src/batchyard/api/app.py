@@ -80,6 +80,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> Starlette:
     )
     openai_batches = build_service(service, settings)
     meters = Metrics()
+    service.on_ended = meters.observe_batch
     worker: Worker | None = None
     if settings.run_worker:
         worker = Worker(

@@ -65,6 +65,7 @@ class Worker:
         """Runs after batches end (and every housekeeping interval): e.g. writes the
         OpenAI dialect's output files."""
         self._ended = asyncio.Event()
+        self._ended_ids: list[str] = []
         # Hold twice what the engines take at once: the spare half waits in the
         # engines' slots, so a finished request is replaced at once, not after
         # the next flush and claim round trip.
@@ -329,21 +330,30 @@ class Worker:
 
     def _batches_ended(self, batch_ids: list[str]) -> None:
         if batch_ids:
+            if self.metrics:
+                self._ended_ids.extend(batch_ids)
             self._ended.set()
             if self.on_batches_ended:
                 self.on_batches_ended(batch_ids)
 
     async def _finalize_loop(self) -> None:
-        if self.finalizer is None:
-            return
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._ended.wait(), self.settings.housekeeping_seconds)
             self._ended.clear()
             try:
-                await self.finalizer()
+                await self._observe_ended()
+                if self.finalizer:
+                    await self.finalizer()
             except Exception as exc:
                 _store_trouble(exc, "finalizing ended batches failed")
+
+    async def _observe_ended(self) -> None:
+        """The durations of the batches this worker ended, for /metrics."""
+        ids, self._ended_ids = self._ended_ids, []
+        if ids and self.metrics:
+            for record in await self.store.views.records(ids):
+                self.metrics.observe_batch(record)
 
     async def _drain_in_flight(self) -> None:
         if self._running:

@@ -70,6 +70,15 @@ class BatchRecord:
     canceled: int
     expired: int
 
+    @property
+    def outcome(self) -> str:
+        """What an ended batch came to (completed, canceled, expired); else its status."""
+        if self.processing_status != "ended":
+            return self.processing_status
+        if self.cancel_initiated_at is not None:
+            return "canceled"
+        return "expired" if self.expired else "completed"
+
 
 @dataclass(frozen=True, slots=True)
 class ClaimedRequest:

@@ -1,6 +1,7 @@
-"""What the dashboard reads, written once for both SQL stores: a workspace's batches of
-both dialects, a batch's results a page at a time (search by `custom_id`, errors
-first), one result, and how many requests of a batch finished lately."""
+"""Read-only views of batches for the dashboard and the metrics, written once for both
+SQL stores: a workspace's batches of both dialects, a batch's results a page at a
+time (search by `custom_id`, errors first), one result, how many requests of a batch
+finished lately, and batch records by id."""
 
 from __future__ import annotations
 
@@ -135,6 +136,16 @@ class SqlBatchViews:
             int(RequestState.SUCCEEDED),
         )
         return _result(row) if row else None
+
+    async def records(self, batch_ids: list[str]) -> list[BatchRecord]:
+        """The batches with these ids, whatever their workspace (for metrics)."""
+        if not batch_ids:
+            return []
+        rows = await self.db.fetchall(
+            f"SELECT {BATCH_COLUMNS} FROM batches WHERE id IN ({','.join('?' * len(batch_ids))})",
+            *batch_ids,
+        )
+        return [batch_record(r) for r in rows]
 
     async def finished_since(self, batch: BatchRecord, since: float) -> int:
         """How many of the batch's requests succeeded or errored at `since` or later."""

@@ -112,7 +112,7 @@ def batch_view(row: BatchRow, now: float, recent_done: int | None = None) -> Bat
         dialect=row.dialect,
         openai_id=row.openai_id,
         status=b.processing_status,
-        outcome=_outcome(b),
+        outcome=b.outcome,
         record=b,
         done=done,
         percent=round(100.0 * done / total, 1),
@@ -124,16 +124,6 @@ def batch_view(row: BatchRow, now: float, recent_done: int | None = None) -> Bat
         created=utc(b.created_at),
         ended=utc(b.ended_at),
     )
-
-
-def _outcome(b: BatchRecord) -> str:
-    if b.processing_status != "ended":
-        return b.processing_status
-    if b.cancel_initiated_at is not None:
-        return "canceled"
-    if b.expired:
-        return "expired"
-    return "completed"
 
 
 @dataclass(frozen=True, slots=True)
