@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import time
 
+import anthropic
 import httpx
 import pytest
 
@@ -99,7 +100,7 @@ def test_cancel_needs_the_forms_token_and_this_origin(start_server: ServerFactor
     batch = client.messages.batches.create(requests=make_requests(50))  # type: ignore[arg-type]
     web = signed_in(server, key)
     page = web.get(f"/ui/batches/{batch.id}")
-    assert 'id="cancel-batch"' in page.text
+    assert 'id="cancel-batch"' in page.text and 'id="delete-batch"' not in page.text
     token = csrf(page.text)
     path = f"/ui/batches/{batch.id}/cancel"
 
@@ -121,6 +122,15 @@ def test_cancel_needs_the_forms_token_and_this_origin(start_server: ServerFactor
     wait_ended(server, key, batch.id)
     page = web.get(f"/ui/batches/{batch.id}")
     assert 'id="cancel-batch"' not in page.text and ">canceled<" in page.text
+
+    # An ended batch can be deleted from its page, with the same token rules.
+    assert 'id="delete-batch"' in page.text
+    assert web.post(f"/ui/batches/{batch.id}/delete", data={}).status_code == 403
+    gone = web.post(f"/ui/batches/{batch.id}/delete", data={"csrf": token})
+    assert gone.status_code == 303 and gone.headers["location"] == "/ui"
+    with pytest.raises(anthropic.NotFoundError):
+        client.messages.batches.retrieve(batch.id)
+    assert batch.id not in web.get("/ui").text
 
 
 def test_a_revoked_key_is_signed_out_on_its_next_page(start_server: ServerFactory) -> None:

@@ -302,6 +302,15 @@ async def cancel(request: Request, viewer: Viewer) -> Response:
 
 
 @page()
+async def delete(request: Request, viewer: Viewer) -> Response:
+    """Delete an ended batch and its results (as the API's delete)."""
+    form = await request.form()
+    session.check_form(request, viewer, form.get("csrf"))
+    await state.batch_service(request).delete(viewer.workspace.id, request.path_params["batch_id"])
+    return RedirectResponse("/ui", status_code=303)
+
+
+@page()
 async def download(request: Request, viewer: Viewer) -> Response:
     """The results JSONL (those so far, while the batch runs), as the API serves them."""
     batch_id = request.path_params["batch_id"]
@@ -328,5 +337,6 @@ routes: list[BaseRoute] = [
     Route("/ui/batches/{batch_id}/results.jsonl", download),
     Route("/ui/batches/{batch_id}/results/{custom_id}", result_page),
     Route("/ui/batches/{batch_id}/cancel", cancel, methods=["POST"]),
+    Route("/ui/batches/{batch_id}/delete", delete, methods=["POST"]),
     Mount("/ui/static", StaticFiles(directory=_HERE / "static"), name="ui-static"),
 ]
