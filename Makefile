@@ -42,6 +42,7 @@ bench: install  ## benchmarks (numbers, not asserts)
 	PYTHONPATH=. $(BIN)/python -m bench.readers
 	PYTHONPATH=. $(BIN)/python -m bench.auth
 	PYTHONPATH=. $(BIN)/python -m bench.openai_ingest
+	PYTHONPATH=. $(BIN)/python -m bench.dashboard
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

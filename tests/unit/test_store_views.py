@@ -123,3 +123,34 @@ async def test_batches_of_both_dialects_newest_first_in_one_workspace(store: Sto
     one = await store.views.batch("ws", "msgbatch_oai")
     assert one is not None and one.openai_id == "batch_abc"
     assert await store.views.batch("other", "msgbatch_oai") is None
+
+
+async def test_pages_of_a_running_batch_add_up_to_errors_first(store: Store) -> None:
+    clock = ManualClock()
+    ids = [f"r{i:02d}" for i in range(20)]
+    await store.create_batch(new_batch(clock, "run"), ids, [b"{}"] * len(ids))
+    claimed = await store.claim_requests("w", clock.now(), 60, 15)  # r15..r19 stay queued
+    outcomes = [
+        Outcome(
+            c.key,
+            1,
+            RequestState.ERRORED if i % 4 == 1 else RequestState.SUCCEEDED,
+            line(c.custom_id, "errored" if i % 4 == 1 else "succeeded"),
+        )
+        for i, c in enumerate(claimed)
+    ]
+    await store.record_outcomes("w", outcomes, clock.now())
+    batch = await store.get_batch("ws", "msgbatch_run")
+    assert batch is not None and batch.processing_status == "in_progress"
+
+    errored = [f"r{i:02d}" for i in range(15) if i % 4 == 1]
+    expected = errored + [f"r{i:02d}" for i in range(15) if i % 4 != 1]
+    for size in (1, 2, 3, 4, 50):
+        seen: list[str] = []
+        for offset in range(0, 20, size):
+            rows, matching = await store.views.results(batch, offset=offset, limit=size)
+            assert matching == 15
+            seen += [r.custom_id for r in rows]
+        assert seen == expected, size
+    rows, matching = await store.views.results(batch, kind="errored", offset=1, limit=2)
+    assert [r.custom_id for r in rows] == errored[1:3] and matching == len(errored)

@@ -110,19 +110,49 @@ class SqlBatchViews:
         limit: int = 50,
     ) -> tuple[list[ResultRow], int]:
         """Finished requests whose custom_id holds `search` (any case), errored ones
-        first, then in submission order; (page, how many match in all)."""
+        first (unless `kind` picks one type), then in submission order; (page, how
+        many match in all). Without a search each part is read in key order, with no
+        sort: a first page costs what it shows, deeper ones skip rows."""
         where, params = self._where(batch, search, kind)
-        count = await self.db.fetchone(f"SELECT count(*) FROM requests WHERE {where}", *params)
+        counts = await self._counts(batch, search, where, params)
+        if kind is not None:
+            return await self._rows(where, params, limit, offset), counts.get(kind, 0)
+        if search:  # matches are few: sort them, in one pass over the batch
+            order = f"CASE WHEN state = {int(RequestState.ERRORED)} THEN 0 ELSE 1 END, key"
+            return await self._rows(where, params, limit, offset, order), sum(counts.values())
+        errored = counts.get("errored", 0)
+        rows = []
+        if offset < errored:
+            only = f"{where} AND state = {int(RequestState.ERRORED)}"
+            rows = await self._rows(only, params, limit, offset)
+        if len(rows) < limit:
+            rest = f"{where} AND state != {int(RequestState.ERRORED)}"
+            rows += await self._rows(rest, params, limit - len(rows), max(0, offset - errored))
+        return rows, sum(counts.values())
+
+    async def _rows(
+        self, where: str, params: list[object], limit: int, offset: int, order: str = "key"
+    ) -> list[ResultRow]:
         rows = await self.db.fetchall(
             f"SELECT custom_id, state, result FROM requests WHERE {where}"
-            " ORDER BY CASE WHEN state = ? THEN 0 ELSE 1 END, key LIMIT ? OFFSET ?",
+            f" ORDER BY {order} LIMIT ? OFFSET ?",
             *params,
-            int(RequestState.ERRORED),
             limit,
             offset,
         )
-        assert count is not None
-        return [_result(r) for r in rows], int(count[0])  # type: ignore[call-overload]
+        return [_result(r) for r in rows]
+
+    async def _counts(
+        self, batch: BatchRecord, search: str, where: str, params: list[object]
+    ) -> dict[str, int]:
+        """How many rows match, by result type. An ended batch's counts are final:
+        with no search they are its record's (unless its results were deleted)."""
+        if batch.processing_status == "ended" and batch.archived_at is None and not search:
+            return {k: int(getattr(batch, k)) for k in RESULT_KINDS}
+        rows = await self.db.fetchall(
+            f"SELECT state, count(*) FROM requests WHERE {where} GROUP BY state", *params
+        )
+        return {_KIND_OF[RequestState(cast(int, state))]: cast(int, n) for state, n in rows}
 
     async def result(self, batch: BatchRecord, custom_id: str) -> ResultRow | None:
         """The finished request `custom_id` of the batch, if it has finished."""
