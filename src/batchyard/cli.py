@@ -382,11 +382,13 @@ def _serve(settings: Settings, log_level: str) -> None:
     app = create_app(settings)
     log = logging.getLogger("batchyard")
     log.info(
-        "serving on http://%s:%d (store %s, engine %s)",
+        "serving on http://%s:%d (store %s, engine %s); dashboard: http://%s:%d/ui",
         settings.host,
         settings.port,
         settings.database,
         ", ".join(e.name or e.kind for e in settings.engines),
+        settings.host,
+        settings.port,
     )
     uvicorn.run(
         app,
