@@ -98,9 +98,10 @@ async def test_outcome_of_a_lost_lease_is_not_recorded_twice(store: Store) -> No
     assert fast.key == slow.key and fast.attempts == 2
 
     late = await store.record_outcomes("slow", [done(slow.key, slow.attempts)], clock.now())
-    assert (late.recorded, late.stale) == (0, 1)
-    ok = await store.record_outcomes("fast", [done(fast.key, fast.attempts)], clock.now())
-    assert ok.recorded == 1 and ok.ended_batches == ["msgbatch_b"]
+    assert (late.recorded, late.stale, late.applied) == (0, 1, [])
+    outcome = done(fast.key, fast.attempts)
+    ok = await store.record_outcomes("fast", [outcome], clock.now())
+    assert ok.recorded == 1 and ok.ended_batches == ["msgbatch_b"] and ok.applied == [outcome]
     again = await store.record_outcomes("fast", [done(fast.key, fast.attempts)], clock.now())
     assert again.recorded == 0
     b = await store.get_batch("ws", "msgbatch_b")

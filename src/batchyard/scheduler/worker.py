@@ -273,7 +273,7 @@ class Worker:
                 self._held.pop(o.key, None)
             self.processed += report.recorded
             if self.metrics:
-                self._count(outcomes)
+                self._count(report.applied)  # not the stale ones the store refused
             if report.stale:
                 log.info("%d outcomes were stale (lease lost or batch ended)", report.stale)
             self._batches_ended(report.ended_batches)

@@ -161,6 +161,8 @@ class RecordReport:
     recorded: int = 0
     stale: int = 0
     ended_batches: list[str] = field(default_factory=list)
+    applied: list[Outcome] = field(default_factory=list)
+    """The outcomes recorded (the others were stale: lease lost or batch ended)."""
 
 
 @dataclass(slots=True)

@@ -441,6 +441,7 @@ class PostgresStore(SharedSql):
                 recorded=recorded,
                 stale=len(outcomes) - recorded,
                 ended_batches=await self._end_if_done(conn, set(deltas) | set(retried), now),
+                applied=finished + [o for o in retries if o.key in requeued],
             )
 
         return await self._transaction(run)

@@ -460,6 +460,7 @@ class SQLiteStore(SharedSql):
                 recorded=recorded,
                 stale=len(outcomes) - recorded,
                 ended_batches=self._end_if_done(conn, set(deltas) | retried, now),
+                applied=finished + requeued,
             )
 
     @staticmethod
