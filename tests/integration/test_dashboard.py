@@ -58,7 +58,11 @@ def test_signing_in_sets_a_strict_httponly_cookie_and_pages_need_it(
     assert refused.status_code == 401 and "not accepted: invalid x-api-key" in refused.text
     assert "set-cookie" not in refused.headers
 
-    r = anonymous.post("/ui/login", data={"key": key})
+    elsewhere = anonymous.post(
+        "/ui/login", data={"key": key}, headers={"origin": "https://evil.example"}
+    )
+    assert elsewhere.status_code == 403 and "set-cookie" not in elsewhere.headers
+    r = anonymous.post("/ui/login", data={"key": key}, headers={"origin": server.base_url})
     cookie = r.headers["set-cookie"].lower()
     for attribute in ("httponly", "samesite=strict", "path=/ui"):
         assert attribute in cookie

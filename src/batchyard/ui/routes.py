@@ -118,9 +118,10 @@ async def login(request: Request) -> Response:
     key = str(form.get("key") or "").strip()
     admission = request.app.state.admission
     try:
+        session.check_origin(request)  # no signing a visitor in with someone else's key
         await admission.authenticator.authenticate(key or None)
     except BatchyardError as exc:
-        return render("login.html", 401, error=exc.message)
+        return render("login.html", exc.status_code, error=exc.message)
     response = RedirectResponse("/ui", status_code=303)
     session.set_cookie(response, request, session.KEY_COOKIE, key)
     response.delete_cookie(session.WORKSPACE_COOKIE, path=session.COOKIE_PATH)

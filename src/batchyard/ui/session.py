@@ -72,6 +72,11 @@ def check_form(request: Request, viewer: Viewer, token: object) -> None:
     """A state-changing form: its CSRF token matches and it came from this origin."""
     if not isinstance(token, str) or not hmac.compare_digest(token, viewer.csrf):
         raise PermissionDenied("The form is out of date: reload the page and try again")
+    check_origin(request)
+
+
+def check_origin(request: Request) -> None:
+    """Browsers name the page a form was posted from: it must be one of ours."""
     origin = request.headers.get("origin")
     if origin and origin != "null" and origin.split("://", 1)[-1] != request.headers.get("host"):
         raise PermissionDenied("The form came from another site")
