@@ -115,6 +115,8 @@ def test_sign_in_watch_progress_cancel_and_open_a_result(
     find(browser, "count-succeeded")
     wait(browser).until(lambda d: count(d, "count-succeeded") > 20)
     assert browser.find_element(By.ID, "batch-status").text == "in_progress"
+    bars = browser.find_elements(By.CSS_SELECTOR, "#throughput rect.seg-succeeded")
+    assert bars  # requests finished per interval, drawn as they finish
     browser.refresh()  # the results table is drawn when the page loads
     find(browser, "results-count")
     kinds = [

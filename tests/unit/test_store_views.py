@@ -81,14 +81,12 @@ async def test_search_is_a_literal_case_insensitive_substring(store: Store) -> N
     assert await found("zzz") == []
 
 
-async def test_one_result_and_recent_count(store: Store) -> None:
+async def test_one_result(store: Store) -> None:
     clock = ManualClock()
     batch = await finished_batch(store, clock)
     found = await store.views.result(batch, "c5")
     assert found is not None and found.kind == "errored" and found.line == line("c5", "errored")
     assert await store.views.result(batch, "nope") is None
-    assert await store.views.finished_since(batch, clock.now() - 5) == 1  # c5 only
-    assert await store.views.finished_since(batch, 0) == 6  # canceled ones don't count
 
     await store.create_batch(new_batch(clock, "q"), ["x"], [b"{}"])
     queued = await store.get_batch("ws", "msgbatch_q")
@@ -154,3 +152,32 @@ async def test_pages_of_a_running_batch_add_up_to_errors_first(store: Store) -> 
         assert seen == expected, size
     rows, matching = await store.views.results(batch, kind="errored", offset=1, limit=2)
     assert [r.custom_id for r in rows] == errored[1:3] and matching == len(errored)
+
+
+async def test_timeline_counts_finishes_per_interval(store: Store) -> None:
+    clock = ManualClock()
+    start = clock.now()
+    ids = [f"t{i}" for i in range(6)]
+    await store.create_batch(new_batch(clock, "tl"), ids, [b"{}"] * len(ids))
+    claimed = await store.claim_requests("w", clock.now(), 600, 6)
+    plan = [  # (seconds after start, outcome) for each claimed request
+        (0.5, RequestState.SUCCEEDED),
+        (1.0, RequestState.ERRORED),
+        (1.999, RequestState.SUCCEEDED),
+        (2.0, RequestState.SUCCEEDED),
+        (7.5, RequestState.ERRORED),
+        (99.0, RequestState.SUCCEEDED),  # past the last bucket: left out
+    ]
+    for c, (at, state) in zip(claimed, plan, strict=True):
+        o = Outcome(c.key, 1, state, line(c.custom_id, "x"))
+        await store.record_outcomes("w", [o], start + at)
+    batch = await store.get_batch("ws", "msgbatch_tl")
+    assert batch is not None
+    assert await store.views.timeline(batch, start, 2.0, 5) == [
+        (2, 1),  # [0, 2): 0.5, 1.0 (errored), 1.999
+        (1, 0),  # [2, 4): 2.0
+        (0, 0),
+        (0, 1),  # [6, 8): 7.5 (errored)
+        (0, 0),
+    ]
+    assert await store.views.timeline(batch, start + 1.0, 1.0, 2) == [(1, 1), (1, 0)]

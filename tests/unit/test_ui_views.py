@@ -6,7 +6,17 @@ import json
 
 from batchyard.store.base import BatchRecord, UsageRow
 from batchyard.store.views_sql import BatchRow, ResultRow
-from batchyard.ui.views import NONE, batch_view, duration, rate, result_view, usage_view
+from batchyard.ui.views import (
+    NONE,
+    batch_view,
+    duration,
+    rate,
+    recent_done,
+    result_view,
+    timeline_view,
+    timeline_window,
+    usage_view,
+)
 
 T0 = 1_750_000_000.0
 
@@ -34,7 +44,7 @@ def record(**kw: object) -> BatchRecord:
 
 
 def test_running_batch_progress_rate_and_eta() -> None:
-    view = batch_view(BatchRow(record(), "anthropic", None), now=T0 + 200, recent_done=120)
+    view = batch_view(BatchRow(record(), "anthropic", None), now=T0 + 200, recent_done=(120, 60.0))
     assert (view.done, view.percent, view.running, view.outcome) == (400, 40.0, True, "in_progress")
     # Bar segments lie end to end: succeeded 30%, then errored 10%.
     assert [(s.kind, s.x, s.width) for s in view.segments] == [
@@ -47,16 +57,26 @@ def test_running_batch_progress_rate_and_eta() -> None:
     assert view.elapsed == "3 min 20 s"
 
 
-def test_recent_rate_drives_the_eta_and_a_young_batch_uses_its_age() -> None:
-    view = batch_view(BatchRow(record(), "anthropic", None), now=T0 + 20, recent_done=400)
-    assert view.recent_rate == "20/s"  # 400 in the 20 s the batch has existed
+def test_recent_rate_drives_the_eta() -> None:
+    view = batch_view(BatchRow(record(), "anthropic", None), now=T0 + 20, recent_done=(400, 20.0))
+    assert view.recent_rate == "20/s"
     assert view.eta == "30 s"
+
+
+def test_recent_window_is_whole_intervals_back_to_a_minute() -> None:
+    counts = [(10, 0)] * 30 + [(5, 1)] * 30  # 60 intervals of 4 s: a 240 s old batch
+    # At 238 s the current interval is the last (236-240); back to 176 s spans >= 60 s.
+    assert recent_done(counts, T0, 4.0, T0 + 238) == (16 * 6, 62.0)
+    # A young batch: everything since its creation.
+    assert recent_done([(3, 0), (4, 1)] + [(0, 0)] * 58, T0, 1.0, T0 + 1.5) == (8, 1.5)
+    # Intervals longer than a minute: the current one and the one before.
+    assert recent_done([(100, 0), (50, 0), (7, 0)], T0, 120.0, T0 + 250) == (57, 130.0)
 
 
 def test_ended_batches_say_what_they_came_to() -> None:
     done = record(processing_status="ended", processing=0, succeeded=900, ended_at=T0 + 90)
     assert batch_view(BatchRow(done, "anthropic", None), T0 + 999).outcome == "completed"
-    view = batch_view(BatchRow(done, "anthropic", None), T0 + 999, recent_done=5)
+    view = batch_view(BatchRow(done, "anthropic", None), T0 + 999, recent_done=(5, 60.0))
     assert (view.eta, view.recent_rate, view.elapsed) == (NONE, NONE, "1 min 30 s")
     canceled = record(processing_status="ended", cancel_initiated_at=T0 + 1, ended_at=T0 + 2)
     assert batch_view(BatchRow(canceled, "anthropic", None), T0).outcome == "canceled"
@@ -66,7 +86,7 @@ def test_ended_batches_say_what_they_came_to() -> None:
 
 def test_nothing_finished_yet_has_no_rate() -> None:
     fresh = record(processing=1000, succeeded=0, errored=0)
-    view = batch_view(BatchRow(fresh, "anthropic", None), T0 + 5, recent_done=0)
+    view = batch_view(BatchRow(fresh, "anthropic", None), T0 + 5, recent_done=(0, 5.0))
     assert (view.average_rate, view.eta, view.segments) == (NONE, NONE, [])
 
 
@@ -138,3 +158,52 @@ def test_usage_is_the_workspaces_own_summed_by_model_and_tier() -> None:
         ("m1", "batch", 3, 15, 25),
     ]
     assert (view.requests, view.input_tokens, view.output_tokens) == (4, 115, 125)
+
+
+def test_timeline_bars_scale_to_the_busiest_interval() -> None:
+    ended = record(processing_status="ended", ended_at=T0 + 125)
+    start, width = timeline_window(ended, now=T0 + 9999)
+    assert (start, width) == (T0, 3.0)  # 125 s in 60 bars: 3 s each
+    assert timeline_window(record(), now=T0 + 10)[1] == 1.0  # never under a second
+
+    view = timeline_view([(0, 0), (30, 10), (10, 0)], T0, 2.0)
+    assert [b.x for b in view.bars] == [10, 20]  # empty intervals draw nothing
+    first, second = view.bars
+    assert (first.succeeded, first.errored) == (42.0, 14.0)  # the tallest bar is the full height
+    assert (second.succeeded, second.errored) == (14.0, 0.0)
+    assert "30 succeeded, 10 errored" in first.label
+    assert (view.bucket, view.peak) == ("2 s", "20/s")
+    assert timeline_view([(0, 0)], T0, 1.0).bars == []
+
+
+def test_timelines_are_kept_for_ended_batches_and_briefly_for_running_ones() -> None:
+    import asyncio
+    from types import SimpleNamespace
+    from typing import cast
+
+    from batchyard.store.base import Store
+    from batchyard.ui.routes import TimelineCache
+
+    scans: list[str] = []
+
+    async def timeline(batch: BatchRecord, *args: object) -> list[tuple[int, int]]:
+        scans.append(batch.id)
+        return [(len(scans), 0)]
+
+    store = cast(Store, SimpleNamespace(views=SimpleNamespace(timeline=timeline)))
+    cache = TimelineCache(fresh_seconds=5, entries=2)
+    running, ended = record(id="run"), record(id="end", processing_status="ended", ended_at=T0)
+
+    async def scenario() -> None:
+        await cache.get(store, running, T0 + 10)
+        assert (await cache.get(store, running, T0 + 14))[2] == [(1, 0)]  # still fresh
+        assert (await cache.get(store, running, T0 + 16))[2] == [(2, 0)]  # rescanned
+        await cache.get(store, ended, T0 + 20)
+        await cache.get(store, ended, T0 + 9999)  # an ended batch's timeline is final
+        assert scans == ["run", "run", "end"]
+        await cache.get(store, record(id="other"), T0 + 16)  # 3 batches: "run" is dropped
+        await cache.get(store, ended, T0 + 99999)
+        await cache.get(store, running, T0 + 17)  # fresh, but no longer kept
+        assert scans == ["run", "run", "end", "other", "run"]
+
+    asyncio.run(scenario())

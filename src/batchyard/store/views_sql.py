@@ -1,7 +1,7 @@
 """Read-only views of batches for the dashboard and the metrics, written once for both
 SQL stores: a workspace's batches of both dialects, a batch's results a page at a
-time (search by `custom_id`, errors first), one result, how many requests of a batch
-finished lately, and batch records by id."""
+time (search by `custom_id`, errors first), one result, a batch's requests finished
+per interval, and batch records by id."""
 
 from __future__ import annotations
 
@@ -177,17 +177,29 @@ class SqlBatchViews:
         )
         return [batch_record(r) for r in rows]
 
-    async def finished_since(self, batch: BatchRecord, since: float) -> int:
-        """How many of the batch's requests succeeded or errored at `since` or later."""
+    async def timeline(
+        self, batch: BatchRecord, start: float, width: float, buckets: int
+    ) -> list[tuple[int, int]]:
+        """(succeeded, errored) finished in each of `buckets` intervals of `width`
+        seconds from `start`, in one pass over the batch (integer milliseconds, so
+        the bucket arithmetic is the same integer division in both databases)."""
         lo, hi = key_range(batch.seq)
-        row = await self.db.fetchone(
-            "SELECT count(*) FROM requests WHERE key BETWEEN ? AND ?"
-            " AND state IN (?, ?) AND finished_at >= ?",
+        start_ms, width_ms = int(start * 1000), max(1, int(width * 1000))
+        rows = await self.db.fetchall(
+            "SELECT (CAST(finished_at * 1000 AS BIGINT) - ?) / ? AS bucket, state, count(*)"
+            " FROM requests WHERE key BETWEEN ? AND ? AND state IN (?, ?) AND finished_at >= ?"
+            " GROUP BY bucket, state",
+            start_ms,
+            width_ms,
             lo,
             hi,
             int(RequestState.SUCCEEDED),
             int(RequestState.ERRORED),
-            since,
+            start,
         )
-        assert row is not None
-        return cast(int, row[0])
+        counts = [[0, 0] for _ in range(buckets)]
+        for bucket, state, n in rows:
+            i = cast(int, bucket)
+            if 0 <= i < buckets:
+                counts[i][state != RequestState.SUCCEEDED] += cast(int, n)
+        return [(ok, bad) for ok, bad in counts]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -31,10 +32,13 @@ from batchyard.store.views_sql import RESULT_KINDS, BatchRow
 from batchyard.ui import session
 from batchyard.ui.session import LoginRequired, Viewer
 from batchyard.ui.views import (
-    RECENT_SECONDS,
+    CHART_BUCKETS,
     batch_view,
     engine_views,
+    recent_done,
     result_view,
+    timeline_view,
+    timeline_window,
     usage_view,
     utc,
 )
@@ -236,10 +240,45 @@ async def _batch(request: Request, viewer: Viewer) -> BatchRow:
 async def _summary(request: Request, viewer: Viewer) -> dict[str, Any]:
     row = await _batch(request, viewer)
     now = time.time()
-    recent = None
-    if row.batch.ended_at is None:
-        recent = await _store(request).views.finished_since(row.batch, now - RECENT_SECONDS)
-    return {"batch": batch_view(row, now, recent)}
+    start, width, counts = await _timelines.get(_store(request), row.batch, now)
+    recent = recent_done(counts, start, width, now) if row.batch.ended_at is None else None
+    return {
+        "batch": batch_view(row, now, recent),
+        "timeline": timeline_view(counts, start, width),
+    }
+
+
+class TimelineCache:
+    """A batch's timeline is one pass over its requests (~60 ms at 100k on SQLite):
+    an ended batch's is kept (it won't change), a running one's for a few seconds,
+    so the live summary every 2 s in many tabs does not rescan the batch each time.
+    Per process; batch ids are unique store-wide (lookups come after the workspace check)."""
+
+    def __init__(self, fresh_seconds: float = 5.0, entries: int = 256) -> None:
+        self.fresh_seconds = fresh_seconds
+        self.entries = entries
+        self._kept: OrderedDict[str, tuple[float, bool, float, float, list[tuple[int, int]]]]
+        self._kept = OrderedDict()
+
+    async def get(
+        self, store: Store, batch: BatchRecord, now: float
+    ) -> tuple[float, float, list[tuple[int, int]]]:
+        kept = self._kept.get(batch.id)
+        if kept is not None:
+            made_at, ended, start, width, counts = kept
+            if ended or (batch.ended_at is None and now - made_at < self.fresh_seconds):
+                self._kept.move_to_end(batch.id)
+                return start, width, counts
+        start, width = timeline_window(batch, now)
+        counts = await store.views.timeline(batch, start, width, CHART_BUCKETS)
+        self._kept[batch.id] = (now, batch.ended_at is not None, start, width, counts)
+        self._kept.move_to_end(batch.id)
+        while len(self._kept) > self.entries:
+            self._kept.popitem(last=False)
+        return start, width, counts
+
+
+_timelines = TimelineCache()
 
 
 def _results_query(request: Request) -> tuple[str, str | None, int]:

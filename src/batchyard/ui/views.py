@@ -5,6 +5,7 @@ Plain values only, so the templates stay free of arithmetic."""
 from __future__ import annotations
 
 import json
+import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -86,9 +87,11 @@ class BatchView:
         return self.status != "ended"
 
 
-def batch_view(row: BatchRow, now: float, recent_done: int | None = None) -> BatchView:
-    """`recent_done`: requests finished in the last RECENT_SECONDS (a running batch's
-    rate and ETA come from it; without it they come from the average)."""
+def batch_view(
+    row: BatchRow, now: float, recent_done: tuple[int, float] | None = None
+) -> BatchView:
+    """`recent_done`: (requests finished, in how many seconds) lately (a running
+    batch's rate and ETA come from it; without it they come from the average)."""
     b = row.batch
     counts = {k: getattr(b, k) for k in SEGMENTS}
     done = sum(counts.values())
@@ -104,7 +107,7 @@ def batch_view(row: BatchRow, now: float, recent_done: int | None = None) -> Bat
     average = worked / elapsed if elapsed > 0 and worked else None
     recent: float | None = None
     if b.ended_at is None and recent_done is not None:
-        recent = recent_done / min(RECENT_SECONDS, max(elapsed, 1e-9))
+        recent = recent_done[0] / max(recent_done[1], 1e-9)
     pace = recent if recent is not None else average
     eta = b.processing / pace if b.ended_at is None and pace else None
     return BatchView(
@@ -124,6 +127,67 @@ def batch_view(row: BatchRow, now: float, recent_done: int | None = None) -> Bat
         created=utc(b.created_at),
         ended=utc(b.ended_at),
     )
+
+
+CHART_BUCKETS = 60
+CHART_HEIGHT = 56.0
+
+
+@dataclass(frozen=True, slots=True)
+class Bar:
+    x: int
+    succeeded: float
+    errored: float
+    """Heights in the chart's units (its viewBox is 600 x 60)."""
+    label: str
+
+
+@dataclass(frozen=True, slots=True)
+class Timeline:
+    bars: list[Bar]
+    bucket: str
+    """How long one bar is."""
+    peak: str
+    """The fastest bar's rate."""
+
+
+def timeline_window(b: BatchRecord, now: float) -> tuple[float, float]:
+    """(start, bucket width in whole seconds) so that the batch's life so far
+    fits CHART_BUCKETS bars."""
+    elapsed = (b.ended_at or now) - b.created_at
+    return b.created_at, float(max(1, math.ceil(elapsed / CHART_BUCKETS)))
+
+
+def recent_done(
+    counts: list[tuple[int, int]], start: float, width: float, now: float
+) -> tuple[int, float]:
+    """(finished, seconds) lately, from the timeline: whole intervals back from the
+    current one until they span RECENT_SECONDS (or the batch's whole life)."""
+    current = max(0, min(int((now - start) // width), len(counts) - 1))
+    first = current
+    while first > 0 and now - (start + first * width) < RECENT_SECONDS:
+        first -= 1
+    done = sum(ok + bad for ok, bad in counts[first : current + 1])
+    return done, now - (start + first * width)
+
+
+def timeline_view(counts: list[tuple[int, int]], start: float, width: float) -> Timeline:
+    """Requests finished per interval, as stacked bars (succeeded below, errored above)."""
+    top = max((ok + bad for ok, bad in counts), default=0) or 1
+    bars = []
+    for i, (ok, bad) in enumerate(counts):
+        if ok + bad:
+            at = utc(start + i * width)[11:19]
+            bars.append(
+                Bar(
+                    x=i * 10,
+                    succeeded=round(CHART_HEIGHT * ok / top, 2),
+                    errored=round(CHART_HEIGHT * bad / top, 2),
+                    label=f"{at} +{duration(width)}: {ok:,} succeeded, {bad:,} errored",
+                )
+            )
+    peak = max((ok + bad for ok, bad in counts), default=0)
+    return Timeline(bars, duration(width), rate(peak / width) if peak else NONE)
 
 
 @dataclass(frozen=True, slots=True)
