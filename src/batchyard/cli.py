@@ -342,6 +342,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     worker = sub.add_parser("worker", help="run a worker on its own")
     _add_store_and_engine(worker)
+    worker.add_argument(
+        "--metrics-port",
+        type=int,
+        default=_env("METRICS_PORT", None, int),
+        help="serve this worker's Prometheus metrics at http://HOST:PORT/metrics"
+        " (env BATCHYARD_METRICS_PORT; default: not served)",
+    )
+    worker.add_argument(
+        "--metrics-host",
+        default=_env("METRICS_HOST", "127.0.0.1"),
+        help="the address --metrics-port listens on (default 127.0.0.1; 0.0.0.0 in a container)",
+    )
     cli_keys.add_commands(sub, _add_database)
     cli_client.add_commands(sub)
     doctor = sub.add_parser("doctor", help="check the store, engines and config; say what is wrong")
@@ -361,7 +373,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.command == "serve":
         _serve(_settings(args, run_worker=not args.no_worker), args.log_level)
     elif args.command == "worker":
-        asyncio.run(_worker(_settings(args, run_worker=True)))
+        asyncio.run(_worker(_settings(args, run_worker=True), args.metrics_port, args.metrics_host))
     elif args.command == "doctor":
         from batchyard.doctor import diagnose, report
 
@@ -401,10 +413,11 @@ def _serve(settings: Settings, log_level: str) -> None:
     )
 
 
-async def _worker(settings: Settings) -> None:
+async def _worker(settings: Settings, metrics_port: int | None, metrics_host: str) -> None:
     from batchyard.batches import BatchService
     from batchyard.clock import SystemClock
     from batchyard.engines.build import build_router
+    from batchyard.metrics import Metrics
     from batchyard.openai_batches import after_batches_end, build_service
     from batchyard.scheduler.worker import Worker
     from batchyard.store import open_store
@@ -422,11 +435,19 @@ async def _worker(settings: Settings) -> None:
         webhooks=WebhookPolicy(settings.webhook_hosts, settings.webhook_secret),
     )
     after_end = after_batches_end(batches, build_service(batches, settings))
-    worker = Worker(store, router, settings.worker, finalizer=after_end)
+    metrics = Metrics(store_gauges=False)
+    worker = Worker(store, router, settings.worker, finalizer=after_end, metrics=metrics)
+    if metrics_port is not None:
+        metrics.serve(metrics_port, metrics_host)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, worker.stop)
-    logging.getLogger("batchyard").info("worker %s on %s", worker.id, settings.database)
+    logging.getLogger("batchyard").info(
+        "worker %s on %s%s",
+        worker.id,
+        settings.database,
+        f"; metrics: http://{metrics_host}:{metrics_port}/metrics" if metrics_port else "",
+    )
     try:
         await worker.run()
     finally:

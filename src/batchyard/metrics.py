@@ -8,7 +8,14 @@ reports the same queue.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    start_http_server,
+)
 
 from batchyard.store.base import BatchRecord
 
@@ -17,7 +24,7 @@ _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
 
 
 class Metrics:
-    def __init__(self) -> None:
+    def __init__(self, *, store_gauges: bool = True) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
         self.http_requests = Counter(
@@ -61,9 +68,6 @@ class Metrics:
         self.in_flight = Gauge(
             "batchyard_worker_in_flight", "Requests this process's worker holds", registry=r
         )
-        self.queue_depth = Gauge(
-            "batchyard_queue_depth", "Unfinished batch requests in the store", registry=r
-        )
         self.batch_duration = Histogram(
             "batchyard_batch_duration_seconds",
             "Batches from creation to their end, by how they ended (completed, canceled,"
@@ -72,8 +76,17 @@ class Metrics:
             buckets=_BATCH_BUCKETS,
             registry=r,
         )
+        # Store-wide, read at scrape time by the API's /metrics; a standalone
+        # worker's endpoint leaves them out (every API replica reports them).
+        self.queue_depth = Gauge(
+            "batchyard_queue_depth",
+            "Unfinished batch requests in the store",
+            registry=r if store_gauges else None,
+        )
         self.open_batches = Gauge(
-            "batchyard_open_batches", "Batches not yet ended, in the store", registry=r
+            "batchyard_open_batches",
+            "Batches not yet ended, in the store",
+            registry=r if store_gauges else None,
         )
 
     def count_tokens(self, tier: str, input_tokens: int, output_tokens: int) -> None:
@@ -86,3 +99,8 @@ class Metrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+    def serve(self, port: int, host: str = "127.0.0.1") -> None:
+        """Serve these metrics at http://host:port/metrics from a thread (a standalone
+        worker has no HTTP server of its own)."""
+        start_http_server(port, addr=host, registry=self.registry)

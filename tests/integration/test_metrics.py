@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import ServerFactory, client_for, make_requests
-from tests.serverproc import Server
+from tests.serverproc import Server, WorkerProc, free_port
 
 
 def samples(base_url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -84,6 +85,38 @@ def test_batch_durations_by_how_batches_ended(start_server: ServerFactory) -> No
     assert count == {"canceled": 1, "expired": 1, "completed": None}
     expired_sum = m[("batchyard_batch_duration_seconds_sum", (("outcome", "expired"),))]
     assert 1.5 <= expired_sum <= took + 1
+
+
+def test_a_standalone_worker_serves_its_own_metrics(
+    start_server: ServerFactory, tmp_path: Path
+) -> None:
+    api = start_server("--no-worker")
+    port = free_port()
+    worker = WorkerProc(
+        api.database,
+        tmp_path / "worker.log",
+        ["--metrics-port", str(port), "--poll-interval", "0.05"],
+    )
+    try:
+        client = client_for(api)
+        batch = client.messages.batches.create(requests=make_requests(20, "w"))  # type: ignore[arg-type]
+        deadline = time.monotonic() + 20
+        while client.messages.batches.retrieve(batch.id).processing_status != "ended":
+            assert time.monotonic() < deadline, worker.log()
+            time.sleep(0.05)
+        url = f"http://127.0.0.1:{port}"
+        completed = ("batchyard_batch_duration_seconds_count", (("outcome", "completed"),))
+        while (m := samples(url)).get(completed) != 1:  # observed after the worker's flush
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert m[("batchyard_batch_requests_total", (("outcome", "succeeded"),))] == 20
+        assert m[("batchyard_engine_call_duration_seconds_count", (("engine", "fake"),))] == 20
+        assert m[("batchyard_tokens_total", (("direction", "output"), ("tier", "batch")))] > 0
+        # The store-wide gauges are the API's to report, not each worker's.
+        assert ("batchyard_queue_depth", ()) not in m
+        assert samples(api.base_url)[("batchyard_queue_depth", ())] == 0
+    finally:
+        worker.stop()
 
 
 def test_json_logs_carry_the_request_id(start_server: ServerFactory) -> None:
