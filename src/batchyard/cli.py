@@ -163,6 +163,12 @@ def _add_store_and_engine(p: argparse.ArgumentParser) -> None:
     )
     w.add_argument("--poll-interval", type=_duration, default=_env("POLL_INTERVAL", 1.0, _duration))
     w.add_argument(
+        "--status-interval",
+        type=_duration,
+        default=_env("STATUS_INTERVAL", 5.0, _duration),
+        help="how often a worker reports itself to the store for the dashboard (default 5s)",
+    )
+    w.add_argument(
         "--webhook-host",
         dest="webhook_hosts",
         action="append",
@@ -263,6 +269,7 @@ def _settings(args: argparse.Namespace, *, run_worker: bool) -> Settings:
             concurrency=args.concurrency,
             housekeeping_seconds=args.housekeeping_interval,
             poll_seconds=args.poll_interval,
+            status_seconds=args.status_interval,
             shutdown_grace_seconds=args.shutdown_grace,
         ),
     )

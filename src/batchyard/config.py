@@ -45,6 +45,8 @@ class WorkerSettings:
     engine_timeout_seconds: float = 600.0
     poll_seconds: float = 1.0
     housekeeping_seconds: float = 5.0
+    status_seconds: float = 5.0
+    """How often the worker writes its own report (the dashboard's Workers panel)."""
     shutdown_grace_seconds: float = 10.0
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import time
+from pathlib import Path
 
 import anthropic
 import httpx
@@ -18,7 +19,7 @@ from tests.conftest import (
     new_workspace,
     workspace_key,
 )
-from tests.serverproc import ADMIN_KEY, Server
+from tests.serverproc import ADMIN_KEY, Server, WorkerProc
 
 
 def signed_in(server: Server, key: str) -> httpx.Client:
@@ -222,3 +223,34 @@ def test_without_auth_the_dashboard_needs_no_key(start_server: ServerFactory, pa
     server = start_server("--no-auth")
     r = httpx.get(server.base_url + path)
     assert r.status_code == 200 and "sign-in" not in r.text
+
+
+def test_admins_see_every_worker_and_when_one_stops(
+    start_server: ServerFactory, tmp_path: Path
+) -> None:
+    server = start_server()
+    worker = WorkerProc(server.database, tmp_path / "worker.log", ["--status-interval", "0.2"])
+    admin = signed_in(server, ADMIN_KEY)
+
+    def states() -> dict[str, str]:
+        """The Workers panel as {"standalone" or "in server": state}, by the row's PID."""
+        page = admin.get("/ui/fragments/workers")
+        assert page.status_code == 200
+        rows = re.findall(r'data-state="([\w ]+)">(.*?)</tr>', page.text, re.S)
+        pid = f'<td class="n">{worker.popen.pid}</td>'
+        return {("standalone" if pid in cells else "in server"): state for state, cells in rows}
+
+    deadline = time.monotonic() + 20
+    while states() != {"standalone": "running", "in server": "running"}:
+        assert time.monotonic() < deadline, states()
+        time.sleep(0.1)
+    assert 'id="workers"' in admin.get("/ui").text
+
+    worker.stop()  # SIGTERM: it drains, then reports itself stopped
+    while states() != {"standalone": "stopped", "in server": "running"}:
+        assert time.monotonic() < deadline, states()
+        time.sleep(0.1)
+
+    member = signed_in(server, workspace_key(server, "team"))
+    assert 'id="workers"' not in member.get("/ui").text
+    assert member.get("/ui/fragments/workers").status_code == 403

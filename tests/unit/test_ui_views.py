@@ -207,3 +207,24 @@ def test_timelines_are_kept_for_ended_batches_and_briefly_for_running_ones() -> 
         assert scans == ["run", "run", "end", "other", "run"]
 
     asyncio.run(scenario())
+
+
+def test_workers_running_lost_and_stopped() -> None:
+    from batchyard.store.workers_sql import EngineLoad, WorkerStatus
+    from batchyard.ui.views import worker_views
+
+    def w(wid: str, seen: float, stopped: float | None = None) -> WorkerStatus:
+        engines = [EngineLoad("fake", 8, 8, 3), EngineLoad("vllm", 64, 10, 0)]
+        return WorkerStatus(wid, "box", 7, T0, seen, stopped, 16, 1234, engines)
+
+    now = T0 + 7200
+    views = worker_views(
+        [w("a", now - 2), w("b", now - 31), w("c", now - 600, now - 600), w("d", T0, T0 + 1)], now
+    )
+    assert [(v.id, v.state, v.seen) for v in views] == [
+        ("a", "running", "2 s"),
+        ("b", "not seen", "31 s"),
+        ("c", "stopped", "10 min 00 s"),  # "d" stopped over an hour ago: not shown
+    ]
+    assert views[0].engines == ["fake 8/8, 3 waiting", "vllm 10/64"]
+    assert views[2].up == "1 h 50 min"  # started to stopped

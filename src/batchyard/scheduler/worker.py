@@ -4,7 +4,9 @@ Four named loops share one task group:
 - `claim`: keeps up to `concurrency` requests held, claiming chunks from the store;
 - `flush`: writes finished outcomes in one transaction per round (group commit);
 - `heartbeat`: extends the leases of held requests so long engine calls keep them;
-- `housekeeping`: requeues lapsed leases, expires and archives batches.
+- `housekeeping`: requeues lapsed leases, expires and archives batches;
+- `status`: writes the worker's own report (load, counts) for the dashboard;
+- `finalize`: what follows batches ending (metrics, OpenAI output files, webhooks).
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import random
+import socket
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -27,6 +31,7 @@ from batchyard.errors import StoreUnavailable
 from batchyard.metrics import Metrics
 from batchyard.scheduler.results import errored_line, succeeded_line
 from batchyard.store.base import ClaimedRequest, Outcome, RequestState, Store, TokenUsage
+from batchyard.store.workers_sql import EngineLoad, WorkerStatus
 from batchyard.translate.chat_dialect import ChatRequestError, messages_request, unwrap_chat_body
 from batchyard.wire.messages import InvalidParams, decode_params, unservable_reason
 
@@ -82,6 +87,7 @@ class Worker:
         self._outcomes = asyncio.Event()
         self._stopping = False
         self.processed = 0
+        self.started_at = self.clock.now()
 
     # --- public ------------------------------------------------------------------
 
@@ -89,6 +95,24 @@ class Worker:
     def in_flight(self) -> int:
         """Requests this worker holds now (running, waiting for a slot, or unrecorded)."""
         return len(self._held)
+
+    def status(self, stopped: bool = False) -> WorkerStatus:
+        """This worker's report of itself (host, load, counts), as the store keeps it."""
+        now = self.clock.now()
+        return WorkerStatus(
+            id=self.id,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            started_at=self.started_at,
+            seen_at=now,
+            stopped_at=now if stopped else None,
+            in_flight=self.in_flight,
+            processed=self.processed,
+            engines=[
+                EngineLoad(e.name, e.slots.capacity, e.slots.in_use, e.slots.waiting)
+                for e in self.router.engines
+            ],
+        )
 
     def wake(self) -> None:
         """New work may be claimable (a batch was created): claim now, don't wait to poll."""
@@ -102,14 +126,17 @@ class Worker:
                 beat = tg.create_task(self._heartbeat_loop(), name="worker.heartbeat")
                 house = tg.create_task(self._housekeeping_loop(), name="worker.housekeeping")
                 final = tg.create_task(self._finalize_loop(), name="worker.finalize")
+                status = tg.create_task(self._status_loop(), name="worker.status")
                 try:
                     await self._claim_loop(drain=False)
                 finally:
                     await self._drain_in_flight()
-                    for task in (flusher, beat, house, final):
+                    for task in (flusher, beat, house, final, status):
                         task.cancel()
         finally:
             await self._flush()
+            with contextlib.suppress(Exception):
+                await self.store.workers.report(self.status(stopped=True))
 
     async def run_until_idle(self) -> None:
         """Drain mode: claim and run until nothing is claimable and nothing is held."""
@@ -290,6 +317,14 @@ class Worker:
             if o.usage is not None:
                 m.count_tokens("batch", o.usage.input_tokens, o.usage.output_tokens)
         m.in_flight.set(len(self._held))
+
+    async def _status_loop(self) -> None:
+        while True:
+            try:
+                await self.store.workers.report(self.status())
+            except Exception as exc:
+                _store_trouble(exc, "writing the worker's status failed")
+            await asyncio.sleep(self.settings.status_seconds)
 
     async def _heartbeat_loop(self) -> None:
         interval = min(self.settings.lease_seconds / 3, self.settings.engine_timeout_seconds / 4)

@@ -12,6 +12,7 @@ from typing_extensions import Buffer
 if TYPE_CHECKING:
     from batchyard.store.openai_batches_sql import SqlOpenAIBatches
     from batchyard.store.views_sql import SqlBatchViews
+    from batchyard.store.workers_sql import SqlWorkers
 
 
 class RequestState(enum.IntEnum):
@@ -275,6 +276,10 @@ class Store(Protocol):
     @property
     def views(self) -> SqlBatchViews:
         """The dashboard's reads."""
+
+    @property
+    def workers(self) -> SqlWorkers:
+        """The workers' reports of themselves."""
 
     async def open(self) -> None:
         """Connect and bring the schema up to date (runs pending migrations)."""

@@ -1,5 +1,5 @@
 """What both SQL stores share, written once on their SqlRunner methods: the tenancy,
-files, OpenAI-batch and dashboard queries, the batch list, and the store-wide counts."""
+files, OpenAI-batch, dashboard and worker-report queries, the batch list, and the store-wide counts."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from batchyard.store.openai_batches_sql import SqlOpenAIBatches
 from batchyard.store.sql import BATCH_COLUMNS, Row, Statement, batch_record, open_counts, page
 from batchyard.store.tenancy_sql import SqlTenancy
 from batchyard.store.views_sql import SqlBatchViews
+from batchyard.store.workers_sql import SqlWorkers
 
 
 class SharedSql:
@@ -19,6 +20,7 @@ class SharedSql:
         self.files = SqlFiles(self)
         self.openai_batches = SqlOpenAIBatches(self)
         self.views = SqlBatchViews(self)
+        self.workers = SqlWorkers(self)
 
     async def fetchone(self, sql: str, *params: object) -> Row | None:
         raise NotImplementedError

@@ -26,13 +26,14 @@ from starlette.staticfiles import StaticFiles
 from batchyard import __version__
 from batchyard.api import state
 from batchyard.auth.tenancy import Tenancy
-from batchyard.errors import BatchyardError, InvalidRequest, NotFound
+from batchyard.errors import BatchyardError, InvalidRequest, NotFound, PermissionDenied
 from batchyard.store.base import BatchRecord, Store
 from batchyard.store.views_sql import RESULT_KINDS, BatchRow
 from batchyard.ui import session
 from batchyard.ui.session import LoginRequired, Viewer
 from batchyard.ui.views import (
     CHART_BUCKETS,
+    WorkerView,
     batch_view,
     engine_views,
     recent_done,
@@ -41,6 +42,7 @@ from batchyard.ui.views import (
     timeline_window,
     usage_view,
     utc,
+    worker_views,
 )
 
 _HERE = Path(__file__).parent
@@ -191,6 +193,7 @@ async def index(request: Request, viewer: Viewer) -> Response:
         **await _batch_list(request, viewer),
         **await _engines(request),
         usage=await _usage(request, viewer),
+        workers=await _workers(request, viewer),
     )
 
 
@@ -208,6 +211,21 @@ async def _engines(request: Request) -> dict[str, Any]:
         "open_batches": batches,
         "queued": queued,
     }
+
+
+async def _workers(request: Request, viewer: Viewer) -> list[WorkerView] | None:
+    """Every worker's report (admin keys only: hosts and the whole fleet's load)."""
+    if not viewer.principal.admin:
+        return None
+    return worker_views(await _store(request).workers.list(), time.time())
+
+
+@page(fragment=True)
+async def workers_fragment(request: Request, viewer: Viewer) -> Response:
+    workers = await _workers(request, viewer)
+    if workers is None:
+        raise PermissionDenied("The workers are shown to admin keys")
+    return render("_workers.html", workers=workers)
 
 
 @page(fragment=True)
@@ -372,6 +390,7 @@ routes: list[BaseRoute] = [
     Route("/ui/fragments/batches", batches_fragment),
     Route("/ui/fragments/engines", engines_fragment),
     Route("/ui/fragments/usage", usage_fragment),
+    Route("/ui/fragments/workers", workers_fragment),
     Route("/ui/fragments/batches/{batch_id}", batch_fragment),
     Route("/ui/batches/{batch_id}", batch_page),
     Route("/ui/batches/{batch_id}/results.jsonl", download),

@@ -14,6 +14,7 @@ from typing import Any
 from batchyard.engines.router import EngineRouter
 from batchyard.store.base import BatchRecord, UsageRow
 from batchyard.store.views_sql import BatchRow, ResultRow
+from batchyard.store.workers_sql import WorkerStatus
 
 NONE = "\N{EN DASH}"
 """Shown where there is no figure yet."""
@@ -316,3 +317,56 @@ def engine_views(router: EngineRouter) -> list[EngineView]:
         )
         for engine in router.engines
     ]
+
+
+LOST_AFTER_SECONDS = 30.0
+"""A worker not heard from for this long (six missed reports at the default 5 s) is
+shown as not seen: killed, hung, or cut off from the store."""
+STOPPED_SHOWN_SECONDS = 3600.0
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerView:
+    id: str
+    host: str
+    pid: int
+    state: str
+    """running | stopped | not seen"""
+    up: str
+    seen: str
+    """How long ago it last reported."""
+    in_flight: int
+    processed: int
+    engines: list[str]
+
+
+def worker_views(statuses: list[WorkerStatus], now: float) -> list[WorkerView]:
+    """Running and lost workers, and those that stopped in the last hour."""
+    shown = []
+    for w in statuses:
+        if w.stopped_at is not None and now - w.stopped_at > STOPPED_SHOWN_SECONDS:
+            continue
+        if w.stopped_at is not None:
+            state = "stopped"
+        elif now - w.seen_at > LOST_AFTER_SECONDS:
+            state = "not seen"
+        else:
+            state = "running"
+        shown.append(
+            WorkerView(
+                id=w.id,
+                host=w.host,
+                pid=w.pid,
+                state=state,
+                up=duration((w.stopped_at or w.seen_at) - w.started_at),
+                seen=duration(now - w.seen_at),
+                in_flight=w.in_flight,
+                processed=w.processed,
+                engines=[
+                    f"{e.name} {e.in_use}/{e.capacity}"
+                    + (f", {e.waiting} waiting" if e.waiting else "")
+                    for e in w.engines
+                ],
+            )
+        )
+    return shown

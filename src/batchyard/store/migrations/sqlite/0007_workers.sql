@@ -1,0 +1,13 @@
+-- Every worker writes how it is doing every few seconds; the dashboard lists them.
+-- `engines`: JSON list of {"name", "capacity", "in_use", "waiting"}.
+CREATE TABLE workers (
+    id TEXT PRIMARY KEY,
+    host TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    started_at REAL NOT NULL,
+    seen_at REAL NOT NULL,
+    stopped_at REAL,
+    in_flight INTEGER NOT NULL,
+    processed INTEGER NOT NULL,
+    engines TEXT NOT NULL
+);
