@@ -254,3 +254,30 @@ def test_admins_see_every_worker_and_when_one_stops(
     member = signed_in(server, workspace_key(server, "team"))
     assert 'id="workers"' not in member.get("/ui").text
     assert member.get("/ui/fragments/workers").status_code == 403
+
+
+def test_forms_behind_a_proxy_accept_the_public_origin(start_server: ServerFactory) -> None:
+    server = start_server("--public-base-url", "https://batches.example.com")
+    key = workspace_key(server, "team")
+    client = client_for(server, api_key=key)
+    web = signed_in(server, key)
+    for origin, headers in (
+        ("https://batches.example.com", {}),  # --public-base-url
+        ("https://proxy.example.org", {"x-forwarded-host": "proxy.example.org"}),
+    ):
+        batch = client.messages.batches.create(requests=make_requests(3))  # type: ignore[arg-type]
+        token = csrf(web.get(f"/ui/batches/{batch.id}").text)
+        r = web.post(
+            f"/ui/batches/{batch.id}/cancel",
+            data={"csrf": token},
+            headers={"origin": origin, **headers},
+        )
+        assert r.status_code == 303, (origin, r.text)
+    batch = client.messages.batches.create(requests=make_requests(3))  # type: ignore[arg-type]
+    token = csrf(web.get(f"/ui/batches/{batch.id}").text)
+    r = web.post(
+        f"/ui/batches/{batch.id}/cancel",
+        data={"csrf": token},
+        headers={"origin": "https://x.example"},
+    )
+    assert r.status_code == 403

@@ -167,15 +167,17 @@ class SqlBatchViews:
         )
         return _result(row) if row else None
 
-    async def records(self, batch_ids: list[str]) -> list[BatchRecord]:
+    async def records(self, batch_ids: list[str], chunk: int = 500) -> list[BatchRecord]:
         """The batches with these ids, whatever their workspace (for metrics)."""
-        if not batch_ids:
-            return []
-        rows = await self.db.fetchall(
-            f"SELECT {BATCH_COLUMNS} FROM batches WHERE id IN ({','.join('?' * len(batch_ids))})",
-            *batch_ids,
-        )
-        return [batch_record(r) for r in rows]
+        found: list[BatchRecord] = []
+        for i in range(0, len(batch_ids), chunk):
+            ids = batch_ids[i : i + chunk]
+            rows = await self.db.fetchall(
+                f"SELECT {BATCH_COLUMNS} FROM batches WHERE id IN ({','.join('?' * len(ids))})",
+                *ids,
+            )
+            found += map(batch_record, rows)
+        return found
 
     async def timeline(
         self, batch: BatchRecord, start: float, width: float, buckets: int

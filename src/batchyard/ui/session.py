@@ -9,6 +9,7 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -76,9 +77,16 @@ def check_form(request: Request, viewer: Viewer, token: object) -> None:
 
 
 def check_origin(request: Request) -> None:
-    """Browsers name the page a form was posted from: it must be one of ours."""
+    """Browsers name the page a form was posted from: it must be this server, as the
+    browser reached it (Host, a proxy's X-Forwarded-Host, or --public-base-url)."""
     origin = request.headers.get("origin")
-    if origin and origin != "null" and origin.split("://", 1)[-1] != request.headers.get("host"):
+    if not origin or origin == "null":
+        return
+    ours = {request.headers.get("host"), request.headers.get("x-forwarded-host")}
+    public = request.app.state.batches.public_base_url
+    if public:
+        ours.add(urlsplit(public).netloc)
+    if urlsplit(origin).netloc not in ours:
         raise PermissionDenied("The form came from another site")
 
 
