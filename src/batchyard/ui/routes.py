@@ -88,17 +88,17 @@ def page(fragment: bool = False) -> Callable[[Handler], Callable[[Request], Awai
     def wrap(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         @functools.wraps(handler)
         async def endpoint(request: Request) -> Response:
+            viewer = None
             try:
                 viewer = await session.viewer(request)
+                return await handler(request, viewer)
             except LoginRequired as exc:
                 if fragment:
                     return PlainTextResponse("sign in again", status_code=401, headers=_HEADERS)
                 response = render("login.html", 401 if exc.reason else 200, error=exc.reason)
                 session.clear_cookies(response)
                 return response
-            try:
-                return await handler(request, viewer)
-            except BatchyardError as exc:
+            except BatchyardError as exc:  # a store outage too: say so, stay signed in
                 if fragment:
                     return PlainTextResponse(exc.message, exc.status_code, headers=_HEADERS)
                 return render(

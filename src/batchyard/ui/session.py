@@ -16,7 +16,7 @@ from starlette.responses import Response
 
 from batchyard.api.admission import Admission
 from batchyard.auth.principal import Principal
-from batchyard.errors import PermissionDenied
+from batchyard.errors import AuthenticationFailed, NotFound, PermissionDenied
 from batchyard.store.base import WorkspaceRecord
 
 KEY_COOKIE = "batchyard_key"
@@ -56,12 +56,12 @@ async def viewer(request: Request) -> Viewer:
     key = request.cookies.get(KEY_COOKIE) or None
     try:
         principal = await authenticator.authenticate(key)
-    except Exception as exc:
-        raise LoginRequired(str(exc) if key else "") from exc
+    except AuthenticationFailed as exc:  # (a store outage is not a reason to sign out)
+        raise LoginRequired(exc.message if key else "") from exc
     requested = request.cookies.get(WORKSPACE_COOKIE) or None
     try:
         workspace = await authenticator.workspace(principal, requested)
-    except Exception:
+    except (NotFound, PermissionDenied):
         if requested is None:
             raise
         # A workspace archived or gone since it was picked: back to the key's own.
