@@ -3,6 +3,7 @@ forms that change things, escaping, errors as pages, and the results download.""
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from pathlib import Path
@@ -17,6 +18,7 @@ from tests.conftest import (
     make_requests,
     new_key,
     new_workspace,
+    openai_client_for,
     workspace_key,
 )
 from tests.serverproc import ADMIN_KEY, Server, WorkerProc
@@ -281,3 +283,50 @@ def test_forms_behind_a_proxy_accept_the_public_origin(start_server: ServerFacto
         headers={"origin": "https://x.example"},
     )
     assert r.status_code == 403
+
+
+def test_filter_the_list_and_open_a_batch_by_either_dialects_id(
+    start_server: ServerFactory,
+) -> None:
+    server = start_server("--fake-latency-ms", "300", "--fake-capacity", "1")
+    key = workspace_key(server, "team")
+    client = client_for(server, api_key=key)
+    running = client.messages.batches.create(requests=make_requests(20))  # type: ignore[arg-type]
+    ended = client.messages.batches.create(requests=make_requests(2))  # type: ignore[arg-type]
+    client.messages.batches.cancel(ended.id)
+    wait_ended(server, key, ended.id)
+    lines = "\n".join(
+        json.dumps(
+            {
+                "custom_id": f"o-{i}",
+                "method": "POST",
+                "url": "/v1/chat/completions",
+                "body": {"model": "claude-test", "messages": [{"role": "user", "content": "hi"}]},
+            }
+        )
+        for i in range(2)
+    )
+    oai = openai_client_for(server, api_key=key)
+    upload = oai.files.create(file=("in.jsonl", lines.encode()), purpose="batch")
+    openai_batch = oai.batches.create(
+        input_file_id=upload.id, endpoint="/v1/chat/completions", completion_window="24h"
+    )
+    web = signed_in(server, key)
+
+    page = web.get("/ui").text
+    assert "<title>Batches · batchyard</title>" in page
+    assert running.id in page and ended.id in page and openai_batch.id in page
+    only_running = web.get("/ui?status=running").text
+    assert running.id in only_running and ended.id not in only_running
+    only_ended = web.get("/ui/fragments/batches?status=ended&before=").text
+    assert ended.id in only_ended and running.id not in only_ended
+    assert web.get("/ui?status=odd").status_code == 400
+
+    r = web.get("/ui/find", params={"id": running.id})
+    assert r.status_code == 303 and r.headers["location"] == f"/ui/batches/{running.id}"
+    r = web.get("/ui/find", params={"id": openai_batch.id})
+    inner = r.headers["location"].rsplit("/", 1)[-1]
+    assert r.status_code == 303 and inner.startswith("msgbatch_")
+    assert f"OpenAI {openai_batch.id}" in web.get(f"/ui/batches/{inner}").text
+    for unknown in ("msgbatch_nope", "batch_nope"):
+        assert web.get("/ui/find", params={"id": unknown}).status_code == 404

@@ -118,6 +118,12 @@ async def test_batches_of_both_dialects_newest_first_in_one_workspace(store: Sto
     rest, more = await store.views.batches("ws", 3, before_seq=rows[-1].batch.seq)
     assert [r.batch.id for r in rest] == ["msgbatch_one"] and not more
 
+    await store.cancel_batch("ws", "msgbatch_two", clock.now())  # nothing in flight: ends now
+    running, _ = await store.views.batches("ws", 10, status="running")
+    ended, _ = await store.views.batches("ws", 10, status="ended")
+    assert [r.batch.id for r in running] == ["msgbatch_oai", "msgbatch_three", "msgbatch_one"]
+    assert [r.batch.id for r in ended] == ["msgbatch_two"]
+
     one = await store.views.batch("ws", "msgbatch_oai")
     assert one is not None and one.openai_id == "batch_abc"
     assert await store.views.batch("other", "msgbatch_oai") is None

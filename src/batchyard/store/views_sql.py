@@ -71,11 +71,22 @@ class SqlBatchViews:
         self.db = db
 
     async def batches(
-        self, workspace_id: str, limit: int, before_seq: int | None = None
+        self,
+        workspace_id: str,
+        limit: int,
+        before_seq: int | None = None,
+        status: str | None = None,
     ) -> tuple[list[BatchRow], bool]:
-        """The workspace's batches of both dialects, newest first; (page, more?)."""
+        """The workspace's batches of both dialects, newest first, `running` or
+        `ended` ones only if asked; (page, more?)."""
+        only = {
+            None: "",
+            "running": " AND b.processing_status != 'ended'",
+            "ended": " AND b.processing_status = 'ended'",
+        }[status]
         rows = await self.db.fetchall(
-            f"{_SELECT_ROWS} WHERE b.workspace_id = ? AND b.seq < ? ORDER BY b.seq DESC LIMIT ?",
+            f"{_SELECT_ROWS} WHERE b.workspace_id = ? AND b.seq < ?{only}"
+            " ORDER BY b.seq DESC LIMIT ?",
             workspace_id,
             before_seq if before_seq is not None else 2**62,
             limit + 1,

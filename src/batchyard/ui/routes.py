@@ -10,6 +10,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.requests import Request
@@ -164,23 +165,28 @@ async def _workspaces(request: Request, viewer: Viewer) -> list[Any]:
     return found
 
 
-def _before(request: Request) -> int | None:
-    raw = request.query_params.get("before")
-    if raw is None:
-        return None
-    if not raw.isdigit():
+def _list_query(request: Request) -> tuple[int | None, str]:
+    """(before: a batch number to list from, status: "", "running" or "ended")."""
+    before = request.query_params.get("before") or None
+    if before is not None and not before.isdigit():
         raise InvalidRequest("before: expected a batch number")
-    return int(raw)
+    status = request.query_params.get("status") or ""
+    if status not in ("", "running", "ended"):
+        raise InvalidRequest("status: expected running or ended")
+    return (int(before) if before else None), status
 
 
 async def _batch_list(request: Request, viewer: Viewer) -> dict[str, Any]:
-    before = _before(request)
-    rows, more = await _store(request).views.batches(viewer.workspace.id, BATCHES_PER_PAGE, before)
+    before, status = _list_query(request)
+    rows, more = await _store(request).views.batches(
+        viewer.workspace.id, BATCHES_PER_PAGE, before, status or None
+    )
     now = time.time()
     return {
         "batches": [batch_view(r, now) for r in rows],
         "older": rows[-1].batch.seq if more and rows else None,
         "before": before,
+        "status": status,
     }
 
 
@@ -351,6 +357,23 @@ async def result_page(request: Request, viewer: Viewer) -> Response:
 
 
 @page()
+async def find(request: Request, viewer: Viewer) -> Response:
+    """Open a batch by id: a Message Batches id, or an OpenAI Batch API `batch_…` id."""
+    wanted = request.query_params.get("id", "").strip()
+    if wanted.startswith("batch_"):
+        found = await _store(request).openai_batches.get(viewer.workspace.id, wanted)
+        if found is None:
+            raise NotFound(f"No batch {wanted!r} in workspace {viewer.workspace.name!r}")
+        record, _ = found
+        if record.batch_id is None:
+            raise NotFound(f"{wanted} failed validation: it has no requests to show")
+        wanted = record.batch_id
+    if (await _store(request).views.batch(viewer.workspace.id, wanted)) is None:
+        raise NotFound(f"No batch {wanted!r} in workspace {viewer.workspace.name!r}")
+    return RedirectResponse(f"/ui/batches/{quote(wanted)}", status_code=303)
+
+
+@page()
 async def cancel(request: Request, viewer: Viewer) -> Response:
     form = await request.form()
     session.check_form(request, viewer, form.get("csrf"))
@@ -392,6 +415,7 @@ routes: list[BaseRoute] = [
     Route("/ui/fragments/usage", usage_fragment),
     Route("/ui/fragments/workers", workers_fragment),
     Route("/ui/fragments/batches/{batch_id}", batch_fragment),
+    Route("/ui/find", find),
     Route("/ui/batches/{batch_id}", batch_page),
     Route("/ui/batches/{batch_id}/results.jsonl", download),
     Route("/ui/batches/{batch_id}/results/{custom_id}", result_page),
