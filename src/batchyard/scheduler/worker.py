@@ -1,6 +1,6 @@
 """The worker: claim leased requests, run them on engines, record outcomes in group commits.
 
-Four named loops share one task group:
+Named loops share one task group:
 - `claim`: keeps up to `concurrency` requests held, claiming chunks from the store;
 - `flush`: writes finished outcomes in one transaction per round (group commit);
 - `heartbeat`: extends the leases of held requests so long engine calls keep them;
@@ -87,6 +87,7 @@ class Worker:
         self._outcomes = asyncio.Event()
         self._stopping = False
         self.processed = 0
+        """Requests this worker finished (succeeded or errored; retries not counted)."""
         self.started_at = self.clock.now()
 
     # --- public ------------------------------------------------------------------
@@ -135,8 +136,8 @@ class Worker:
                         task.cancel()
         finally:
             await self._flush()
-            with contextlib.suppress(Exception):
-                await self.store.workers.report(self.status(stopped=True))
+            with contextlib.suppress(Exception):  # a store that is down can't hold up the exit
+                await asyncio.wait_for(self.store.workers.report(self.status(stopped=True)), 5)
 
     async def run_until_idle(self) -> None:
         """Drain mode: claim and run until nothing is claimable and nothing is held."""
@@ -298,7 +299,7 @@ class Worker:
                 continue
             for o in outcomes:
                 self._held.pop(o.key, None)
-            self.processed += report.recorded
+            self.processed += sum(o.state != RequestState.QUEUED for o in report.applied)
             if self.metrics:
                 self._count(report.applied)  # not the stale ones the store refused
             if report.stale:
@@ -316,7 +317,7 @@ class Worker:
             m.outcomes.labels(kind.get(o.state, "retried")).inc()
             if o.usage is not None:
                 m.count_tokens("batch", o.usage.input_tokens, o.usage.output_tokens)
-        m.in_flight.set(len(self._held))
+        m.in_flight.set(self.in_flight)
 
     async def _status_loop(self) -> None:
         while True:
