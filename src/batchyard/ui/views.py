@@ -1,6 +1,7 @@
-"""What the dashboard's templates show, worked out from store records: progress,
-throughput and ETA of a batch, a result's one-line summary, usage sums, engine load.
-Plain values only, so the templates stay free of arithmetic."""
+"""What the dashboard's templates show, worked out from store records: a batch's
+progress, rates, ETA and throughput chart, a result's one-line summary, usage sums,
+engine load, the workers' states. Plain values only, so the templates stay free of
+arithmetic."""
 
 from __future__ import annotations
 
