@@ -21,6 +21,7 @@ from tests.conftest import (
     openai_client_for,
     workspace_key,
 )
+from tests.integration.test_batches_sdk import wait_ended
 from tests.serverproc import ADMIN_KEY, Server, WorkerProc
 
 
@@ -36,14 +37,6 @@ def csrf(page: str) -> str:
     found = re.search(r'name="csrf" value="([0-9a-f]+)"', page)
     assert found, "no form with a CSRF token on the page"
     return found.group(1)
-
-
-def wait_ended(server: Server, key: str, batch_id: str) -> None:
-    client = client_for(server, api_key=key)
-    deadline = time.monotonic() + 20
-    while client.messages.batches.retrieve(batch_id).processing_status != "ended":
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
 
 
 def test_signing_in_sets_a_strict_httponly_cookie_and_pages_need_it(
@@ -126,7 +119,7 @@ def test_cancel_needs_the_forms_token_and_this_origin(start_server: ServerFactor
     done = web.post(path, data={"csrf": token}, headers={"origin": server.base_url})
     assert done.status_code == 303 and done.headers["location"] == f"/ui/batches/{batch.id}"
     assert client.messages.batches.retrieve(batch.id).processing_status in ("canceling", "ended")
-    wait_ended(server, key, batch.id)
+    wait_ended(client, batch.id)
     page = web.get(f"/ui/batches/{batch.id}")
     assert 'id="cancel-batch"' not in page.text and ">canceled<" in page.text
 
@@ -186,7 +179,7 @@ def test_results_page_escapes_what_users_sent_and_rejects_bad_queries(
     requests[0]["params"]["model"] = "<img src=x onerror=alert(1)>"  # type: ignore[index]
     requests[1]["params"]["messages"][0]["content"] = "<script>alert(2)</script>"  # type: ignore[index]
     batch = client.messages.batches.create(requests=requests)  # type: ignore[arg-type]
-    wait_ended(server, key, batch.id)
+    wait_ended(client, batch.id)
     web = signed_in(server, key)
 
     page = web.get(f"/ui/batches/{batch.id}").text
@@ -207,7 +200,7 @@ def test_download_is_the_results_file(start_server: ServerFactory) -> None:
     key = workspace_key(server, "team")
     client = client_for(server, api_key=key)
     batch = client.messages.batches.create(requests=make_requests(120))  # type: ignore[arg-type]
-    wait_ended(server, key, batch.id)
+    wait_ended(client, batch.id)
     web = signed_in(server, key)
     got = web.get(f"/ui/batches/{batch.id}/results.jsonl")
     assert got.status_code == 200
@@ -294,7 +287,7 @@ def test_filter_the_list_and_open_a_batch_by_either_dialects_id(
     running = client.messages.batches.create(requests=make_requests(20))  # type: ignore[arg-type]
     ended = client.messages.batches.create(requests=make_requests(2))  # type: ignore[arg-type]
     client.messages.batches.cancel(ended.id)
-    wait_ended(server, key, ended.id)
+    wait_ended(client, ended.id)
     lines = "\n".join(
         json.dumps(
             {
