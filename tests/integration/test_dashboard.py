@@ -323,3 +323,28 @@ def test_filter_the_list_and_open_a_batch_by_either_dialects_id(
     assert f"OpenAI {openai_batch.id}" in web.get(f"/ui/batches/{inner}").text
     for unknown in ("msgbatch_nope", "batch_nope"):
         assert web.get("/ui/find", params={"id": unknown}).status_code == 404
+
+
+def test_the_dashboard_under_a_path_prefix(start_server: ServerFactory) -> None:
+    server = start_server("--path-prefix", "/by")
+    key = workspace_key(server, "team")
+    client = client_for(server, api_key=key)
+    batch = client.messages.batches.create(requests=make_requests(3))  # type: ignore[arg-type]
+    wait_ended(client, batch.id)
+    web = httpx.Client(base_url=server.base_url)
+    assert web.get("/by/").headers["location"] == "/by/ui"
+    login = web.get("/by/ui/login").text
+    assert 'action="/by/ui/login"' in login and 'href="/by/ui/static/ui.css"' in login
+    r = web.post("/by/ui/login", data={"key": key})
+    assert r.status_code == 303 and r.headers["location"] == "/by/ui"
+    assert "path=/by/ui" in r.headers["set-cookie"].lower()
+    page = web.get("/by/ui").text
+    assert f'href="/by/ui/batches/{batch.id}"' in page
+    assert 'data-refresh="/by/ui/fragments/batches' in page and 'data-login="/by/ui/login"' in page
+    assert web.get("/by/ui/static/ui.js").status_code == 200
+    detail = web.get(f"/by/ui/batches/{batch.id}")
+    assert detail.status_code == 200 and f'action="/by/ui/batches/{batch.id}/delete"' in detail.text
+    gone = web.post(f"/by/ui/batches/{batch.id}/delete", data={"csrf": csrf(detail.text)})
+    assert gone.status_code == 303 and gone.headers["location"] == "/by/ui"
+    # Still at the root too, like the API.
+    assert httpx.get(f"{server.base_url}/ui/login").status_code == 200

@@ -125,8 +125,8 @@ def create_app(settings: Settings, clock: Clock | None = None) -> Starlette:
             *openapi.routes,
             *ui.routes,
             *api_routes,
-            # The same API under a path prefix, for proxies that do not strip it.
-            *([Mount(prefix, routes=api_routes)] if prefix else []),
+            # The same API and dashboard under a path prefix, for proxies that do not strip it.
+            *([Mount(prefix, routes=[*api_routes, *ui.routes])] if prefix else []),
         ],
         middleware=[Middleware(RequestContext, prefix=prefix)],
         exception_handlers={HTTPException: _http_error},

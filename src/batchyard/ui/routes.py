@@ -72,8 +72,8 @@ _HEADERS = {
 Handler = Callable[[Request, Viewer], Awaitable[Response]]
 
 
-def render(name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
-    html = _env.get_template(name).render(**context)
+def render(request: Request, name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+    html = _env.get_template(name).render(ui=session.base(request), **context)
     return HTMLResponse(html, status_code=status_code, headers=_HEADERS)
 
 
@@ -96,14 +96,21 @@ def page(fragment: bool = False) -> Callable[[Handler], Callable[[Request], Awai
             except LoginRequired as exc:
                 if fragment:
                     return PlainTextResponse("sign in again", status_code=401, headers=_HEADERS)
-                response = render("login.html", 401 if exc.reason else 200, error=exc.reason)
-                session.clear_cookies(response)
+                response = render(
+                    request, "login.html", 401 if exc.reason else 200, error=exc.reason
+                )
+                session.clear_cookies(response, request)
                 return response
             except BatchyardError as exc:  # a store outage too: say so, stay signed in
                 if fragment:
                     return PlainTextResponse(exc.message, exc.status_code, headers=_HEADERS)
                 return render(
-                    "error.html", exc.status_code, viewer=viewer, status=exc.status_code, exc=exc
+                    request,
+                    "error.html",
+                    exc.status_code,
+                    viewer=viewer,
+                    status=exc.status_code,
+                    exc=exc,
                 )
 
         return endpoint
@@ -113,11 +120,11 @@ def page(fragment: bool = False) -> Callable[[Handler], Callable[[Request], Awai
 
 async def root(request: Request) -> Response:
     """`/` is the dashboard."""
-    return RedirectResponse("/ui", status_code=307)
+    return RedirectResponse(session.base(request), status_code=307)
 
 
 async def login_form(request: Request) -> Response:
-    return render("login.html", error="")
+    return render(request, "login.html", error="")
 
 
 async def login(request: Request) -> Response:
@@ -128,10 +135,10 @@ async def login(request: Request) -> Response:
         session.check_origin(request)  # no signing a visitor in with someone else's key
         await admission.authenticator.authenticate(key or None)
     except BatchyardError as exc:
-        return render("login.html", exc.status_code, error=exc.message)
-    response = RedirectResponse("/ui", status_code=303)
+        return render(request, "login.html", exc.status_code, error=exc.message)
+    response = RedirectResponse(session.base(request), status_code=303)
     session.set_cookie(response, request, session.KEY_COOKIE, key)
-    response.delete_cookie(session.WORKSPACE_COOKIE, path=session.COOKIE_PATH)
+    response.delete_cookie(session.WORKSPACE_COOKIE, path=session.base(request))
     return response
 
 
@@ -139,8 +146,8 @@ async def login(request: Request) -> Response:
 async def logout(request: Request, viewer: Viewer) -> Response:
     form = await request.form()
     session.check_form(request, viewer, form.get("csrf"))
-    response = RedirectResponse("/ui/login", status_code=303)
-    session.clear_cookies(response)
+    response = RedirectResponse(session.base(request) + "/login", status_code=303)
+    session.clear_cookies(response, request)
     return response
 
 
@@ -152,7 +159,7 @@ async def pick_workspace(request: Request, viewer: Viewer) -> Response:
     workspace_id = str(form.get("workspace") or "")
     admission = request.app.state.admission
     await admission.authenticator.workspace(viewer.principal, workspace_id or None)
-    response = RedirectResponse("/ui", status_code=303)
+    response = RedirectResponse(session.base(request), status_code=303)
     session.set_cookie(response, request, session.WORKSPACE_COOKIE, workspace_id)
     return response
 
@@ -193,6 +200,7 @@ async def _batch_list(request: Request, viewer: Viewer) -> dict[str, Any]:
 @page()
 async def index(request: Request, viewer: Viewer) -> Response:
     return render(
+        request,
         "index.html",
         viewer=viewer,
         workspaces=await _workspaces(request, viewer),
@@ -205,7 +213,7 @@ async def index(request: Request, viewer: Viewer) -> Response:
 
 @page(fragment=True)
 async def batches_fragment(request: Request, viewer: Viewer) -> Response:
-    return render("_batches.html", viewer=viewer, **await _batch_list(request, viewer))
+    return render(request, "_batches.html", viewer=viewer, **await _batch_list(request, viewer))
 
 
 async def _engines(request: Request) -> dict[str, Any]:
@@ -231,12 +239,12 @@ async def workers_fragment(request: Request, viewer: Viewer) -> Response:
     workers = await _workers(request, viewer)
     if workers is None:
         raise PermissionDenied("The workers are shown to admin keys")
-    return render("_workers.html", workers=workers)
+    return render(request, "_workers.html", workers=workers)
 
 
 @page(fragment=True)
 async def engines_fragment(request: Request, viewer: Viewer) -> Response:
-    return render("_engines.html", viewer=viewer, **await _engines(request))
+    return render(request, "_engines.html", viewer=viewer, **await _engines(request))
 
 
 async def _usage(request: Request, viewer: Viewer) -> Any:
@@ -250,7 +258,7 @@ async def _usage(request: Request, viewer: Viewer) -> Any:
 
 @page(fragment=True)
 async def usage_fragment(request: Request, viewer: Viewer) -> Response:
-    return render("_usage.html", usage=await _usage(request, viewer))
+    return render(request, "_usage.html", usage=await _usage(request, viewer))
 
 
 async def _batch(request: Request, viewer: Viewer) -> BatchRow:
@@ -327,6 +335,7 @@ async def batch_page(request: Request, viewer: Viewer) -> Response:
     )
     pages = max(1, -(-matching // PAGE_SIZE))
     return render(
+        request,
         "batch.html",
         viewer=viewer,
         **summary,
@@ -343,7 +352,7 @@ async def batch_page(request: Request, viewer: Viewer) -> Response:
 
 @page(fragment=True)
 async def batch_fragment(request: Request, viewer: Viewer) -> Response:
-    return render("_summary.html", viewer=viewer, **await _summary(request, viewer))
+    return render(request, "_summary.html", viewer=viewer, **await _summary(request, viewer))
 
 
 @page()
@@ -353,7 +362,7 @@ async def result_page(request: Request, viewer: Viewer) -> Response:
     found = await _store(request).views.result(record, custom_id)
     if found is None:
         raise NotFound(f"Request {custom_id!r} of {record.id} has no result (yet)")
-    return render("result.html", viewer=viewer, batch=record, result=result_view(found))
+    return render(request, "result.html", viewer=viewer, batch=record, result=result_view(found))
 
 
 @page()
@@ -370,7 +379,7 @@ async def find(request: Request, viewer: Viewer) -> Response:
         wanted = record.batch_id
     if (await _store(request).views.batch(viewer.workspace.id, wanted)) is None:
         raise NotFound(f"No batch {wanted!r} in workspace {viewer.workspace.name!r}")
-    return RedirectResponse(f"/ui/batches/{quote(wanted)}", status_code=303)
+    return RedirectResponse(f"{session.base(request)}/batches/{quote(wanted)}", status_code=303)
 
 
 @page()
@@ -379,7 +388,7 @@ async def cancel(request: Request, viewer: Viewer) -> Response:
     session.check_form(request, viewer, form.get("csrf"))
     batch_id = request.path_params["batch_id"]
     await state.batch_service(request).cancel(viewer.workspace.id, batch_id)
-    return RedirectResponse(f"/ui/batches/{batch_id}", status_code=303)
+    return RedirectResponse(f"{session.base(request)}/batches/{batch_id}", status_code=303)
 
 
 @page()
@@ -388,7 +397,7 @@ async def delete(request: Request, viewer: Viewer) -> Response:
     form = await request.form()
     session.check_form(request, viewer, form.get("csrf"))
     await state.batch_service(request).delete(viewer.workspace.id, request.path_params["batch_id"])
-    return RedirectResponse("/ui", status_code=303)
+    return RedirectResponse(session.base(request), status_code=303)
 
 
 @page()

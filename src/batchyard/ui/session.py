@@ -21,7 +21,6 @@ from batchyard.store.base import WorkspaceRecord
 
 KEY_COOKIE = "batchyard_key"
 WORKSPACE_COOKIE = "batchyard_workspace"
-COOKIE_PATH = "/ui"
 
 _PROCESS_SECRET = secrets.token_hex(32)
 """Stands in for the key when the server runs with --no-auth (no key, no cookie)."""
@@ -90,17 +89,22 @@ def check_origin(request: Request) -> None:
         raise PermissionDenied("The form came from another site")
 
 
+def base(request: Request) -> str:
+    """Where the dashboard is: `/ui`, under `--path-prefix` when served through it."""
+    return str(request.scope.get("root_path", "")).rstrip("/") + "/ui"
+
+
 def set_cookie(response: Response, request: Request, name: str, value: str) -> None:
     response.set_cookie(
         name,
         value,
-        path=COOKIE_PATH,
+        path=base(request),
         httponly=True,
         samesite="strict",
         secure=request.url.scheme == "https",
     )
 
 
-def clear_cookies(response: Response) -> None:
+def clear_cookies(response: Response, request: Request) -> None:
     for name in (KEY_COOKIE, WORKSPACE_COOKIE):
-        response.delete_cookie(name, path=COOKIE_PATH)
+        response.delete_cookie(name, path=base(request))

@@ -15,7 +15,7 @@ function live(el) {
     try {
       const response = await fetch(el.dataset.refresh, { credentials: "same-origin" });
       if (response.status === 401) {
-        window.location.assign("/ui/login");
+        window.location.assign(document.body.dataset.login);
         return;
       }
       if (response.ok) {
