@@ -183,7 +183,7 @@ class Worker:
                     task = asyncio.create_task(self._execute(request))
                     self._running[request.key] = (task, deadline)
                 if self.metrics and claimed:
-                    self.metrics.in_flight.set(len(self._held))
+                    self.metrics.in_flight.set(self.in_flight)
             if claimed:
                 await asyncio.sleep(0)
                 continue
