@@ -6,6 +6,19 @@ sequences join and leave the running batch as they start and finish and the
 model always works on as many sequences as there are requests (up to `n_seq`).
 Each sequence owns a slice of the KV cache (`n_ctx_seq` tokens) and a sampler
 chain; a temperature of 0 is greedy, hence deterministic.
+
+A prompt that starts with tokens whose KV is already known (a kept snapshot in
+the `PrefixCache`, or a sequence running now) gets that KV copied into its
+slice and prefills only the rest; a prompt that shares a long prefix with one
+still being prefilled waits for it instead of computing the same tokens again.
+
+Answers never depend on what shares a decode or on a cache hit: the matrix
+products work row by row (llama.cpp built without llamafile kernels), and
+attention runs as plain matrix products over each sequence's own slice, where a
+sequence's tokens always sit at cells 0..n-1. llama.cpp's flash attention is
+off for that reason: its CPU kernel switches between tiled, split and plain
+loops by how many tokens a batch holds, so the same prompt prefilled in other
+chunks gives other numbers (measured: logits differ by up to 0.045).
 """
 
 from __future__ import annotations
@@ -21,6 +34,8 @@ from pathlib import Path
 from typing import Any
 
 import llama_cpp as ll
+
+from batchyard.engines.prefix_cache import PrefixCache, common_prefix
 
 log = logging.getLogger("batchyard.llama")
 
@@ -61,6 +76,10 @@ class Generation:
     sampling: Sampling
     done: Callable[[Generation], None]
     on_text: Callable[[str], None] | None = None
+    breakpoints: list[tuple[int, float]] = field(default_factory=list)
+    """`cache_control` breakpoints: (prompt position, seconds to keep that prefix)."""
+    on_start: Callable[[Generation], None] | None = None
+    """Called once the prompt's cached part is known (before its first token)."""
     # results
     text: str = ""
     output_tokens: int = 0
@@ -68,6 +87,10 @@ class Generation:
     stop_sequence: str | None = None
     error: str | None = None
     cancelled: bool = False
+    cache_read: int = 0
+    """Prompt tokens whose KV was copied, not computed."""
+    cache_creation: int = 0
+    """Prompt tokens newly kept in the cache at a `cache_control` breakpoint."""
     # runtime state
     seq: int = -1
     prefilled: int = 0
@@ -77,6 +100,12 @@ class Generation:
     out: bytearray = field(default_factory=bytearray)
     sampler: Any = None
     emitted: int = 0
+    decoded: list[int] = field(default_factory=list)
+    """Generated tokens whose KV is in the sequence (all but the last sampled one)."""
+
+    def kv_tokens(self) -> list[int]:
+        """The tokens whose KV this sequence holds, from position 0."""
+        return self.prompt[: self.prefilled] + self.decoded
 
 
 class LlamaRuntime:
@@ -88,6 +117,8 @@ class LlamaRuntime:
         n_ctx_seq: int = 2048,
         n_batch: int = 512,
         n_threads: int | None = None,
+        prefix_cache_bytes: int = 256 << 20,
+        wait_for_prefix: int = 32,
     ) -> None:
         import os
 
@@ -107,6 +138,8 @@ class LlamaRuntime:
         cparams.n_threads = threads
         cparams.n_threads_batch = threads
         cparams.kv_unified = False
+        # off: see the module's docstring (it changes numbers with the batch's shape)
+        cparams.flash_attn_type = ll.LLAMA_FLASH_ATTN_TYPE_DISABLED
         cparams.no_perf = True
         self.ctx = ll.llama_init_from_model(self.model, cparams)
         if not self.ctx:
@@ -124,6 +157,9 @@ class LlamaRuntime:
         self._free = list(range(n_seq - 1, -1, -1))
         self._piece = ctypes.create_string_buffer(256)
         self._stopped = False
+        self.cache = PrefixCache(prefix_cache_bytes) if prefix_cache_bytes > 0 else None
+        self.wait_for_prefix = wait_for_prefix
+        """A prompt sharing this many more tokens with one still prefilling waits for it."""
         self._thread = threading.Thread(target=self._loop, name="batchyard-llama", daemon=True)
         self._thread.start()
         self.steps = 0
@@ -184,15 +220,91 @@ class LlamaRuntime:
                     self._finish(generation)
 
     def _admit(self) -> None:
-        while self._waiting and self._free:
-            generation = self._waiting.pop(0)
+        waiting, self._waiting = self._waiting, []
+        for generation in waiting:
             if generation.cancelled:
                 generation.done(generation)
+                continue
+            if not self._free or self._should_wait(generation):
+                self._waiting.append(generation)
                 continue
             generation.seq = self._free.pop()
             generation.sampler = self._sampler(generation.sampling)
             ll.llama_memory_seq_rm(self.memory, generation.seq, -1, -1)
+            self._reuse_prefix(generation)
             self._active[generation.seq] = generation
+            if generation.on_start is not None:
+                generation.on_start(generation)
+
+    def _usable(self, g: Generation) -> int:
+        """How much of a prompt may come from elsewhere: all but its last token, whose
+        logits start the answer."""
+        return len(g.prompt) - 1
+
+    def _should_wait(self, g: Generation) -> bool:
+        """Whether `g` shares a long prefix with a prompt still being prefilled, more than
+        is at hand now: it then waits a few steps and copies instead of recomputing."""
+        if self.cache is None or self.wait_for_prefix <= 0:
+            return False
+        usable = self._usable(g)
+        at_hand = self.cache.longest(g.prompt[:usable], touch=False)[1]
+        for other in self._active.values():
+            if other.prefilled < len(other.prompt):
+                coming = common_prefix(other.prompt, g.prompt[:usable])
+                if coming - max(at_hand, other.prefilled) >= self.wait_for_prefix:
+                    return True
+        return False
+
+    def _reuse_prefix(self, g: Generation) -> None:
+        """Copy the KV of the longest known prefix of `g`'s prompt into its sequence."""
+        if self.cache is None:
+            return
+        usable = g.prompt[: self._usable(g)]
+        entry, matched = self.cache.longest(usable)
+        source: Generation | None = None
+        for other in self._active.values():
+            n = common_prefix(other.kv_tokens(), usable)
+            if n > matched:
+                source, matched = other, n
+        if matched < self.cache.block:
+            return
+        if source is not None:
+            blob, size = self._snapshot(source.seq)
+        else:
+            assert entry is not None
+            blob, size = entry.blob, entry.nbytes
+        if ll.llama_state_seq_set_data(self.ctx, blob, size, g.seq) != size:
+            log.warning("restoring a cached prefix failed; prefilling the whole prompt")
+            ll.llama_memory_seq_rm(self.memory, g.seq, -1, -1)
+            return
+        ll.llama_memory_seq_rm(self.memory, g.seq, matched, -1)
+        g.prefilled = g.n_past = g.cache_read = matched
+        self.cache.stats.tokens_served += matched
+        # a breakpoint inside the part read refreshes how long it is kept
+        keep_for = max((ttl for p, ttl in g.breakpoints if p <= matched), default=0.0)
+        if source is not None or entry is None or len(entry.tokens) > matched:
+            # a branch point: keep the shared part alone, so later prompts find it
+            self._keep(g, keep_for=keep_for)
+        elif keep_for:
+            self.cache.pin(entry, keep_for)
+
+    def _snapshot(self, seq: int) -> tuple[Any, int]:
+        size = ll.llama_state_seq_get_size(self.ctx, seq)
+        blob = (ctypes.c_uint8 * size)()
+        written = ll.llama_state_seq_get_data(self.ctx, blob, size, seq)
+        return blob, written
+
+    def _keep(self, g: Generation, *, keep_for: float) -> Any:
+        """Put the KV `g` holds now into the cache."""
+        assert self.cache is not None
+        tokens = g.kv_tokens()
+        held = self.cache.covers(tokens)
+        if held is not None:
+            if keep_for:
+                self.cache.pin(held, keep_for)
+            return held
+        blob, size = self._snapshot(g.seq)
+        return self.cache.add(tokens, blob, size, keep_for=keep_for)
 
     def _sampler(self, sampling: Sampling) -> Any:
         chain = ll.llama_sampler_chain_init(ll.llama_sampler_chain_default_params())
@@ -237,7 +349,9 @@ class LlamaRuntime:
         for g in active:
             remaining = len(g.prompt) - g.prefilled
             if remaining > 0 and room > 0:
-                take[g.seq] = min(room, remaining)
+                # a chunk ends at a cache_control breakpoint, so that prefix can be kept
+                ahead = [p - g.prefilled for p, _ in g.breakpoints if p > g.prefilled]
+                take[g.seq] = min(room, remaining, *ahead)
                 room -= take[g.seq]
         # Tokens go in sequence-id order: llama.cpp splits a batch whose sequences
         # come out of order into more pieces (measured: a third slower at 8).
@@ -249,6 +363,7 @@ class LlamaRuntime:
                 continue
             if g.prefilled == len(g.prompt):
                 g.logit_index = self._add(g.last_token, g.n_past, g.seq, True)
+                g.decoded.append(g.last_token)
                 g.n_past += 1
                 continue
             for k in range(n):
@@ -264,8 +379,20 @@ class LlamaRuntime:
         self.steps += 1
         if status != 0:
             raise RuntimeError(f"llama_decode returned {status}")
+        if self.cache is not None:
+            for g in active:
+                self._keep_breakpoint(g)
         for g in [g for g in active if g.logit_index >= 0]:
             self._sample(g)
+
+    def _keep_breakpoint(self, g: Generation) -> None:
+        """Keep the prefix that ends at a breakpoint the prefill has just reached."""
+        keep = [ttl for p, ttl in g.breakpoints if p == g.prefilled]
+        if not keep or g.decoded:
+            return
+        kept = self._keep(g, keep_for=max(keep))
+        if kept is not None and g.prefilled > g.cache_read:
+            g.cache_creation = g.prefilled - g.cache_read
 
     def _sample(self, g: Generation) -> None:
         token = ll.llama_sampler_sample(g.sampler, self.ctx, g.logit_index)
@@ -301,6 +428,8 @@ class LlamaRuntime:
 
     def _finish(self, g: Generation) -> None:
         self._active.pop(g.seq, None)
+        if self.cache is not None and not g.cancelled and g.error is None and g.seq >= 0:
+            self._keep(g, keep_for=0.0)  # for a follow-up turn, or prompts that share it
         ll.llama_memory_seq_rm(self.memory, g.seq, -1, -1)
         if g.sampler is not None:
             ll.llama_sampler_free(g.sampler)

@@ -16,12 +16,16 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from batchyard import ids
 from batchyard.engines.base import EngineError
+from batchyard.engines.prefix_cache import common_prefix
 from batchyard.engines.slots import PrioritySlots
 from batchyard.wire.messages import (
     Message,
     MessageCreateParams,
+    MessageParam,
     TextBlock,
     TextContent,
     ToolResultBlock,
@@ -80,6 +84,26 @@ def f16_weights(source: Path, cache_dir: Path) -> Path:
     return target
 
 
+TTL_SECONDS = {"5m": 300.0, "1h": 3600.0}
+
+
+def ttl_seconds(cache_control: dict[str, Any]) -> float:
+    """How long a `cache_control` breakpoint keeps its prefix (checked at decode)."""
+    return TTL_SECONDS[cache_control.get("ttl", "5m")]
+
+
+def usage_of(generation: Any, output_tokens: int | None = None) -> Usage:
+    """The prompt split as the hosted API splits it: read from cache, newly cached at a
+    breakpoint, and the rest; the three add up to the prompt's length."""
+    read, created = generation.cache_read, generation.cache_creation
+    return Usage(
+        input_tokens=len(generation.prompt) - read - created,
+        output_tokens=generation.output_tokens if output_tokens is None else output_tokens,
+        cache_creation_input_tokens=created,
+        cache_read_input_tokens=read,
+    )
+
+
 def _invalid(message: str) -> EngineError:
     return EngineError("invalid_request_error", message, retryable=False)
 
@@ -93,6 +117,7 @@ class LocalEngine:
         capacity: int = 32,
         context_tokens: int = 2048,
         threads: int | None = None,
+        prefix_cache_mb: int = 256,
         name: str = "local",
     ) -> None:
         try:
@@ -112,7 +137,11 @@ class LocalEngine:
         self.capacity = capacity
         self.slots = PrioritySlots(capacity)
         self.runtime = LlamaRuntime(
-            path, n_seq=capacity, n_ctx_seq=context_tokens, n_threads=threads
+            path,
+            n_seq=capacity,
+            n_ctx_seq=context_tokens,
+            n_threads=threads,
+            prefix_cache_bytes=prefix_cache_mb << 20,
         )
         self.context_tokens = self.runtime.n_ctx_seq
         import llama_cpp as ll
@@ -164,9 +193,50 @@ class LocalEngine:
             chat.append({"role": message.role, "content": "\n".join(parts)})
         return chat
 
+    def _tokens(self, chat: list[dict[str, str]]) -> list[int]:
+        prompt = self._formatter(messages=chat).prompt  # type: ignore[arg-type]
+        return self.runtime.tokenize(prompt, add_special=self._add_bos)
+
+    def breakpoints(
+        self, params: MessageCreateParams, tokens: list[int]
+    ) -> list[tuple[int, float]]:
+        """Where the prompt's `cache_control` breakpoints fall, in tokens, with their ttl.
+
+        A breakpoint ends after its block: the prompt rendered up to that block and the
+        whole prompt agree on the tokens before it. A top-level `cache_control` (automatic
+        caching) puts one at the end of the prompt."""
+        marks: list[tuple[int, float]] = []
+        if params.cache_control is not None:
+            marks.append((len(tokens), ttl_seconds(params.cache_control)))
+        for cut, ttl in self._cuts(params):
+            upto = self._tokens(self._chat(cut))
+            marks.append((common_prefix(upto, tokens), ttl))
+        return sorted({(p, t) for p, t in marks if p > 0})
+
+    @staticmethod
+    def _cuts(params: MessageCreateParams) -> list[tuple[MessageCreateParams, float]]:
+        """For each block marked with `cache_control`: the request cut after it."""
+        cuts: list[tuple[MessageCreateParams, float]] = []
+        first = MessageParam(role="user", content="")
+        if isinstance(params.system, list):
+            for j, block in enumerate(params.system):
+                if block.cache_control is not None:
+                    system = params.system[: j + 1]
+                    cut = msgspec.structs.replace(params, system=system, messages=[first])
+                    cuts.append((cut, ttl_seconds(block.cache_control)))
+        for i, message in enumerate(params.messages):
+            if isinstance(message.content, str):
+                continue
+            for j, part in enumerate(message.content):
+                marked = getattr(part, "cache_control", None)
+                if marked is not None:
+                    head = msgspec.structs.replace(message, content=message.content[: j + 1])
+                    cut = msgspec.structs.replace(params, messages=[*params.messages[:i], head])
+                    cuts.append((cut, ttl_seconds(marked)))
+        return cuts
+
     def prompt_tokens(self, params: MessageCreateParams) -> list[int]:
-        prompt = self._formatter(messages=self._chat(params)).prompt  # type: ignore[arg-type]
-        tokens = self.runtime.tokenize(prompt, add_special=self._add_bos)
+        tokens = self._tokens(self._chat(params))
         if len(tokens) >= self.context_tokens:
             raise _invalid(
                 f"prompt is too long: {len(tokens)} tokens, and the context window of"
@@ -180,8 +250,10 @@ class LocalEngine:
         from batchyard.engines.llama_runtime import Generation, Sampling
 
         temperature = 1.0 if params.temperature is None else params.temperature
+        prompt = self.prompt_tokens(params)
         return Generation(
-            prompt=self.prompt_tokens(params),
+            prompt=prompt,
+            breakpoints=self.breakpoints(params, prompt),
             max_tokens=params.max_tokens,
             stop=[s for s in params.stop_sequences or [] if s],
             sampling=Sampling(temperature=temperature, top_p=params.top_p, top_k=params.top_k),
@@ -196,9 +268,7 @@ class LocalEngine:
             content=[TextContent(text=generation.text)],
             stop_reason=generation.stop_reason,
             stop_sequence=generation.stop_sequence,
-            usage=Usage(
-                input_tokens=len(generation.prompt), output_tokens=generation.output_tokens
-            ),
+            usage=usage_of(generation),
         )
 
     async def create_message(self, params: MessageCreateParams) -> Message:
@@ -234,19 +304,22 @@ class LocalEngine:
             loop.call_soon_threadsafe(pieces.put_nowait, None)
 
         generation = self._generation(params, done, on_text)
-        head = Message(
-            id=ids.message_id(),
-            model=params.model,
-            content=[],
-            stop_reason=None,
-            stop_sequence=None,
-            usage=Usage(input_tokens=len(generation.prompt), output_tokens=0),
-        )
+        # admission puts an empty piece first: then the cache's share of the prompt is known
+        generation.on_start = lambda g: on_text("")
         self.runtime.submit(generation)
         try:
+            first = await pieces.get()
+            head = Message(
+                id=ids.message_id(),
+                model=params.model,
+                content=[],
+                stop_reason=None,
+                stop_sequence=None,
+                usage=usage_of(generation, output_tokens=0),
+            )
             yield message_start(head)
             yield ContentBlockStart(0, TextContent(text=""))
-            while (piece := await pieces.get()) is not None:
+            while first is not None and (piece := await pieces.get()) is not None:
                 if piece:
                     yield ContentBlockDelta(0, TextDelta(piece))
         finally:
@@ -254,8 +327,14 @@ class LocalEngine:
         if generation.error:
             raise EngineError("api_error", generation.error, retryable=True)
         yield ContentBlockStop(0)
+        usage = usage_of(generation)
         for event in message_end(
-            generation.stop_reason, generation.stop_sequence, generation.output_tokens
+            generation.stop_reason,
+            generation.stop_sequence,
+            usage.output_tokens,
+            usage.input_tokens,
+            usage.cache_creation_input_tokens,
+            usage.cache_read_input_tokens,
         ):
             yield event
 

@@ -143,6 +143,8 @@ class MessageCreateParams(msgspec.Struct):
     thinking: dict[str, Any] | None = None
     stream: bool | None = None
     service_tier: str | None = None
+    cache_control: dict[str, Any] | None = None
+    """Automatic prompt caching: a breakpoint at the end of the prompt."""
 
 
 class CountTokensParams(msgspec.Struct):
@@ -154,6 +156,7 @@ class CountTokensParams(msgspec.Struct):
     tools: list[dict[str, Any]] | None = None
     tool_choice: dict[str, Any] | None = None
     thinking: dict[str, Any] | None = None
+    cache_control: dict[str, Any] | None = None
 
     def as_create_params(self) -> MessageCreateParams:
         return MessageCreateParams(
@@ -164,6 +167,7 @@ class CountTokensParams(msgspec.Struct):
             tools=self.tools,
             tool_choice=self.tool_choice,
             thinking=self.thinking,
+            cache_control=self.cache_control,
         )
 
 
@@ -190,7 +194,54 @@ def _decode(decoder: msgspec.json.Decoder[_P], raw: bytes | bytearray | memoryvi
         raise InvalidParams(format_validation_error(exc)) from None
     if params.messages[0].role != "user":
         raise InvalidParams("messages: the first message must use the `user` role")
+    check_cache_control(params)
     return params
+
+
+CACHE_TTLS = ("5m", "1h")
+MAX_CACHE_BREAKPOINTS = 4
+
+
+def _marks(params: MessageCreateParams | CountTokensParams) -> list[tuple[str, object]]:
+    """Every `cache_control` of a request, with where it is."""
+    marks: list[tuple[str, object]] = []
+    if params.cache_control is not None:
+        marks.append(("cache_control", params.cache_control))
+    if isinstance(params.system, list):
+        marks += [
+            (f"system.{j}.cache_control", b.cache_control)
+            for j, b in enumerate(params.system)
+            if b.cache_control is not None
+        ]
+    for i, message in enumerate(params.messages):
+        if not isinstance(message.content, str):
+            for j, block in enumerate(message.content):
+                mark = getattr(block, "cache_control", None)
+                if mark is not None:
+                    marks.append((f"messages.{i}.content.{j}.cache_control", mark))
+    for k, tool in enumerate(params.tools or []):
+        if isinstance(tool, dict) and tool.get("cache_control") is not None:
+            marks.append((f"tools.{k}.cache_control", tool["cache_control"]))
+    return marks
+
+
+def check_cache_control(params: MessageCreateParams | CountTokensParams) -> None:
+    """`cache_control` as the hosted API takes it: `{"type": "ephemeral"}` with an optional
+    `ttl` of 5m or 1h, at most four breakpoints."""
+    marks = _marks(params)
+    if len(marks) > MAX_CACHE_BREAKPOINTS:
+        raise InvalidParams(
+            f"A maximum of {MAX_CACHE_BREAKPOINTS} blocks with cache_control may be"
+            f" provided. Found {len(marks)}."
+        )
+    for where, mark in marks:
+        if not isinstance(mark, dict) or mark.get("type") != "ephemeral":
+            raise InvalidParams(f"{where}.type: Input should be 'ephemeral'")
+        if mark.get("ttl", "5m") not in CACHE_TTLS:
+            raise InvalidParams(f"{where}.ttl: Input should be '5m' or '1h'")
+        unknown = sorted(set(mark) - {"type", "ttl"})
+        if unknown:
+            raise InvalidParams(f"{where}.{unknown[0]}: Extra inputs are not permitted")
 
 
 def decode_params(raw: bytes | bytearray | memoryview) -> MessageCreateParams:

@@ -49,6 +49,10 @@ class DeltaUsage(msgspec.Struct, omit_defaults=True):
     output_tokens: int
     input_tokens: int | None = None
     """Sent when the engine learns it only at the end (OpenAI-compatible streams)."""
+    cache_creation_input_tokens: int | None = None
+    cache_read_input_tokens: int | None = None
+    """The prompt's cached parts, when known only after `message_start` (the SDKs
+    merge these into the final message's usage)."""
 
 
 class MessageDelta(msgspec.Struct, tag="message_delta", tag_field="type"):
@@ -113,11 +117,14 @@ def message_end(
     stop_sequence: str | None,
     output_tokens: int,
     input_tokens: int | None = None,
+    cache_creation_input_tokens: int | None = None,
+    cache_read_input_tokens: int | None = None,
 ) -> list[StreamEvent]:
+    usage = DeltaUsage(
+        output_tokens, input_tokens, cache_creation_input_tokens, cache_read_input_tokens
+    )
     return [
-        MessageDelta(
-            MessageDeltaBody(stop_reason, stop_sequence), DeltaUsage(output_tokens, input_tokens)
-        ),
+        MessageDelta(MessageDeltaBody(stop_reason, stop_sequence), usage),
         MessageStop(),
     ]
 
