@@ -111,6 +111,13 @@ def _add_store_and_engine(p: argparse.ArgumentParser) -> None:
         help="local: context window per sequence (default 2048)",
     )
     e.add_argument(
+        "--prefix-cache-mb",
+        type=int,
+        default=_env("PREFIX_CACHE_MB", 256, int),
+        help="local: memory for the KV of recent prompt prefixes, so prompts that start"
+        " alike prefill only what differs (default 256; 0 turns it off)",
+    )
+    e.add_argument(
         "--model-path",
         default=_env("MODEL_PATH", None),
         help="local: a GGUF file to serve instead of the shipped SmolLM2",
@@ -216,6 +223,7 @@ def _engines(args: argparse.Namespace) -> list[EngineConfig]:
                 models=models,
                 capacity=args.capacity,
                 context_tokens=args.context_tokens,
+                prefix_cache_mb=args.prefix_cache_mb,
                 model_path=args.model_path,
             )
         ]

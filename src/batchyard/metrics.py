@@ -17,7 +17,7 @@ from prometheus_client import (
     start_http_server,
 )
 
-from batchyard.store.base import BatchRecord
+from batchyard.store.base import BatchRecord, TokenUsage
 
 _BATCH_BUCKETS = (1, 5, 15, 60, 300, 900, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600, 24 * 3600)
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
@@ -61,7 +61,8 @@ class Metrics:
         )
         self.tokens = Counter(
             "batchyard_tokens",
-            "Tokens processed, by direction (input, output) and tier (batch, standard)",
+            "Tokens processed, by direction (input: the prompt's uncached part, output,"
+            " cache_read, cache_creation) and tier (batch, standard)",
             ["direction", "tier"],
             registry=r,
         )
@@ -89,9 +90,12 @@ class Metrics:
             registry=r if store_gauges else None,
         )
 
-    def count_tokens(self, tier: str, input_tokens: int, output_tokens: int) -> None:
-        self.tokens.labels("input", tier).inc(input_tokens)
-        self.tokens.labels("output", tier).inc(output_tokens)
+    def count_tokens(self, tier: str, usage: TokenUsage) -> None:
+        self.tokens.labels("input", tier).inc(usage.input_tokens)
+        self.tokens.labels("output", tier).inc(usage.output_tokens)
+        self.tokens.labels("cache_read", tier).inc(usage.cache_read_input_tokens)
+        created = usage.cache_creation_5m_input_tokens + usage.cache_creation_1h_input_tokens
+        self.tokens.labels("cache_creation", tier).inc(created)
 
     def observe_batch(self, batch: BatchRecord) -> None:
         if batch.ended_at is not None:

@@ -16,7 +16,7 @@ from datetime import datetime
 from batchyard.clock import to_datetime
 from batchyard.errors import InvalidRequest
 from batchyard.store.base import TenancyStore, UsageRow
-from batchyard.wire.admin import UsageBucket, UsageReport, UsageResult
+from batchyard.wire.admin import CacheCreation, UsageBucket, UsageReport, UsageResult
 
 WIDTHS = {"1h": 3600, "1d": 86400}
 _PAGE_SIZES = {"1h": (24, 168), "1d": (7, 31)}  # (default, most) buckets per page
@@ -105,19 +105,35 @@ def _buckets(
     rows: list[UsageRow], start: int, end: int, width: int, group_by: Sequence[str]
 ) -> list[UsageBucket]:
     sums: dict[int, dict[tuple[str, ...], list[int]]] = defaultdict(
-        lambda: defaultdict(lambda: [0, 0, 0])
+        lambda: defaultdict(lambda: [0] * 6)
     )
     for row in rows:
         group = tuple(_group_value(row, name) for name in group_by)
         acc = sums[(row.bucket - start) // width][group]
-        acc[0] += row.input_tokens
-        acc[1] += row.output_tokens
-        acc[2] += row.requests
+        counts = (
+            row.input_tokens,
+            row.output_tokens,
+            row.requests,
+            row.cache_read_input_tokens,
+            row.cache_creation_5m_input_tokens,
+            row.cache_creation_1h_input_tokens,
+        )
+        for k, n in enumerate(counts):
+            acc[k] += n
     buckets = []
     for i, lo in enumerate(range(start, end, width)):
         results = []
-        for group, (tokens_in, tokens_out, requests) in sorted(sums.get(i, {}).items()):
-            result = UsageResult(tokens_in, tokens_out, requests)
+        for group, acc in sorted(sums.get(i, {}).items()):
+            tokens_in, tokens_out, requests, read, created_5m, created_1h = acc
+            result = UsageResult(
+                tokens_in,
+                tokens_out,
+                requests,
+                cache_read_input_tokens=read,
+                cache_creation=CacheCreation(
+                    ephemeral_1h_input_tokens=created_1h, ephemeral_5m_input_tokens=created_5m
+                ),
+            )
             for name, value in zip(group_by, group, strict=True):
                 setattr(result, name, value or None)
             results.append(result)

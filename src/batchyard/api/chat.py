@@ -20,6 +20,7 @@ from batchyard.engines import dispatch
 from batchyard.engines.base import EngineError
 from batchyard.engines.slots import Priority
 from batchyard.errors import InvalidRequest
+from batchyard.store.base import TokenUsage
 from batchyard.translate.chat_dialect import (
     ChatRequestError,
     ChunkTranslator,
@@ -27,7 +28,6 @@ from batchyard.translate.chat_dialect import (
     messages_request,
 )
 from batchyard.wire.messages import MessageCreateParams
-from batchyard.wire.streaming import MessageDelta, MessageStart
 
 
 def parse_chat_body(raw: bytes | bytearray) -> tuple[dict[str, Any], MessageCreateParams]:
@@ -53,7 +53,7 @@ async def chat_completions(request: Request) -> Response:
         return await _stream(request, params, model, bool(options.get("include_usage")))
     with engine_errors(model):
         message = await dispatch.create_message(router, params, Priority.INTERACTIVE)
-    await count_usage(request, model, message.usage.input_tokens, message.usage.output_tokens)
+    await count_usage(request, TokenUsage.of(model, message.usage))
     return json_response(chat_completion(message, model))
 
 
@@ -68,16 +68,12 @@ async def _stream(
     with engine_errors(model):
         first = await anext(events)
     translator = ChunkTranslator(model, include_usage)
-    usage = [first.message.usage.input_tokens if isinstance(first, MessageStart) else 0, 0]
 
     async def body() -> AsyncIterator[bytes]:
         try:
             for chunk in translator.feed(first):
                 yield _sse(chunk)
             async for event in events:
-                if isinstance(event, MessageDelta):
-                    usage[0] = event.usage.input_tokens or usage[0]
-                    usage[1] = event.usage.output_tokens
                 for chunk in translator.feed(event):
                     yield _sse(chunk)
         except EngineError as exc:
@@ -85,7 +81,7 @@ async def _stream(
             yield b"data: " + json.dumps(error).encode() + b"\n\n"
         finally:
             await events.aclose()
-            await count_usage(request, model, usage[0], usage[1])
+            await count_usage(request, TokenUsage.of(model, translator.usage))
         yield b"data: [DONE]\n\n"
 
     return StreamingResponse(

@@ -7,6 +7,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 
+import msgspec
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
@@ -21,16 +22,24 @@ from batchyard.engines.router import EngineRouter, UnknownModel
 from batchyard.engines.slots import Priority
 from batchyard.errors import BatchyardError, InvalidRequest, NotFound
 from batchyard.metrics import Metrics
-from batchyard.store.base import UsageRow
+from batchyard.store.base import TokenUsage, UsageRow
 from batchyard.wire.errors import ErrorObject, ErrorResponse
 from batchyard.wire.messages import (
     CountTokensResult,
     InvalidParams,
     MessageCreateParams,
+    Usage,
     decode_count_params,
     decode_params,
 )
-from batchyard.wire.streaming import MessageDelta, MessageStart, Ping, sse, sse_error
+from batchyard.wire.streaming import (
+    MessageDelta,
+    MessageStart,
+    Ping,
+    merge_delta_usage,
+    sse,
+    sse_error,
+)
 
 log = logging.getLogger("batchyard.api")
 
@@ -88,28 +97,25 @@ async def create_message(request: Request) -> Response:
     with engine_errors(params.model):
         message = await dispatch.create_message(state.router(request), params, Priority.INTERACTIVE)
     message.usage.service_tier = "standard"
-    await count_usage(
-        request, params.model, message.usage.input_tokens, message.usage.output_tokens
-    )
+    await count_usage(request, TokenUsage.of(params.model, message.usage))
     return json_response(message)
 
 
-async def count_usage(request: Request, model: str, input_tokens: int, output_tokens: int) -> None:
+async def count_usage(request: Request, usage: TokenUsage) -> None:
     """Add one interactive call to the workspace's usage; a store hiccup costs the
     count, never the answer."""
     row = UsageRow(
         hour_start(time.time()),
         state.workspace(request),
         state.principal(request).key_id,
-        model,
+        usage.model,
         "standard",
         1,
-        input_tokens,
-        output_tokens,
+        *usage.counts(),
     )
     metrics: Metrics | None = getattr(request.app.state, "metrics", None)
     if metrics is not None:
-        metrics.count_tokens("standard", input_tokens, output_tokens)
+        metrics.count_tokens("standard", usage)
     try:
         await state.tenancy(request).store.add_usage([row])
     except Exception:
@@ -123,10 +129,10 @@ async def _stream(request: Request, router: EngineRouter, params: MessageCreateP
     with engine_errors(params.model):
         first = await anext(events)
 
-    usage = [0, 0]
+    usage = Usage(input_tokens=0, output_tokens=0)
     if isinstance(first, MessageStart):
         first.message.usage.service_tier = "standard"
-        usage[0] = first.message.usage.input_tokens
+        usage = msgspec.structs.replace(first.message.usage)
 
     async def body() -> AsyncIterator[bytes]:
         yield sse(first)
@@ -134,15 +140,14 @@ async def _stream(request: Request, router: EngineRouter, params: MessageCreateP
         try:
             async for event in events:
                 if isinstance(event, MessageDelta):
-                    usage[0] = event.usage.input_tokens or usage[0]
-                    usage[1] = event.usage.output_tokens
+                    merge_delta_usage(usage, event.usage)
                 yield sse(event)
         except EngineError as exc:
             rid: str = request.state.request_id
             yield sse_error(ErrorResponse(ErrorObject(exc.error_type, exc.message), rid))
         finally:
             await events.aclose()
-            await count_usage(request, params.model, usage[0], usage[1])
+            await count_usage(request, TokenUsage.of(params.model, usage))
 
     return StreamingResponse(
         body(),

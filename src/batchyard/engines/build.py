@@ -30,6 +30,7 @@ def build_engine(config: EngineConfig, cache_dir: Path) -> Engine:
             model_path=config.model_path,
             capacity=config.capacity or 32,
             context_tokens=config.context_tokens,
+            prefix_cache_mb=config.prefix_cache_mb,
             threads=config.threads,
             name=config.name or "local",
         )

@@ -56,6 +56,8 @@ class EngineConfig(msgspec.Struct, forbid_unknown_fields=True):
     context_tokens: int = 2048
     """Per sequence: the KV cache holds capacity x context_tokens tokens."""
     threads: int | None = None
+    prefix_cache_mb: int = 256
+    """Memory for the KV of recent prompt prefixes, reused by prompts that start alike (0: off)."""
 
 
 class RoutingConfig(msgspec.Struct, forbid_unknown_fields=True):

@@ -91,6 +91,8 @@ class Generation:
     """Prompt tokens whose KV was copied, not computed."""
     cache_creation: int = 0
     """Prompt tokens newly kept in the cache at a `cache_control` breakpoint."""
+    cache_creation_1h: int = 0
+    """The part of `cache_creation` kept for an hour (the rest for five minutes)."""
     # runtime state
     seq: int = -1
     prefilled: int = 0
@@ -393,6 +395,8 @@ class LlamaRuntime:
         kept = self._keep(g, keep_for=max(keep))
         if kept is not None and g.prefilled > g.cache_read:
             g.cache_creation = g.prefilled - g.cache_read
+            if max(keep) >= 3600:
+                g.cache_creation_1h = g.cache_creation
 
     def _sample(self, g: Generation) -> None:
         token = ll.llama_sampler_sample(g.sampler, self.ctx, g.logit_index)

@@ -23,6 +23,7 @@ from batchyard.engines.base import EngineError
 from batchyard.engines.prefix_cache import common_prefix
 from batchyard.engines.slots import PrioritySlots
 from batchyard.wire.messages import (
+    CacheCreationUsage,
     Message,
     MessageCreateParams,
     MessageParam,
@@ -95,12 +96,19 @@ def ttl_seconds(cache_control: dict[str, Any]) -> float:
 def usage_of(generation: Any, output_tokens: int | None = None) -> Usage:
     """The prompt split as the hosted API splits it: read from cache, newly cached at a
     breakpoint, and the rest; the three add up to the prompt's length."""
-    read, created = generation.cache_read, generation.cache_creation
+    read, created, hour = (
+        generation.cache_read,
+        generation.cache_creation,
+        generation.cache_creation_1h,
+    )
     return Usage(
         input_tokens=len(generation.prompt) - read - created,
         output_tokens=generation.output_tokens if output_tokens is None else output_tokens,
         cache_creation_input_tokens=created,
         cache_read_input_tokens=read,
+        cache_creation=CacheCreationUsage(
+            ephemeral_5m_input_tokens=created - hour, ephemeral_1h_input_tokens=hour
+        ),
     )
 
 

@@ -247,7 +247,7 @@ class Worker:
             request.attempts,
             RequestState.SUCCEEDED,
             succeeded_line(request.custom_id, message),
-            usage=TokenUsage(params.model, message.usage.input_tokens, message.usage.output_tokens),
+            usage=TokenUsage.of(params.model, message.usage),
         )
 
     def _observe_engine(self, model: str, started: float, error: EngineError | None) -> None:
@@ -316,7 +316,7 @@ class Worker:
             kind = {RequestState.SUCCEEDED: "succeeded", RequestState.ERRORED: "errored"}
             m.outcomes.labels(kind.get(o.state, "retried")).inc()
             if o.usage is not None:
-                m.count_tokens("batch", o.usage.input_tokens, o.usage.output_tokens)
+                m.count_tokens("batch", o.usage)
         m.in_flight.set(self.in_flight)
 
     async def _status_loop(self) -> None:

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from batchyard.store.openai_batches_sql import SqlOpenAIBatches
     from batchyard.store.views_sql import SqlBatchViews
     from batchyard.store.workers_sql import SqlWorkers
+    from batchyard.wire.messages import Usage
 
 
 class RequestState(enum.IntEnum):
@@ -94,7 +95,33 @@ class ClaimedRequest:
 class TokenUsage:
     model: str
     input_tokens: int
+    """The prompt's uncached part (as `usage.input_tokens` of a message)."""
     output_tokens: int
+    cache_read_input_tokens: int = 0
+    cache_creation_5m_input_tokens: int = 0
+    cache_creation_1h_input_tokens: int = 0
+
+    @classmethod
+    def of(cls, model: str, usage: Usage) -> TokenUsage:
+        created = usage.cache_creation_input_tokens or 0
+        hour = usage.cache_creation.ephemeral_1h_input_tokens if usage.cache_creation else 0
+        return cls(
+            model,
+            usage.input_tokens,
+            usage.output_tokens,
+            usage.cache_read_input_tokens or 0,
+            created - hour,
+            hour,
+        )
+
+    def counts(self) -> tuple[int, int, int, int, int]:
+        return (
+            self.input_tokens,
+            self.output_tokens,
+            self.cache_read_input_tokens,
+            self.cache_creation_5m_input_tokens,
+            self.cache_creation_1h_input_tokens,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +182,9 @@ class UsageRow:
     requests: int
     input_tokens: int
     output_tokens: int
+    cache_read_input_tokens: int = 0
+    cache_creation_5m_input_tokens: int = 0
+    cache_creation_1h_input_tokens: int = 0
 
 
 @dataclass(slots=True)

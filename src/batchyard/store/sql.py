@@ -72,14 +72,14 @@ UsageSums = dict[tuple[int, str], list[int]]
 
 
 def usage_sums(finished: Sequence[Outcome]) -> UsageSums:
-    """(batch seq, model) -> [requests, input tokens, output tokens] of these outcomes."""
+    """(batch seq, model) -> [requests, then the token counts of `TokenUsage.counts`]."""
     sums: UsageSums = {}
     for o in finished:
         if o.usage is not None:
-            acc = sums.setdefault((o.key >> KEY_BITS, o.usage.model), [0, 0, 0])
+            acc = sums.setdefault((o.key >> KEY_BITS, o.usage.model), [0] * 6)
             acc[0] += 1
-            acc[1] += o.usage.input_tokens
-            acc[2] += o.usage.output_tokens
+            for i, n in enumerate(o.usage.counts(), 1):
+                acc[i] += n
     return sums
 
 
@@ -170,11 +170,17 @@ async def page(
 
 USAGE_UPSERT = (
     "INSERT INTO usage (bucket, workspace_id, api_key_id, model, service_tier, requests,"
-    " input_tokens, output_tokens) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+    " input_tokens, output_tokens, cache_read_input_tokens, cache_creation_5m_input_tokens,"
+    " cache_creation_1h_input_tokens) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     " ON CONFLICT (bucket, workspace_id, api_key_id, model, service_tier) DO UPDATE SET"
     " requests = usage.requests + excluded.requests,"
     " input_tokens = usage.input_tokens + excluded.input_tokens,"
-    " output_tokens = usage.output_tokens + excluded.output_tokens"
+    " output_tokens = usage.output_tokens + excluded.output_tokens,"
+    " cache_read_input_tokens = usage.cache_read_input_tokens + excluded.cache_read_input_tokens,"
+    " cache_creation_5m_input_tokens = usage.cache_creation_5m_input_tokens"
+    " + excluded.cache_creation_5m_input_tokens,"
+    " cache_creation_1h_input_tokens = usage.cache_creation_1h_input_tokens"
+    " + excluded.cache_creation_1h_input_tokens"
 )
 
 
@@ -188,6 +194,9 @@ def usage_params(row: UsageRow) -> tuple[object, ...]:
         row.requests,
         row.input_tokens,
         row.output_tokens,
+        row.cache_read_input_tokens,
+        row.cache_creation_5m_input_tokens,
+        row.cache_creation_1h_input_tokens,
     )
 
 

@@ -209,7 +209,9 @@ class SqlTenancy:
     async def usage(self, start: int, end: int) -> list[UsageRow]:
         rows = await self.db.fetchall(
             "SELECT bucket, workspace_id, api_key_id, model, service_tier, requests,"
-            " input_tokens, output_tokens FROM usage WHERE bucket >= ? AND bucket < ?"
+            " input_tokens, output_tokens, cache_read_input_tokens,"
+            " cache_creation_5m_input_tokens, cache_creation_1h_input_tokens"
+            " FROM usage WHERE bucket >= ? AND bucket < ?"
             " ORDER BY bucket",
             start,
             end,

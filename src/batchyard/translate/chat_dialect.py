@@ -20,6 +20,7 @@ from batchyard.wire.messages import (
     MessageCreateParams,
     TextContent,
     ToolUseContent,
+    Usage,
     decode_params,
 )
 from batchyard.wire.streaming import (
@@ -30,6 +31,7 @@ from batchyard.wire.streaming import (
     MessageStart,
     StreamEvent,
     TextDelta,
+    merge_delta_usage,
 )
 
 DEFAULT_MAX_TOKENS = 4096
@@ -246,12 +248,20 @@ def chat_completion(message: Message, model: str) -> dict[str, Any]:
                 "logprobs": None,
             }
         ],
-        "usage": {
-            "prompt_tokens": usage.input_tokens,
-            "completion_tokens": usage.output_tokens,
-            "total_tokens": usage.input_tokens + usage.output_tokens,
-        },
+        "usage": chat_usage(usage),
         "system_fingerprint": None,
+    }
+
+
+def chat_usage(usage: Usage) -> dict[str, Any]:
+    """Chat Completions usage: `prompt_tokens` is the whole prompt, cached part included."""
+    cached = usage.cache_read_input_tokens or 0
+    prompt = usage.input_tokens + cached + (usage.cache_creation_input_tokens or 0)
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": usage.output_tokens,
+        "total_tokens": prompt + usage.output_tokens,
+        "prompt_tokens_details": {"cached_tokens": cached},
     }
 
 
@@ -264,7 +274,7 @@ class ChunkTranslator:
         self.id = "chatcmpl-"
         self.created = int(time.time())
         self.tool_index = -1
-        self.input_tokens = 0
+        self.usage = Usage(input_tokens=0, output_tokens=0)
 
     def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
         return {
@@ -278,7 +288,7 @@ class ChunkTranslator:
     def feed(self, event: StreamEvent) -> list[dict[str, Any]]:
         if isinstance(event, MessageStart):
             self.id = f"chatcmpl-{event.message.id.removeprefix('msg_')}"
-            self.input_tokens = event.message.usage.input_tokens
+            self.usage = msgspec.structs.replace(event.message.usage)
             return [self._chunk({"role": "assistant", "content": ""})]
         if isinstance(event, ContentBlockStart) and isinstance(event.content_block, ToolUseContent):
             self.tool_index += 1
@@ -297,16 +307,11 @@ class ChunkTranslator:
         if isinstance(event, MessageDelta):
             finish = FINISH_REASONS.get(event.delta.stop_reason or "", "stop")
             chunks = [self._chunk({}, finish)]
+            merge_delta_usage(self.usage, event.usage)
             if self.include_usage:
-                prompt = event.usage.input_tokens or self.input_tokens
-                usage = {
-                    "prompt_tokens": prompt,
-                    "completion_tokens": event.usage.output_tokens,
-                    "total_tokens": prompt + event.usage.output_tokens,
-                }
                 chunk = self._chunk({})
                 chunk["choices"] = []
-                chunk["usage"] = usage
+                chunk["usage"] = chat_usage(self.usage)
                 chunks.append(chunk)
             return chunks
         return []

@@ -243,13 +243,26 @@ def from_chat_response(body: dict[str, Any], params: MessageCreateParams, model:
             content=content,
             stop_reason=stop_reason,  # type: ignore[arg-type]
             stop_sequence=stop_sequence,
-            usage=Usage(
-                input_tokens=int(usage.get("prompt_tokens", 0)),
-                output_tokens=int(usage.get("completion_tokens", 0)),
-            ),
+            usage=usage_from_chat(usage),
         )
     except (KeyError, IndexError, TypeError, AttributeError) as exc:
         raise MalformedReply(f"not a chat completion ({exc!r})") from None
+
+
+def usage_from_chat(usage: dict[str, Any]) -> Usage:
+    """An upstream's Chat Completions usage as Messages usage: the prompt tokens it says
+    it served from its prefix cache (`prompt_tokens_details.cached_tokens`, as vLLM and
+    SGLang report them) are `cache_read_input_tokens`; an upstream that says nothing of
+    its cache gets no cache figure."""
+    prompt = int(usage.get("prompt_tokens", 0))
+    details = usage.get("prompt_tokens_details") or {}
+    cached = details.get("cached_tokens") if isinstance(details, dict) else None
+    read = min(int(cached), prompt) if isinstance(cached, int) else None
+    return Usage(
+        input_tokens=prompt - (read or 0),
+        output_tokens=int(usage.get("completion_tokens", 0)),
+        cache_read_input_tokens=read,
+    )
 
 
 class ChatStreamTranslator:
@@ -338,10 +351,12 @@ class ChatStreamTranslator:
             and self.matched in (self.params.stop_sequences or [])
         ):
             stop_reason, stop_sequence = "stop_sequence", self.matched
+        usage = usage_from_chat(self.usage)
         events += message_end(
             stop_reason,  # type: ignore[arg-type]
             stop_sequence,
-            int(self.usage.get("completion_tokens", 0)),
-            int(self.usage.get("prompt_tokens", 0)),
+            usage.output_tokens,
+            usage.input_tokens,
+            cache_read_input_tokens=usage.cache_read_input_tokens,
         )
         return events

@@ -250,32 +250,36 @@ class UsageLine:
     requests: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+
+    def add(self, r: UsageRow) -> None:
+        self.requests += r.requests
+        self.input_tokens += r.input_tokens
+        self.output_tokens += r.output_tokens
+        self.cache_read_tokens += r.cache_read_input_tokens
+        self.cache_write_tokens += (
+            r.cache_creation_5m_input_tokens + r.cache_creation_1h_input_tokens
+        )
 
 
 @dataclass(slots=True)
-class UsageView:
-    hours: int
+class UsageView(UsageLine):
+    hours: int = 0
     lines: list[UsageLine] = field(default_factory=list)
-    requests: int = 0
-    input_tokens: int = 0
-    output_tokens: int = 0
 
 
 def usage_view(rows: list[UsageRow], workspace_id: str, hours: int) -> UsageView:
     """The workspace's usage by model and tier (batch / standard), biggest first."""
     sums: dict[tuple[str, str], UsageLine] = defaultdict(lambda: UsageLine("", ""))
-    view = UsageView(hours)
+    view = UsageView("", "", hours=hours)
     for r in rows:
         if r.workspace_id != workspace_id:
             continue
         line = sums[(r.model, r.service_tier)]
         line.model, line.tier = r.model, r.service_tier
-        line.requests += r.requests
-        line.input_tokens += r.input_tokens
-        line.output_tokens += r.output_tokens
-        view.requests += r.requests
-        view.input_tokens += r.input_tokens
-        view.output_tokens += r.output_tokens
+        line.add(r)
+        view.add(r)
     view.lines = sorted(sums.values(), key=lambda u: (-u.input_tokens - u.output_tokens, u.model))
     return view
 

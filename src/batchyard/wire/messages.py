@@ -296,11 +296,18 @@ class RedactedThinkingContent(msgspec.Struct, tag="redacted_thinking", tag_field
 ContentBlock = TextContent | ToolUseContent | ThinkingContent | RedactedThinkingContent
 
 
+class CacheCreationUsage(msgspec.Struct):
+    ephemeral_5m_input_tokens: int = 0
+    ephemeral_1h_input_tokens: int = 0
+
+
 class Usage(msgspec.Struct, omit_defaults=True):
     input_tokens: int
+    """The prompt's tokens neither read from nor written to the cache."""
     output_tokens: int
     cache_creation_input_tokens: int | None = None
     cache_read_input_tokens: int | None = None
+    cache_creation: CacheCreationUsage | None = None
     service_tier: Literal["standard", "priority", "batch"] | None = None
 
 

@@ -11,7 +11,7 @@ from typing import Any
 import msgspec
 
 from batchyard.wire.errors import ErrorResponse
-from batchyard.wire.messages import ContentBlock, Message, StopReason
+from batchyard.wire.messages import ContentBlock, Message, StopReason, Usage
 
 
 class TextDelta(msgspec.Struct, tag="text_delta", tag_field="type"):
@@ -53,6 +53,17 @@ class DeltaUsage(msgspec.Struct, omit_defaults=True):
     cache_read_input_tokens: int | None = None
     """The prompt's cached parts, when known only after `message_start` (the SDKs
     merge these into the final message's usage)."""
+
+
+def merge_delta_usage(usage: Usage, delta: DeltaUsage) -> None:
+    """What a `message_delta` says of usage, merged into the message's (as the SDKs do)."""
+    usage.output_tokens = delta.output_tokens
+    if delta.input_tokens is not None:
+        usage.input_tokens = delta.input_tokens
+    if delta.cache_creation_input_tokens is not None:
+        usage.cache_creation_input_tokens = delta.cache_creation_input_tokens
+    if delta.cache_read_input_tokens is not None:
+        usage.cache_read_input_tokens = delta.cache_read_input_tokens
 
 
 class MessageDelta(msgspec.Struct, tag="message_delta", tag_field="type"):
