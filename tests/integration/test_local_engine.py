@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 import anthropic
 import pytest
 
-from tests.conftest import client_for
+from tests.conftest import client_for, openai_client_for
 from tests.databases import new_database
 from tests.integration.test_batches_sdk import wait_ended
 from tests.serverproc import Server
@@ -150,3 +151,118 @@ def test_same_answer_alone_or_in_a_full_batch(local: Server) -> None:
     for key, prompt in prompts.items():
         alone = client.messages.create(**call(prompt, max_tokens=32))
         assert together[key].message.content[0].text == alone.content[0].text, key
+
+
+LONG_SYSTEM = "You sort customer messages into one word labels. " + " ".join(
+    f"Example {i}: 'my parcel number {i} came late' is labelled delivery." for i in range(16)
+)
+
+
+def whole_prompt(usage: Any) -> int:
+    return int(
+        usage.input_tokens
+        + (usage.cache_read_input_tokens or 0)
+        + (usage.cache_creation_input_tokens or 0)
+    )
+
+
+def test_a_shared_system_prompt_is_read_from_the_cache(local: Server) -> None:
+    """Usage adds up to the prompt on every path, and a hit answers as the miss did."""
+    client = client_for(local)
+    item = "Where is my order?"
+    counted = client.messages.count_tokens(
+        model=MODEL, system=LONG_SYSTEM, messages=[{"role": "user", "content": item}]
+    ).input_tokens
+    kwargs = {**call(item, max_tokens=8), "system": LONG_SYSTEM}
+    first = client.messages.create(**kwargs)  # type: ignore[arg-type]
+    second = client.messages.create(**kwargs)  # type: ignore[arg-type]
+    assert second.content == first.content
+    assert whole_prompt(first.usage) == whole_prompt(second.usage) == counted
+    assert second.usage.cache_read_input_tokens == counted - 1
+    assert second.usage.input_tokens == 1 and second.usage.cache_creation_input_tokens == 0
+
+    with client.messages.stream(**kwargs) as stream:  # type: ignore[arg-type]
+        streamed = stream.get_final_message()
+    assert streamed.content[0].text == first.content[0].text  # type: ignore[union-attr]
+    assert whole_prompt(streamed.usage) == counted
+    assert (streamed.usage.cache_read_input_tokens or 0) > counted // 2
+
+    items = {f"i{k}": f"Item {k}: the parcel never came." for k in range(4)}
+    results = batch_texts(
+        client, {k: {**ask(v, max_tokens=8), "system": LONG_SYSTEM} for k, v in items.items()}
+    )
+    for key, result in results.items():
+        assert result.type == "succeeded", result
+        usage = result.message.usage
+        n = client.messages.count_tokens(
+            model=MODEL, system=LONG_SYSTEM, messages=[{"role": "user", "content": items[key]}]
+        ).input_tokens
+        assert whole_prompt(usage) == n
+        assert (usage.cache_read_input_tokens or 0) > n // 2  # the system prompt at least
+
+    chat = openai_client_for(local).chat.completions.create(
+        model=MODEL,
+        max_tokens=8,
+        temperature=0,
+        messages=[{"role": "system", "content": LONG_SYSTEM}, {"role": "user", "content": item}],
+    )
+    assert chat.usage is not None and chat.usage.prompt_tokens == counted
+    assert chat.usage.prompt_tokens_details is not None
+    assert chat.usage.prompt_tokens_details.cached_tokens == counted - 1
+    assert chat.choices[0].message.content == first.content[0].text  # type: ignore[union-attr]
+
+
+def test_cache_control_breakpoints_write_then_read(local: Server) -> None:
+    client = client_for(local)
+    system = [
+        {
+            "type": "text",
+            "text": LONG_SYSTEM.replace("labels", "tags"),
+            "cache_control": {"type": "ephemeral", "ttl": "1h"},
+        }
+    ]
+    kwargs = {**call("The box was crushed.", max_tokens=4), "system": system}
+    first = client.messages.create(**kwargs)  # type: ignore[arg-type]
+    written = first.usage.cache_creation_input_tokens or 0
+    assert written > 200  # the system block, kept at its breakpoint
+    assert first.usage.cache_creation is not None
+    assert first.usage.cache_creation.ephemeral_1h_input_tokens == written
+    other = {**kwargs, "messages": [{"role": "user", "content": "I was charged twice."}]}
+    second = client.messages.create(**other)  # type: ignore[arg-type]
+    assert (second.usage.cache_read_input_tokens or 0) >= written
+    assert second.usage.cache_creation_input_tokens == 0
+
+    bad = [{**system[0], "cache_control": {"type": "ephemeral", "ttl": "10m"}}]
+    with pytest.raises(anthropic.BadRequestError) as exc:
+        client.messages.create(**{**kwargs, "system": bad})  # type: ignore[arg-type]
+    assert exc.value.status_code == 400
+    assert "system.0.cache_control.ttl" in exc.value.message
+    five = [
+        {"type": "text", "text": f"part {k}", "cache_control": {"type": "ephemeral"}}
+        for k in range(5)
+    ]
+    with pytest.raises(anthropic.BadRequestError) as exc:
+        client.messages.create(**{**kwargs, "system": five})  # type: ignore[arg-type]
+    assert "maximum of 4 blocks with cache_control" in exc.value.message
+
+
+def test_usage_report_counts_the_cache(local: Server) -> None:
+    import httpx
+
+    from tests.serverproc import HEADERS
+
+    client = client_for(local)
+    system = [
+        {"type": "text", "text": LONG_SYSTEM, "cache_control": {"type": "ephemeral", "ttl": "1h"}}
+    ]
+    for item in ("The lid is loose.", "The lid is missing."):
+        client.messages.create(**{**call(item, max_tokens=2), "system": system})  # type: ignore[arg-type]
+    start = time.strftime("%Y-%m-%dT00:00:00Z", time.gmtime(time.time() - 86400))
+    report = httpx.get(
+        f"{local.base_url}/v1/organizations/usage_report/messages",
+        params={"starting_at": start, "bucket_width": "1d", "limit": 2},
+        headers=HEADERS,
+    ).json()
+    results = [r for bucket in report["data"] for r in bucket["results"]]
+    assert sum(r["cache_read_input_tokens"] for r in results) > 0
+    assert sum(r["cache_creation"]["ephemeral_1h_input_tokens"] for r in results) > 0

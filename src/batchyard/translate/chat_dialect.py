@@ -257,12 +257,14 @@ def chat_usage(usage: Usage) -> dict[str, Any]:
     """Chat Completions usage: `prompt_tokens` is the whole prompt, cached part included."""
     cached = usage.cache_read_input_tokens or 0
     prompt = usage.input_tokens + cached + (usage.cache_creation_input_tokens or 0)
-    return {
+    out: dict[str, Any] = {
         "prompt_tokens": prompt,
         "completion_tokens": usage.output_tokens,
         "total_tokens": prompt + usage.output_tokens,
-        "prompt_tokens_details": {"cached_tokens": cached},
     }
+    if usage.cache_read_input_tokens is not None:  # only an engine that knows says so
+        out["prompt_tokens_details"] = {"cached_tokens": cached}
+    return out
 
 
 class ChunkTranslator:
