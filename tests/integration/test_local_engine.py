@@ -174,14 +174,14 @@ def test_a_shared_system_prompt_is_read_from_the_cache(local: Server) -> None:
         model=MODEL, system=LONG_SYSTEM, messages=[{"role": "user", "content": item}]
     ).input_tokens
     kwargs = {**call(item, max_tokens=8), "system": LONG_SYSTEM}
-    first = client.messages.create(**kwargs)  # type: ignore[arg-type]
-    second = client.messages.create(**kwargs)  # type: ignore[arg-type]
+    first = client.messages.create(**kwargs)
+    second = client.messages.create(**kwargs)
     assert second.content == first.content
     assert whole_prompt(first.usage) == whole_prompt(second.usage) == counted
     assert second.usage.cache_read_input_tokens == counted - 1
     assert second.usage.input_tokens == 1 and second.usage.cache_creation_input_tokens == 0
 
-    with client.messages.stream(**kwargs) as stream:  # type: ignore[arg-type]
+    with client.messages.stream(**kwargs) as stream:
         streamed = stream.get_final_message()
     assert streamed.content[0].text == first.content[0].text  # type: ignore[union-attr]
     assert whole_prompt(streamed.usage) == counted
@@ -209,7 +209,7 @@ def test_a_shared_system_prompt_is_read_from_the_cache(local: Server) -> None:
     assert chat.usage is not None and chat.usage.prompt_tokens == counted
     assert chat.usage.prompt_tokens_details is not None
     assert chat.usage.prompt_tokens_details.cached_tokens == counted - 1
-    assert chat.choices[0].message.content == first.content[0].text  # type: ignore[union-attr]
+    assert chat.choices[0].message.content == first.content[0].text
 
 
 def test_cache_control_breakpoints_write_then_read(local: Server) -> None:
@@ -222,19 +222,19 @@ def test_cache_control_breakpoints_write_then_read(local: Server) -> None:
         }
     ]
     kwargs = {**call("The box was crushed.", max_tokens=4), "system": system}
-    first = client.messages.create(**kwargs)  # type: ignore[arg-type]
+    first = client.messages.create(**kwargs)
     written = first.usage.cache_creation_input_tokens or 0
     assert written > 200  # the system block, kept at its breakpoint
     assert first.usage.cache_creation is not None
     assert first.usage.cache_creation.ephemeral_1h_input_tokens == written
     other = {**kwargs, "messages": [{"role": "user", "content": "I was charged twice."}]}
-    second = client.messages.create(**other)  # type: ignore[arg-type]
+    second = client.messages.create(**other)
     assert (second.usage.cache_read_input_tokens or 0) >= written
     assert second.usage.cache_creation_input_tokens == 0
 
     bad = [{**system[0], "cache_control": {"type": "ephemeral", "ttl": "10m"}}]
     with pytest.raises(anthropic.BadRequestError) as exc:
-        client.messages.create(**{**kwargs, "system": bad})  # type: ignore[arg-type]
+        client.messages.create(**{**kwargs, "system": bad})
     assert exc.value.status_code == 400
     assert "system.0.cache_control.ttl" in exc.value.message
     five = [
@@ -242,7 +242,7 @@ def test_cache_control_breakpoints_write_then_read(local: Server) -> None:
         for k in range(5)
     ]
     with pytest.raises(anthropic.BadRequestError) as exc:
-        client.messages.create(**{**kwargs, "system": five})  # type: ignore[arg-type]
+        client.messages.create(**{**kwargs, "system": five})
     assert "maximum of 4 blocks with cache_control" in exc.value.message
 
 
@@ -256,7 +256,7 @@ def test_usage_report_counts_the_cache(local: Server) -> None:
         {"type": "text", "text": LONG_SYSTEM, "cache_control": {"type": "ephemeral", "ttl": "1h"}}
     ]
     for item in ("The lid is loose.", "The lid is missing."):
-        client.messages.create(**{**call(item, max_tokens=2), "system": system})  # type: ignore[arg-type]
+        client.messages.create(**{**call(item, max_tokens=2), "system": system})
     start = time.strftime("%Y-%m-%dT00:00:00Z", time.gmtime(time.time() - 86400))
     report = httpx.get(
         f"{local.base_url}/v1/organizations/usage_report/messages",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -52,6 +52,10 @@ def uncached(weights: Path) -> Iterator[LlamaRuntime]:
     rt.close()
 
 
+def _setter(event: threading.Event) -> Callable[[Generation], None]:
+    return lambda g: event.set()
+
+
 def generate(rt: LlamaRuntime, texts: list[str], max_tokens: int = 8) -> list[Generation]:
     events = [threading.Event() for _ in texts]
     gens = [
@@ -60,7 +64,7 @@ def generate(rt: LlamaRuntime, texts: list[str], max_tokens: int = 8) -> list[Ge
             max_tokens=max_tokens,
             stop=[],
             sampling=Sampling(temperature=0),
-            done=lambda g, e=e: e.set(),
+            done=_setter(e),
         )
         for t, e in zip(texts, events, strict=True)
     ]
