@@ -35,14 +35,16 @@ lint: install
 check: lint test
 
 bench: install  ## benchmarks (numbers, not asserts)
-	$(BIN)/python bench/ingest.py
-	$(BIN)/python bench/scheduling.py
-	$(BIN)/python bench/results.py
+	PYTHONPATH=. $(BIN)/python -m bench.ingest
+	PYTHONPATH=. $(BIN)/python -m bench.scheduling
+	PYTHONPATH=. $(BIN)/python -m bench.results
 	PYTHONPATH=. $(BIN)/python -m bench.scale
 	PYTHONPATH=. $(BIN)/python -m bench.readers
 	PYTHONPATH=. $(BIN)/python -m bench.auth
 	PYTHONPATH=. $(BIN)/python -m bench.openai_ingest
 	PYTHONPATH=. $(BIN)/python -m bench.dashboard
+	PYTHONPATH=. $(BIN)/python -m bench.prefix
+	PYTHONPATH=. $(BIN)/python -m bench.runtime
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

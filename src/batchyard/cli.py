@@ -198,7 +198,8 @@ def _add_store_and_engine(p: argparse.ArgumentParser) -> None:
 
 _DEFAULT_MODELS = {
     "local": [],
-    "fake": ["claude-*", "fake-*"],
+    # a listed name first, so an SDK user finds one in /v1/models; the globs route the rest
+    "fake": ["fake-model", "claude-*", "fake-*"],
     "anthropic": ["claude-*"],
     "openai": [],
 }

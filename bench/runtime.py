@@ -1,0 +1,97 @@
+"""llama.cpp runtime settings side by side: prefill and decode tokens/s at 1, 8 and 32 sequences.
+
+Each setting gets a fresh context on the same F16 SmolLM2 weights and 2 threads:
+every sequence prefills a 256-token prompt in one batch, then all decode 32 steps
+together. Settings: KV per sequence (llama.cpp's streams, what batchyard uses) or
+one unified pool; flash attention on or off. batchyard runs streams with flash
+attention off, the only combination where a sequence's numbers never depend on
+the batch (see engines/llama_runtime.py); the last column is its ratio to the
+fastest setting at that row. Whether this llama.cpp has llamafile kernels is
+printed (a build flag: compare two builds by running this in each).
+
+    PYTHONPATH=. .venv/bin/python -m bench.runtime
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import llama_cpp as ll
+
+from batchyard.engines.llama_runtime import batch_invariant, quiet_llama
+from batchyard.engines.local import f16_weights, shipped_weights
+
+PROMPT = 256
+STEPS = 32
+SETTINGS = [
+    ("streams, flash attn off (batchyard)", False, False),
+    ("streams, flash attn on", False, True),
+    ("unified, flash attn on", True, True),
+    ("unified, flash attn off", True, False),
+]
+
+
+def measure(model: Any, n_seq: int, unified: bool, flash: bool) -> tuple[float, float]:
+    p = ll.llama_context_default_params()
+    p.n_ctx = n_seq * 1024
+    p.n_batch = p.n_ubatch = 512
+    p.n_seq_max = n_seq
+    p.n_threads = p.n_threads_batch = 2
+    p.kv_unified = unified
+    p.no_perf = True
+    p.flash_attn_type = (
+        ll.LLAMA_FLASH_ATTN_TYPE_ENABLED if flash else ll.LLAMA_FLASH_ATTN_TYPE_DISABLED
+    )
+    ctx = ll.llama_init_from_model(model, p)
+    batch = ll.llama_batch_init(512, 0, 1)
+
+    def add(token: int, pos: int, seq: int, logits: bool) -> None:
+        i = batch.n_tokens
+        batch.token[i], batch.pos[i], batch.n_seq_id[i] = token, pos, 1
+        batch.seq_id[i][0], batch.logits[i] = seq, logits
+        batch.n_tokens = i + 1
+
+    try:
+        t = time.perf_counter()
+        for s in range(n_seq):
+            batch.n_tokens = 0
+            for k in range(PROMPT):
+                add(100 + (k * 7 + s) % 5000, k, s, k == PROMPT - 1)
+            assert ll.llama_decode(ctx, batch) == 0
+        prefill = n_seq * PROMPT / (time.perf_counter() - t)
+        t = time.perf_counter()
+        for step in range(STEPS):
+            batch.n_tokens = 0
+            for s in range(n_seq):
+                add(200 + step, PROMPT + step, s, True)
+            assert ll.llama_decode(ctx, batch) == 0
+        decode = n_seq * STEPS / (time.perf_counter() - t)
+    finally:
+        ll.llama_batch_free(batch)
+        ll.llama_free(ctx)
+    return prefill, decode
+
+
+def main() -> None:
+    quiet_llama()
+    ll.llama_backend_init()
+    path = f16_weights(shipped_weights(), Path(tempfile.mkdtemp(prefix="bench-runtime-")))
+    model = ll.llama_model_load_from_file(str(path).encode(), ll.llama_model_default_params())
+    print(f"llamafile kernels: {'off' if batch_invariant() else 'ON'}; F16 SmolLM2-135M, 2 threads")
+    for n_seq in (1, 8, 32):
+        rows = [(name, *measure(model, n_seq, u, f)) for name, u, f in SETTINGS]
+        best_p = max(r[1] for r in rows)
+        best_d = max(r[2] for r in rows)
+        for name, prefill, decode in rows:
+            print(
+                f"{n_seq:2d} seq  {name:38s} prefill {prefill:6.0f} tok/s ({prefill / best_p:.2f})"
+                f"  decode {decode:6.0f} tok/s ({decode / best_d:.2f})"
+            )
+    ll.llama_model_free(model)
+
+
+if __name__ == "__main__":
+    main()
