@@ -271,7 +271,10 @@ class LlamaRuntime:
         if matched < self.cache.block:
             return
         if source is not None:
-            blob, size = self._snapshot(source.seq)
+            snapshot = self._snapshot(source.seq)
+            if snapshot is None:
+                return
+            blob, size = snapshot
         else:
             assert entry is not None
             blob, size = entry.blob, entry.nbytes
@@ -290,11 +293,15 @@ class LlamaRuntime:
         elif keep_for:
             self.cache.pin(entry, keep_for)
 
-    def _snapshot(self, seq: int) -> tuple[Any, int]:
+    def _snapshot(self, seq: int) -> tuple[Any, int] | None:
+        """A copy of a sequence's KV (None if llama.cpp could not write it whole)."""
         size = ll.llama_state_seq_get_size(self.ctx, seq)
         blob = (ctypes.c_uint8 * size)()
         written = ll.llama_state_seq_get_data(self.ctx, blob, size, seq)
-        return blob, written
+        if size == 0 or written != size:
+            log.warning("could not copy the KV of a sequence (%d of %d bytes)", written, size)
+            return None
+        return blob, size
 
     def _keep(self, g: Generation, *, keep_for: float) -> Any:
         """Put the KV `g` holds now into the cache."""
@@ -305,8 +312,10 @@ class LlamaRuntime:
             if keep_for:
                 self.cache.pin(held, keep_for)
             return held
-        blob, size = self._snapshot(g.seq)
-        return self.cache.add(tokens, blob, size, keep_for=keep_for)
+        snapshot = self._snapshot(g.seq)
+        if snapshot is None:
+            return None
+        return self.cache.add(tokens, *snapshot, keep_for=keep_for)
 
     def _sampler(self, sampling: Sampling) -> Any:
         chain = ll.llama_sampler_chain_init(ll.llama_sampler_chain_default_params())
