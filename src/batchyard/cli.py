@@ -118,6 +118,14 @@ def _add_store_and_engine(p: argparse.ArgumentParser) -> None:
         " alike prefill only what differs (default 256; 0 turns it off)",
     )
     e.add_argument(
+        "--deterministic",
+        action=argparse.BooleanOptionalAction,
+        default=_env("DETERMINISTIC", "1") not in ("0", "false", "no"),
+        help="local: temperature 0 gives one answer whatever shares the decode or the"
+        " cache (default); --no-deterministic turns llama.cpp's flash attention on:"
+        " faster, but an answer may then change with load",
+    )
+    e.add_argument(
         "--model-path",
         default=_env("MODEL_PATH", None),
         help="local: a GGUF file to serve instead of the shipped SmolLM2",
@@ -225,6 +233,7 @@ def _engines(args: argparse.Namespace) -> list[EngineConfig]:
                 capacity=args.capacity,
                 context_tokens=args.context_tokens,
                 prefix_cache_mb=args.prefix_cache_mb,
+                deterministic=args.deterministic,
                 model_path=args.model_path,
             )
         ]

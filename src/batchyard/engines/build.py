@@ -31,6 +31,7 @@ def build_engine(config: EngineConfig, cache_dir: Path) -> Engine:
             capacity=config.capacity or 32,
             context_tokens=config.context_tokens,
             prefix_cache_mb=config.prefix_cache_mb,
+            deterministic=config.deterministic,
             threads=config.threads,
             name=config.name or "local",
         )

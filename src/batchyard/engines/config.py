@@ -57,6 +57,9 @@ class EngineConfig(msgspec.Struct, forbid_unknown_fields=True):
     """Per sequence: the KV cache holds capacity x context_tokens tokens."""
     threads: int | None = None
     prefix_cache_mb: int = 256
+    deterministic: bool = True
+    """False trades answers that never depend on load for llama.cpp's flash attention
+    (faster: see bench/runtime.py)."""
     """Memory for the KV of recent prompt prefixes, reused by prompts that start alike (0: off)."""
 
 

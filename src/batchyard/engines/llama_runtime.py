@@ -1,29 +1,35 @@
 """Continuous batching on llama.cpp's low-level API, in one thread of its own.
 
-Every step decodes one batch that holds the next token of every generating
-sequence plus as many prompt tokens of newly admitted sequences as fit, so
-sequences join and leave the running batch as they start and finish and the
-model always works on as many sequences as there are requests (up to `n_seq`).
-Each sequence owns a slice of the KV cache (`n_ctx_seq` tokens) and a sampler
-chain; a temperature of 0 is greedy, hence deterministic.
+Every step decodes the next token of every generating sequence in one call, and
+prefills as many prompt tokens of newly admitted sequences as fit beside them (a
+call per sequence's chunk), so sequences join and leave the running batch as they
+start and finish and the model always works on as many sequences as there are
+requests (up to `n_seq`). Each sequence owns a slice of the KV cache (`n_ctx_seq`
+tokens) and a sampler chain; a temperature of 0 is greedy, hence deterministic.
 
 A prompt that starts with tokens whose KV is already known (a kept snapshot in
 the `PrefixCache`, or a sequence running now) gets that KV copied into its
 slice and prefills only the rest; a prompt that shares a long prefix with one
 still being prefilled waits for it instead of computing the same tokens again.
 
-Answers never depend on what shares a decode or on a cache hit: the matrix
-products work row by row (llama.cpp built without llamafile kernels), and
-attention runs as plain matrix products over each sequence's own slice, where a
-sequence's tokens always sit at cells 0..n-1. llama.cpp's flash attention is
-off for that reason: its CPU kernel switches between tiled, split and plain
-loops by how many tokens a batch holds, so the same prompt prefilled in other
-chunks gives other numbers (measured: logits differ by up to 0.045).
+Answers never depend on what shares a decode or on a cache hit. Each element of a
+matrix product is summed in the same order whatever the batch, in ggml's kernels
+and in llamafile's tiles alike; what differs is that a product of one row goes
+to ggml's kernel and one of more rows to llamafile's, with other rounding. So the
+runtime never lets that choice follow the load: a prompt token is always
+prefilled in a piece of two or more (see `_chunk`), a generated token always in a
+call of two or more with one token per sequence (see `_decode`). Attention runs
+as plain matrix products over each sequence's own slice, where its tokens sit at
+cells 0..n-1. llama.cpp's flash attention is off by default for that reason:
+its CPU kernel switches between tiled, split and plain loops by how many tokens a
+batch holds, so the same prompt prefilled in other chunks gives other numbers
+(measured: logits differ by up to 0.045); `deterministic=False` turns it on.
 """
 
 from __future__ import annotations
 
 import ctypes
+import heapq
 import logging
 import queue
 import random
@@ -51,11 +57,10 @@ def quiet_llama() -> None:
     ll.llama_log_set(_quiet, ctypes.c_void_p(0))
 
 
-def batch_invariant() -> bool:
-    """Whether this llama.cpp build gives each sequence the same numbers whatever
-    else shares the decode: its llamafile kernels do not (tile shapes follow the
-    batch size), so builds with them can answer differently at temperature 0."""
-    return b"LLAMAFILE = 1" not in ll.llama_print_system_info()
+def llamafile_kernels() -> bool:
+    """Whether this llama.cpp build has llamafile's matrix kernels (about twice as fast
+    on x86 as ggml's own: bench/runtime.py)."""
+    return b"LLAMAFILE = 1" in ll.llama_print_system_info()
 
 
 @dataclass(slots=True)
@@ -121,6 +126,7 @@ class LlamaRuntime:
         n_threads: int | None = None,
         prefix_cache_bytes: int = 256 << 20,
         wait_for_prefix: int = 32,
+        deterministic: bool = True,
     ) -> None:
         import os
 
@@ -133,15 +139,19 @@ class LlamaRuntime:
             raise RuntimeError(f"llama.cpp could not load {model_path}")
         self.vocab = ll.llama_model_get_vocab(self.model)
         cparams = ll.llama_context_default_params()
-        cparams.n_ctx = n_ctx_seq * n_seq
+        cparams.n_ctx = n_ctx_seq * (n_seq + 1)
+        n_batch = max(n_batch, n_seq + 1)  # a decode call holds one token of every sequence
         cparams.n_batch = n_batch
         cparams.n_ubatch = n_batch
-        cparams.n_seq_max = n_seq
+        # one spare sequence beyond `n_seq`, for the padding of `_decode`
+        cparams.n_seq_max = n_seq + 1
         cparams.n_threads = threads
         cparams.n_threads_batch = threads
         cparams.kv_unified = False
-        # off: see the module's docstring (it changes numbers with the batch's shape)
-        cparams.flash_attn_type = ll.LLAMA_FLASH_ATTN_TYPE_DISABLED
+        # off unless asked: see the module's docstring (its numbers follow the batch's shape)
+        cparams.flash_attn_type = (
+            ll.LLAMA_FLASH_ATTN_TYPE_DISABLED if deterministic else ll.LLAMA_FLASH_ATTN_TYPE_ENABLED
+        )
         cparams.no_perf = True
         self.ctx = ll.llama_init_from_model(self.model, cparams)
         if not self.ctx:
@@ -156,7 +166,9 @@ class LlamaRuntime:
         self._incoming: queue.SimpleQueue[Generation | None] = queue.SimpleQueue()
         self._waiting: list[Generation] = []
         self._active: dict[int, Generation] = {}
-        self._free = list(range(n_seq - 1, -1, -1))
+        self._free = list(range(n_seq))  # a heap: the lowest id first keeps the run short
+        self.n_seq_max = n_seq + 1
+        self._pad_token = max(ll.llama_vocab_bos(self.vocab), 0)
         self._piece = ctypes.create_string_buffer(256)
         self._stopped = False
         self.cache = PrefixCache(prefix_cache_bytes) if prefix_cache_bytes > 0 else None
@@ -230,7 +242,7 @@ class LlamaRuntime:
             if not self._free or self._should_wait(generation):
                 self._waiting.append(generation)
                 continue
-            generation.seq = self._free.pop()
+            generation.seq = heapq.heappop(self._free)
             generation.sampler = self._sampler(generation.sampling)
             ll.llama_memory_seq_rm(self.memory, generation.seq, -1, -1)
             self._reuse_prefix(generation)
@@ -239,9 +251,9 @@ class LlamaRuntime:
                 generation.on_start(generation)
 
     def _usable(self, g: Generation) -> int:
-        """How much of a prompt may come from elsewhere: all but its last token, whose
-        logits start the answer."""
-        return len(g.prompt) - 1
+        """How much of a prompt may come from elsewhere: all but its last two tokens (the
+        last one's logits start the answer; a prefill is never one token, see `_chunk`)."""
+        return len(g.prompt) - 2
 
     def _should_wait(self, g: Generation) -> bool:
         """Whether `g` shares a long prefix with a prompt still being prefilled, more than
@@ -349,52 +361,86 @@ class LlamaRuntime:
         if not self._active:
             return
         active = [self._active[seq] for seq in sorted(self._active)]
-        # How many tokens each sequence puts in this batch: one for every generating
-        # sequence (all keep moving), then prompt tokens of new ones, as many as fit.
-        room = self.n_batch
-        take: dict[int, int] = {}
-        for g in active:
-            if g.prefilled == len(g.prompt):
-                take[g.seq] = 1
-                room -= 1
+        decoding = [g for g in active if g.prefilled == len(g.prompt)]
+        # Prompt tokens of new sequences, as many as fit beside one token of every
+        # generating sequence (all keep moving), each sequence's chunk in a call of its own.
+        room = self.n_batch - len(decoding)
         for g in active:
             remaining = len(g.prompt) - g.prefilled
             if remaining > 0 and room > 0:
-                # a chunk ends at a cache_control breakpoint, so that prefix can be kept
-                ahead = [p - g.prefilled for p, _ in g.breakpoints if p > g.prefilled]
-                take[g.seq] = min(room, remaining, *ahead)
-                room -= take[g.seq]
-        # Tokens go in sequence-id order: llama.cpp splits a batch whose sequences
-        # come out of order into more pieces (measured: a third slower at 8).
+                n = self._chunk(g, room)
+                room -= n
+                self._prefill(g, n)
+        if decoding:
+            self._decode(decoding)
+        self.steps += 1
+
+    def _chunk(self, g: Generation, room: int) -> int:
+        """How many prompt tokens `g` prefills now: never a piece of one token (unless the
+        whole prompt is one), so a prompt token is always computed by the same kernels
+        whatever the load and however much of the prompt came from the cache."""
+        remaining = len(g.prompt) - g.prefilled
+        # a chunk ends at a cache_control breakpoint, so that prefix can be kept
+        ahead = [p - g.prefilled for p, _ in g.breakpoints if p - g.prefilled >= 2]
+        n = min(room, remaining, self.n_batch, *ahead)
+        if 0 < remaining - n < 2:
+            n = remaining - 2 if n > 2 else remaining
+        return max(n, min(2, remaining))
+
+    def _prefill(self, g: Generation, n: int) -> None:
         self.batch.n_tokens = 0
-        for g in active:
-            g.logit_index = -1
-            n = take.get(g.seq, 0)
-            if n == 0:
-                continue
-            if g.prefilled == len(g.prompt):
-                g.logit_index = self._add(g.last_token, g.n_past, g.seq, True)
+        g.logit_index = -1
+        for k in range(n):
+            last = g.prefilled + k == len(g.prompt) - 1
+            index = self._add(g.prompt[g.prefilled + k], g.n_past + k, g.seq, last)
+            if last:
+                g.logit_index = index
+        g.prefilled += n
+        g.n_past += n
+        self._run()
+        if self.cache is not None:
+            self._keep_breakpoint(g)
+        if g.logit_index >= 0:
+            self._sample(g)
+
+    def _decode(self, decoding: list[Generation]) -> None:
+        """One token of every generating sequence, in one call.
+
+        llama.cpp computes a call in pieces of consecutive sequence ids, and a matrix
+        product of one row (a piece of one token) takes another kernel than one of many
+        (llamafile's), with other rounding. So the call covers one run of ids, holes and
+        a lone sequence padded with a throwaway token of an idle sequence (a free one, the
+        spare, or one being prefilled, at its next position), removed right after."""
+        self.batch.n_tokens = 0
+        ids = {g.seq: g for g in decoding}
+        lo, hi = min(ids), max(ids)
+        if lo == hi:
+            hi = lo + 1 if lo + 1 < self.n_seq_max else lo - 1
+            lo, hi = min(lo, hi), max(lo, hi)
+        pads: list[tuple[int, int]] = []
+        for seq in range(lo, hi + 1):
+            g = ids.get(seq)
+            if g is not None:
+                g.logit_index = self._add(g.last_token, g.n_past, seq, True)
                 g.decoded.append(g.last_token)
                 g.n_past += 1
                 continue
-            for k in range(n):
-                last = g.prefilled + k == len(g.prompt) - 1
-                index = self._add(g.prompt[g.prefilled + k], g.n_past + k, g.seq, last)
-                if last:
-                    g.logit_index = index
-            g.prefilled += n
-            g.n_past += n
-        if self.batch.n_tokens == 0:
-            return
+            other = self._active.get(seq)
+            pos = other.n_past if other is not None else 0
+            self._add(self._pad_token, pos, seq, True)
+            pads.append((seq, pos))
+        try:
+            self._run()
+        finally:
+            for seq, pos in pads:
+                ll.llama_memory_seq_rm(self.memory, seq, pos, -1)
+        for g in decoding:
+            self._sample(g)
+
+    def _run(self) -> None:
         status = ll.llama_decode(self.ctx, self.batch)
-        self.steps += 1
         if status != 0:
             raise RuntimeError(f"llama_decode returned {status}")
-        if self.cache is not None:
-            for g in active:
-                self._keep_breakpoint(g)
-        for g in [g for g in active if g.logit_index >= 0]:
-            self._sample(g)
 
     def _keep_breakpoint(self, g: Generation) -> None:
         """Keep the prefix that ends at a breakpoint the prefill has just reached."""
@@ -447,7 +493,7 @@ class LlamaRuntime:
         if g.sampler is not None:
             ll.llama_sampler_free(g.sampler)
             g.sampler = None
-        self._free.append(g.seq)
+        heapq.heappush(self._free, g.seq)
         g.text = bytes(g.out).decode(errors="replace")
         if g.on_text is not None:
             self._emit(g, final=True)

@@ -126,19 +126,19 @@ class LocalEngine:
         context_tokens: int = 2048,
         threads: int | None = None,
         prefix_cache_mb: int = 256,
+        deterministic: bool = True,
         name: str = "local",
     ) -> None:
         try:
             from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
-            from batchyard.engines.llama_runtime import LlamaRuntime, batch_invariant
+            from batchyard.engines.llama_runtime import LlamaRuntime, llamafile_kernels
         except ImportError:
             raise RuntimeError(INSTALL_HINT) from None
-        if not batch_invariant():
-            log.warning(
-                "this llama-cpp-python was built with llamafile kernels: at temperature 0"
-                " an answer can depend on what else runs in the same decode. Rebuild it with"
-                ' CMAKE_ARGS="-DGGML_LLAMAFILE=OFF" for answers that never depend on load.'
+        if not llamafile_kernels():
+            log.info(
+                "this llama-cpp-python has no llamafile kernels: the local engine runs at"
+                ' about half speed (rebuild it with CMAKE_ARGS="-DGGML_LLAMAFILE=ON")'
             )
         path = Path(model_path) if model_path else f16_weights(shipped_weights(), cache_dir)
         self.name = name
@@ -150,6 +150,7 @@ class LocalEngine:
             n_ctx_seq=context_tokens,
             n_threads=threads,
             prefix_cache_bytes=prefix_cache_mb << 20,
+            deterministic=deterministic,
         )
         self.context_tokens = self.runtime.n_ctx_seq
         import llama_cpp as ll
