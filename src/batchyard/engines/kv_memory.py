@@ -1,0 +1,102 @@
+"""KV memory on demand: give the pages of a just-created, all-zero KV cache back to the OS.
+
+llama.cpp allocates the whole KV cache when a context is made (every sequence's
+slice, `n_seq x n_ctx_seq` tokens) and fills it with zeros, so a server that has
+answered nothing holds it all (1.5 GB for 32 x 2048 tokens of SmolLM2). Pages of
+an anonymous mapping dropped with `madvise(MADV_DONTNEED)` read back as zeros,
+which is exactly what the buffer holds then; the OS gives a page again only when
+a sequence writes into it. So the idle server holds about its weights, and RSS
+grows with the sequences that run.
+
+The buffer is found among the anonymous mappings that appeared while the
+context was made: the kernel merges neighbouring ones, so each is walked chunk by
+chunk through glibc's headers of memory-mapped chunks (a `prev_size` that is the
+chunk's offset from the mapping's start, then a `size` with the IS_MMAPPED bit),
+and the one chunk whose size is the KV cache's is released. When that is not
+unambiguous (another allocator, a header that does not read as expected),
+nothing is done.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import mmap
+import sys
+from collections.abc import Callable
+from typing import TypeVar
+
+log = logging.getLogger("batchyard.llama")
+
+MADV_DONTNEED = 4
+IS_MMAPPED = 2
+_T = TypeVar("_T")
+
+
+def _u64(address: int) -> int:
+    return int(ctypes.c_uint64.from_address(address).value)
+
+
+def mapped_chunks(start: int, end: int) -> list[tuple[int, int]]:
+    """The glibc chunks that fill the anonymous mapping [start, end), as (start, end);
+    empty when the mapping does not read as a run of such chunks."""
+    page = mmap.PAGESIZE
+    chunks: list[tuple[int, int]] = []
+    at = start
+    while at < end:
+        for lead in range(0, page, 16):
+            size = _u64(at + lead + 8)
+            if _u64(at + lead) == lead and size & IS_MMAPPED and size & ~7:
+                length = lead + (size & ~7)
+                break
+        else:
+            return []
+        if length % page or at + length > end:
+            return []
+        chunks.append((at, at + length))
+        at += length
+    return chunks
+
+
+def anonymous_mappings() -> set[tuple[int, int]]:
+    """(start, end) of this process's anonymous mappings (Linux)."""
+    found: set[tuple[int, int]] = set()
+    try:
+        with open("/proc/self/maps") as maps:
+            for line in maps:
+                fields = line.split()
+                if len(fields) == 5 and fields[4] == "0" and fields[1].startswith("rw"):
+                    start, end = (int(x, 16) for x in fields[0].split("-"))
+                    found.add((start, end))
+    except OSError:
+        pass
+    return found
+
+
+def make_and_release(make: Callable[[], _T], size_of: Callable[[_T], int]) -> tuple[_T, int]:
+    """Run `make` (which allocates a zero-filled buffer of `size_of(made)` bytes) and drop
+    that buffer's pages; returns what `make` returned and how many bytes were released."""
+    if not sys.platform.startswith("linux"):
+        return make(), 0
+    before = anonymous_mappings()
+    made = make()
+    kv_bytes = size_of(made)
+    page = mmap.PAGESIZE
+    fits = [
+        (start, end)
+        for mapping in anonymous_mappings() - before
+        for start, end in mapped_chunks(*mapping)
+        if kv_bytes <= end - start <= kv_bytes + 2 * page
+    ]
+    if len(fits) != 1:
+        log.debug("KV buffer not found unambiguously (%d candidates); kept resident", len(fits))
+        return made, 0
+    start, end = fits[0]
+    # the first page holds the allocator's header, the last may hold another's data
+    lo, hi = start + page, end - page
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    if libc.madvise(lo, hi - lo, MADV_DONTNEED) != 0:
+        log.debug("madvise failed (errno %d); KV kept resident", ctypes.get_errno())
+        return made, 0
+    return made, hi - lo
