@@ -9,7 +9,7 @@ from pathlib import Path
 import psutil
 
 from tests.conftest import ServerFactory, client_for
-from tests.integration.test_local_engine import ask, batch_texts
+from tests.integration.test_local_engine import ask, batch_texts, call
 
 CAPACITY, CONTEXT = 32, 2048
 KV_BYTES = (CAPACITY + 1) * CONTEXT * 30 * 2 * 3 * 64 * 2  # SmolLM2-135M, F16 keys and values
@@ -24,7 +24,7 @@ def test_rss_at_start_and_after_a_full_batch(start_server: ServerFactory, tmp_pa
     )  # fmt: skip
     proc = psutil.Process(server.popen.pid)
     client = client_for(server)
-    client.messages.create(**ask("Hi", max_tokens=1))  # the model is loaded and has run
+    client.messages.create(**call("Hi", max_tokens=1))  # the model is loaded and has run
     idle = proc.memory_info().rss
     # preallocated and resident, the KV cache alone would be 1.6 GB
     assert idle < WEIGHTS_BYTES + KV_BYTES // 3, idle >> 20
