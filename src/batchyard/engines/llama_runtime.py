@@ -53,6 +53,17 @@ def _quiet(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
         log.debug(text.decode(errors="replace").rstrip())
 
 
+def _runs(generations: list[Generation]) -> list[list[Generation]]:
+    """`generations` (in id order) cut into runs of consecutive sequence ids."""
+    runs: list[list[Generation]] = []
+    for g in generations:
+        if runs and runs[-1][-1].seq == g.seq - 1:
+            runs[-1].append(g)
+        else:
+            runs.append([g])
+    return runs
+
+
 def quiet_llama() -> None:
     """llama.cpp's own logging goes to our logger at debug level, not to stderr."""
     ll.llama_log_set(_quiet, ctypes.c_void_p(0))
@@ -376,14 +387,12 @@ class LlamaRuntime:
         active = [self._active[seq] for seq in sorted(self._active)]
         decoding = [g for g in active if g.prefilled == len(g.prompt)]
         # Prompt tokens of new sequences, as many as fit beside one token of every
-        # generating sequence (all keep moving), each sequence's chunk in a call of its own.
+        # generating sequence (all keep moving): a call for each run of consecutive ids.
         room = self.n_batch - len(decoding)
-        for g in active:
-            remaining = len(g.prompt) - g.prefilled
-            if remaining > 0 and room > 0:
-                n = self._chunk(g, room)
-                room -= n
-                self._prefill(g, n)
+        for run in _runs([g for g in active if g.prefilled < len(g.prompt)]):
+            if room < 2:
+                break
+            room -= self._prefill(run, room)
         if decoding:
             self._decode(decoding)
         self.steps += 1
@@ -400,21 +409,54 @@ class LlamaRuntime:
             n = remaining - 2 if n > 2 else remaining
         return max(n, min(2, remaining))
 
-    def _prefill(self, g: Generation, n: int) -> None:
+    def _prefill(self, run: list[Generation], room: int) -> int:
+        """Prompt chunks of a run of consecutive sequence ids, in one call; returns how
+        many tokens it computed.
+
+        llama.cpp computes such a call in one piece only if every sequence brings as
+        many tokens, so each chunk is padded to the longest with throwaway tokens after
+        its own (later positions: nothing real attends to them), removed right after.
+        A finishing chunk asks for the logits of its last two tokens, so a piece never
+        has a single output row (whose product would take the other kernel)."""
+        width = len(run)
+        longest = max(len(g.prompt) - g.prefilled for g in run)
+        limit = max(2, min(longest, room // width, self.n_batch // width))
+        chunks = [(g, self._chunk(g, limit)) for g in run]
+        size = max(n for _, n in chunks)
+        if width > 1 and any(g.n_past + size > self.n_ctx_seq for g in run):
+            # padding would run past a slice's end: one call each, without padding
+            used = 0
+            for g in run:
+                if room - used >= 2:
+                    used += self._prefill([g], room - used)
+            return used
         self.batch.n_tokens = 0
-        g.logit_index = -1
-        for k in range(n):
-            last = g.prefilled + k == len(g.prompt) - 1
-            index = self._add(g.prompt[g.prefilled + k], g.n_past + k, g.seq, last)
-            if last:
-                g.logit_index = index
-        g.prefilled += n
-        g.n_past += n
-        self._run()
-        if self.cache is not None:
-            self._keep_breakpoint(g)
-        if g.logit_index >= 0:
-            self._sample(g)
+        pads: list[tuple[int, int]] = []
+        for g, n in chunks:
+            g.logit_index = -1
+            end = len(g.prompt)
+            for k in range(n):
+                at = g.prefilled + k
+                index = self._add(g.prompt[at], g.n_past + k, g.seq, at >= end - 2)
+                if at == end - 1:
+                    g.logit_index = index
+            for k in range(n, size):
+                self._add(self._pad_token, g.n_past + k, g.seq, False)
+            g.prefilled += n
+            g.n_past += n
+            if size > n:
+                pads.append((g.seq, g.n_past))
+        try:
+            self._run()
+        finally:
+            for seq, pos in pads:
+                ll.llama_memory_seq_rm(self.memory, seq, pos, -1)
+        for g, _ in chunks:
+            if self.cache is not None:
+                self._keep_breakpoint(g)
+            if g.logit_index >= 0:
+                self._sample(g)
+        return size * width
 
     def _decode(self, decoding: list[Generation]) -> None:
         """One token of every generating sequence, in one call.
