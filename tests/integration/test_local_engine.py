@@ -231,6 +231,27 @@ def test_cache_control_breakpoints_write_then_read(local: Server) -> None:
     assert (second.usage.cache_read_input_tokens or 0) >= written
     assert second.usage.cache_creation_input_tokens == 0
 
+    # top level (automatic caching): the whole prompt is kept at its end
+    auto = {
+        **call("Sort this: the zip broke on day one.", max_tokens=2),
+        "extra_body": {"temperature": 0, "cache_control": {"type": "ephemeral"}},
+    }
+    whole = client.messages.create(**auto)
+    assert (whole.usage.cache_creation_input_tokens or 0) > 0
+    assert whole.usage.cache_creation is not None
+    assert (
+        whole.usage.cache_creation.ephemeral_5m_input_tokens
+        == whole.usage.cache_creation_input_tokens
+    )
+    assert whole_prompt(
+        whole.usage
+    ) == whole.usage.input_tokens + whole.usage.cache_creation_input_tokens + (
+        whole.usage.cache_read_input_tokens or 0
+    )
+    again = client.messages.create(**auto)
+    assert again.content == whole.content
+    assert (again.usage.cache_read_input_tokens or 0) == whole_prompt(whole.usage) - 2
+
     bad = [{**system[0], "cache_control": {"type": "ephemeral", "ttl": "10m"}}]
     with pytest.raises(anthropic.BadRequestError) as exc:
         client.messages.create(**{**kwargs, "system": bad})

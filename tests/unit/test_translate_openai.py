@@ -7,11 +7,13 @@ from typing import Any
 import msgspec
 import pytest
 
+from batchyard.translate.chat_dialect import chat_usage
 from batchyard.translate.openai_chat import (
     MalformedReply,
     Untranslatable,
     from_chat_response,
     to_chat_request,
+    usage_from_chat,
 )
 from batchyard.wire.messages import ToolUseContent, decode_params
 
@@ -257,3 +259,28 @@ def test_stream_translation_text_tool_and_stop_string() -> None:
     [end] = [e for e in events if isinstance(e, MessageDelta)]
     assert (end.delta.stop_reason, end.delta.stop_sequence) == ("stop_sequence", "END")
     assert (end.usage.input_tokens, end.usage.output_tokens) == (5, 3)
+
+
+def test_upstream_cache_figures_are_passed_on_never_invented() -> None:
+    cached = usage_from_chat(
+        {
+            "prompt_tokens": 100,
+            "completion_tokens": 5,
+            "prompt_tokens_details": {"cached_tokens": 64},
+        }
+    )
+    assert (cached.input_tokens, cached.cache_read_input_tokens, cached.output_tokens) == (
+        36,
+        64,
+        5,
+    )
+    silent = usage_from_chat({"prompt_tokens": 100, "completion_tokens": 5})
+    assert (silent.input_tokens, silent.cache_read_input_tokens) == (100, None)
+    # a Chat Completions answer of ours says the whole prompt, and the cached part when known
+    assert chat_usage(cached) == {
+        "prompt_tokens": 100,
+        "completion_tokens": 5,
+        "total_tokens": 105,
+        "prompt_tokens_details": {"cached_tokens": 64},
+    }
+    assert "prompt_tokens_details" not in chat_usage(silent)

@@ -137,7 +137,7 @@ class LlamaRuntime:
         n_batch: int = 512,
         n_threads: int | None = None,
         prefix_cache_bytes: int = 256 << 20,
-        wait_for_prefix: int = 32,
+        wait_for_prefix: int = 16,
         deterministic: bool = True,
     ) -> None:
         import os
