@@ -1,12 +1,13 @@
 """llama.cpp runtime settings side by side: prefill and decode tokens/s at 1, 8 and 32 sequences.
 
 Each setting gets a fresh context on the same F16 SmolLM2 weights and 2 threads:
-every sequence prefills a 256-token prompt in one batch, then all decode 32 steps
-together. Settings: KV per sequence (llama.cpp's streams, what batchyard uses) or
-one unified pool; flash attention on or off. batchyard runs streams with flash
-attention off, the only combination where a sequence's numbers never depend on
-the batch (see engines/llama_runtime.py); the last column is its ratio to the
-fastest setting at that row. Whether this llama.cpp has llamafile kernels is
+every sequence prefills a 256-token prompt (in one piece, or in pieces of 63),
+then all decode 32 steps together. Settings: KV per sequence (llama.cpp's
+streams, what batchyard uses) or one unified pool; flash attention on or off.
+batchyard runs streams with flash attention on and prompt pieces under 64 rows,
+so that only its row-by-row loop runs and a sequence's numbers never depend on
+the batch (see engines/llama_runtime.py); in brackets: the ratio to the fastest
+setting at that row. Whether this llama.cpp has llamafile kernels is
 printed (a build flag: compare two builds by running this in each).
 
     PYTHONPATH=. .venv/bin/python -m bench.runtime
@@ -26,15 +27,16 @@ from batchyard.engines.local import f16_weights, shipped_weights
 
 PROMPT = 256
 STEPS = 32
-SETTINGS = [
-    ("streams, flash attn off (batchyard)", False, False),
-    ("streams, flash attn on", False, True),
-    ("unified, flash attn on", True, True),
-    ("unified, flash attn off", True, False),
+SETTINGS = [  # name, unified KV, flash attention, prompt piece
+    ("streams, flash attn on, 63-row pieces (batchyard)", False, True, 63),
+    ("streams, flash attn on", False, True, PROMPT),
+    ("streams, flash attn off", False, False, PROMPT),
+    ("unified, flash attn on", True, True, PROMPT),
+    ("unified, flash attn off", True, False, PROMPT),
 ]
 
 
-def measure(model: Any, n_seq: int, unified: bool, flash: bool) -> tuple[float, float]:
+def measure(model: Any, n_seq: int, unified: bool, flash: bool, piece: int) -> tuple[float, float]:
     p = ll.llama_context_default_params()
     p.n_ctx = n_seq * 1024
     p.n_batch = p.n_ubatch = 512
@@ -57,10 +59,11 @@ def measure(model: Any, n_seq: int, unified: bool, flash: bool) -> tuple[float, 
     try:
         t = time.perf_counter()
         for s in range(n_seq):
-            batch.n_tokens = 0
-            for k in range(PROMPT):
-                add(100 + (k * 7 + s) % 5000, k, s, k == PROMPT - 1)
-            assert ll.llama_decode(ctx, batch) == 0
+            for start in range(0, PROMPT, piece):
+                batch.n_tokens = 0
+                for k in range(start, min(start + piece, PROMPT)):
+                    add(100 + (k * 7 + s) % 5000, k, s, k == PROMPT - 1)
+                assert ll.llama_decode(ctx, batch) == 0
         prefill = n_seq * PROMPT / (time.perf_counter() - t)
         t = time.perf_counter()
         for step in range(STEPS):
@@ -84,12 +87,12 @@ def main() -> None:
         f"llamafile kernels: {'ON' if llamafile_kernels() else 'off'}; F16 SmolLM2-135M, 2 threads"
     )
     for n_seq in (1, 8, 32):
-        rows = [(name, *measure(model, n_seq, u, f)) for name, u, f in SETTINGS]
+        rows = [(name, *measure(model, n_seq, u, f, p)) for name, u, f, p in SETTINGS]
         best_p = max(r[1] for r in rows)
         best_d = max(r[2] for r in rows)
         for name, prefill, decode in rows:
             print(
-                f"{n_seq:2d} seq  {name:38s} prefill {prefill:6.0f} tok/s ({prefill / best_p:.2f})"
+                f"{n_seq:2d} seq  {name:50s} prefill {prefill:6.0f} tok/s ({prefill / best_p:.2f})"
                 f"  decode {decode:6.0f} tok/s ({decode / best_d:.2f})"
             )
     ll.llama_model_free(model)

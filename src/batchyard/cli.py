@@ -122,8 +122,9 @@ def _add_store_and_engine(p: argparse.ArgumentParser) -> None:
         action=argparse.BooleanOptionalAction,
         default=_env("DETERMINISTIC", "1") not in ("0", "false", "no"),
         help="local: temperature 0 gives one answer whatever shares the decode or the"
-        " cache (default); --no-deterministic turns llama.cpp's flash attention on:"
-        " faster, but an answer may then change with load",
+        " cache (default); --no-deterministic lets long prompts take flash attention's"
+        " tiled loop: a little faster on long prompts, but an answer may then change"
+        " with load",
     )
     e.add_argument(
         "--model-path",

@@ -58,8 +58,8 @@ class EngineConfig(msgspec.Struct, forbid_unknown_fields=True):
     threads: int | None = None
     prefix_cache_mb: int = 256
     deterministic: bool = True
-    """False trades answers that never depend on load for llama.cpp's flash attention
-    (faster: see bench/runtime.py)."""
+    """False lets long prompts take flash attention's tiled loop, whose numbers follow
+    the batch's shape (a little faster on long prompts)."""
     """Memory for the KV of recent prompt prefixes, reused by prompts that start alike (0: off)."""
 
 

@@ -18,12 +18,17 @@ and in llamafile's tiles alike; what differs is that a product of one row goes
 to ggml's kernel and one of more rows to llamafile's, with other rounding. So the
 runtime never lets that choice follow the load: a prompt token is always
 prefilled in a piece of two or more (see `_chunk`), a generated token always in a
-call of two or more with one token per sequence (see `_decode`). Attention runs
-as plain matrix products over each sequence's own slice, where its tokens sit at
-cells 0..n-1. llama.cpp's flash attention is off by default for that reason:
-its CPU kernel switches between tiled, split and plain loops by how many tokens a
-batch holds, so the same prompt prefilled in other chunks gives other numbers
-(measured: logits differ by up to 0.045); `deterministic=False` turns it on.
+call of two or more with one token per sequence (see `_decode`). Attention is
+llama.cpp's flash attention over each sequence's own slice, where its tokens sit
+at cells 0..n-1. Its CPU kernel switches between a tiled loop (64 query rows of a
+sequence in one piece or more), a split one (one row of one sequence) and a plain
+row-by-row loop that skips masked cells, and the three round differently (the
+same prompt prefilled in other chunks gave logits up to 0.045 apart); so pieces
+stay under 64 rows and a call never holds one sequence's single row, and only the
+plain loop runs. Checked bit for bit on the logits: alone, in a full batch, and
+after a cache hit. `deterministic=False` lifts the 64-row limit (long prompts then
+take the tiled loop); `flash_attention=False` uses plain matrix products instead
+(also deterministic, slower).
 """
 
 from __future__ import annotations
@@ -51,6 +56,11 @@ log = logging.getLogger("batchyard.llama")
 def _quiet(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
     if log.isEnabledFor(logging.DEBUG):
         log.debug(text.decode(errors="replace").rstrip())
+
+
+FLASH_TILE_ROWS = 64
+"""ggml's CPU flash attention takes its tiled loop from this many query rows a
+sequence in one piece (GGML_FA_TILE_Q), its plain row-by-row loop below it."""
 
 
 def _runs(generations: list[Generation]) -> list[list[Generation]]:
@@ -139,6 +149,7 @@ class LlamaRuntime:
         prefix_cache_bytes: int = 256 << 20,
         wait_for_prefix: int = 16,
         deterministic: bool = True,
+        flash_attention: bool = True,
     ) -> None:
         import os
 
@@ -160,10 +171,12 @@ class LlamaRuntime:
         cparams.n_threads = threads
         cparams.n_threads_batch = threads
         cparams.kv_unified = False
-        # off unless asked: see the module's docstring (its numbers follow the batch's shape)
+        flash = flash_attention or not deterministic
         cparams.flash_attn_type = (
-            ll.LLAMA_FLASH_ATTN_TYPE_DISABLED if deterministic else ll.LLAMA_FLASH_ATTN_TYPE_ENABLED
+            ll.LLAMA_FLASH_ATTN_TYPE_ENABLED if flash else ll.LLAMA_FLASH_ATTN_TYPE_DISABLED
         )
+        # flash attention's CPU kernel tiles a piece of 64 rows or more another way
+        self.max_piece = FLASH_TILE_ROWS - 1 if flash and deterministic else n_batch
         cparams.no_perf = True
         self.ctx, self.kv_released = make_and_release(
             lambda: ll.llama_init_from_model(self.model, cparams), self._kv_bytes
@@ -404,7 +417,7 @@ class LlamaRuntime:
         remaining = len(g.prompt) - g.prefilled
         # a chunk ends at a cache_control breakpoint, so that prefix can be kept
         ahead = [p - g.prefilled for p, _ in g.breakpoints if p - g.prefilled >= 2]
-        n = min(room, remaining, self.n_batch, *ahead)
+        n = min(room, remaining, self.max_piece, *ahead)
         if 0 < remaining - n < 2:
             n = remaining - 2 if n > 2 else remaining
         return max(n, min(2, remaining))
