@@ -56,7 +56,9 @@ def _setter(event: threading.Event) -> Callable[[Generation], None]:
     return lambda g: event.set()
 
 
-def generate(rt: LlamaRuntime, texts: list[str], max_tokens: int = 8) -> list[Generation]:
+def generate(
+    rt: LlamaRuntime, texts: list[str], max_tokens: int = 8, digests: bool = False
+) -> list[Generation]:
     events = [threading.Event() for _ in texts]
     gens = [
         Generation(
@@ -65,6 +67,7 @@ def generate(rt: LlamaRuntime, texts: list[str], max_tokens: int = 8) -> list[Ge
             stop=[],
             sampling=Sampling(temperature=0),
             done=_setter(e),
+            logit_digests=[] if digests else None,
         )
         for t, e in zip(texts, events, strict=True)
     ]
@@ -153,5 +156,25 @@ def test_the_faster_non_deterministic_runtime_reuses_prefixes_too(weights: Path)
         gens = generate(rt, [prompt(i) for i in ITEMS[:3]])
         assert all(g.text and 0 < g.output_tokens <= 8 for g in gens)
         assert all(g.cache_read > 0 for g in gens[1:])
+    finally:
+        rt.close()
+
+
+def test_logits_are_the_same_bits_alone_in_a_batch_and_after_a_hit(
+    weights: Path, uncached: LlamaRuntime
+) -> None:
+    """The strongest form of determinism: every token's logits, not just the text."""
+    texts = [prompt(i) for i in ITEMS]
+    alone = [generate(uncached, [t], 12, digests=True)[0].logit_digests for t in texts]
+    together = [g.logit_digests for g in generate(uncached, texts, 12, digests=True)]
+    assert together == alone
+    rt = runtime(weights, 256)
+    try:
+        hits = generate(rt, texts, 12, digests=True)
+        assert all(g.cache_read > 0 for g in hits[1:])
+        assert [g.logit_digests for g in hits] == alone
+        again = generate(rt, texts[::-1], 12, digests=True)[::-1]
+        assert all(g.cache_read == len(g.prompt) - 2 for g in again)
+        assert [g.logit_digests for g in again] == alone
     finally:
         rt.close()

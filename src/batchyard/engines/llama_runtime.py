@@ -34,6 +34,7 @@ take the tiled loop); `flash_attention=False` uses plain matrix products instead
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import heapq
 import logging
 import queue
@@ -107,6 +108,9 @@ class Generation:
     """`cache_control` breakpoints: (prompt position, seconds to keep that prefix)."""
     on_start: Callable[[Generation], None] | None = None
     """Called once the prompt's cached part is known (before its first token)."""
+    logit_digests: list[bytes] | None = None
+    """When a list: a digest of the logits each token was sampled from (for tests of
+    determinism, bit for bit)."""
     # results
     text: str = ""
     output_tokens: int = 0
@@ -522,6 +526,10 @@ class LlamaRuntime:
                 g.cache_creation_1h = g.cache_creation
 
     def _sample(self, g: Generation) -> None:
+        if g.logit_digests is not None:
+            row = ll.llama_get_logits_ith(self.ctx, g.logit_index)
+            size = ll.llama_vocab_n_tokens(self.vocab) * ctypes.sizeof(ctypes.c_float)
+            g.logit_digests.append(hashlib.sha1(ctypes.string_at(row, size)).digest())
         token = ll.llama_sampler_sample(g.sampler, self.ctx, g.logit_index)
         if ll.llama_vocab_is_eog(self.vocab, token):
             g.stop_reason = "end_turn"
