@@ -167,7 +167,8 @@ class LlamaRuntime:
         self.vocab = ll.llama_model_get_vocab(self.model)
         cparams = ll.llama_context_default_params()
         cparams.n_ctx = n_ctx_seq * (n_seq + 1)
-        n_batch = max(n_batch, n_seq + 1)  # a decode call holds one token of every sequence
+        # a call holds one token of every sequence (decode) or two (the shortest prefill piece)
+        n_batch = max(n_batch, 2 * (n_seq + 1))
         cparams.n_batch = n_batch
         cparams.n_ubatch = n_batch
         # one spare sequence beyond `n_seq`, for the padding of `_decode`
