@@ -122,9 +122,15 @@ def _add_store_and_engine(p: argparse.ArgumentParser) -> None:
         action=argparse.BooleanOptionalAction,
         default=_env("DETERMINISTIC", "1") not in ("0", "false", "no"),
         help="local: temperature 0 gives one answer whatever shares the decode or the"
-        " cache (default); --no-deterministic lets long prompts take flash attention's"
-        " tiled loop: a little faster on long prompts, but an answer may then change"
-        " with load",
+        " cache (default); --no-deterministic turns on flash attention in full (its"
+        " tiled loop for long prompts): faster, but an answer may then change with load",
+    )
+    e.add_argument(
+        "--flash-attention",
+        action=argparse.BooleanOptionalAction,
+        default=_env("FLASH_ATTENTION", "0") not in ("0", "false", "no"),
+        help="local: llama.cpp's flash attention, still deterministic (prompts prefill in"
+        " pieces under 64 tokens): decode ~10%% faster, prefill slower (default off)",
     )
     e.add_argument(
         "--model-path",
@@ -235,6 +241,7 @@ def _engines(args: argparse.Namespace) -> list[EngineConfig]:
                 context_tokens=args.context_tokens,
                 prefix_cache_mb=args.prefix_cache_mb,
                 deterministic=args.deterministic,
+                flash_attention=args.flash_attention,
                 model_path=args.model_path,
             )
         ]

@@ -160,15 +160,22 @@ def test_the_faster_non_deterministic_runtime_reuses_prefixes_too(weights: Path)
         rt.close()
 
 
+@pytest.mark.parametrize("flash", [False, True], ids=["matmul-attention", "flash-attention"])
 def test_logits_are_the_same_bits_alone_in_a_batch_and_after_a_hit(
-    weights: Path, uncached: LlamaRuntime
+    weights: Path, flash: bool
 ) -> None:
     """The strongest form of determinism: every token's logits, not just the text."""
     texts = [prompt(i) for i in ITEMS]
-    alone = [generate(uncached, [t], 12, digests=True)[0].logit_digests for t in texts]
-    together = [g.logit_digests for g in generate(uncached, texts, 12, digests=True)]
+    cold = LlamaRuntime(
+        weights, n_seq=4, n_ctx_seq=640, n_threads=2, prefix_cache_bytes=0, flash_attention=flash
+    )
+    try:
+        alone = [generate(cold, [t], 12, digests=True)[0].logit_digests for t in texts]
+        together = [g.logit_digests for g in generate(cold, texts, 12, digests=True)]
+    finally:
+        cold.close()
     assert together == alone
-    rt = runtime(weights, 256)
+    rt = LlamaRuntime(weights, n_seq=4, n_ctx_seq=640, n_threads=2, flash_attention=flash)
     try:
         hits = generate(rt, texts, 12, digests=True)
         assert all(g.cache_read > 0 for g in hits[1:])

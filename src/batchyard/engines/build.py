@@ -32,6 +32,7 @@ def build_engine(config: EngineConfig, cache_dir: Path) -> Engine:
             context_tokens=config.context_tokens,
             prefix_cache_mb=config.prefix_cache_mb,
             deterministic=config.deterministic,
+            flash_attention=config.flash_attention,
             threads=config.threads,
             name=config.name or "local",
         )

@@ -18,17 +18,18 @@ and in llamafile's tiles alike; what differs is that a product of one row goes
 to ggml's kernel and one of more rows to llamafile's, with other rounding. So the
 runtime never lets that choice follow the load: a prompt token is always
 prefilled in a piece of two or more (see `_chunk`), a generated token always in a
-call of two or more with one token per sequence (see `_decode`). Attention is
-llama.cpp's flash attention over each sequence's own slice, where its tokens sit
-at cells 0..n-1. Its CPU kernel switches between a tiled loop (64 query rows of a
-sequence in one piece or more), a split one (one row of one sequence) and a plain
-row-by-row loop that skips masked cells, and the three round differently (the
-same prompt prefilled in other chunks gave logits up to 0.045 apart); so pieces
-stay under 64 rows and a call never holds one sequence's single row, and only the
-plain loop runs. Checked bit for bit on the logits: alone, in a full batch, and
-after a cache hit. `deterministic=False` lifts the 64-row limit (long prompts then
-take the tiled loop); `flash_attention=False` uses plain matrix products instead
-(also deterministic, slower).
+call of two or more with one token per sequence (see `_decode`). Attention runs
+over each sequence's own slice, where its tokens sit at cells 0..n-1: as plain
+matrix products (the default), or as llama.cpp's flash attention
+(`flash_attention=True`: faster decode, slower prefill here). That CPU kernel
+switches between a tiled loop (64 query rows of a sequence in one piece or more),
+a split one (one row of one sequence) and a plain row-by-row loop that skips
+masked cells, and the three round differently (the same prompt prefilled in
+other chunks gave logits up to 0.045 apart); so with it pieces stay under 64 rows
+and a call never holds one sequence's single row: only the plain loop runs.
+Checked bit for bit on the logits, both ways: alone, in a full batch, and after a
+cache hit. `deterministic=False` turns flash attention on without the 64-row
+limit (long prompts then take the tiled loop).
 """
 
 from __future__ import annotations
@@ -153,7 +154,7 @@ class LlamaRuntime:
         prefix_cache_bytes: int = 256 << 20,
         wait_for_prefix: int = 16,
         deterministic: bool = True,
-        flash_attention: bool = True,
+        flash_attention: bool = False,
     ) -> None:
         import os
 

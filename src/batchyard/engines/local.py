@@ -127,6 +127,7 @@ class LocalEngine:
         threads: int | None = None,
         prefix_cache_mb: int = 256,
         deterministic: bool = True,
+        flash_attention: bool = False,
         name: str = "local",
     ) -> None:
         try:
@@ -151,6 +152,7 @@ class LocalEngine:
             n_threads=threads,
             prefix_cache_bytes=prefix_cache_mb << 20,
             deterministic=deterministic,
+            flash_attention=flash_attention,
         )
         self.context_tokens = self.runtime.n_ctx_seq
         import llama_cpp as ll
