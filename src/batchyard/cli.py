@@ -20,6 +20,11 @@ from batchyard.engines.config import EngineConfig
 from batchyard.store.base import RateLimits
 
 
+def _env_flag(name: str, default: bool) -> bool:
+    """A yes/no setting from BATCHYARD_{name}: 0, false or no turn it off."""
+    return bool(_env(name, default, lambda raw: raw.lower() not in ("0", "false", "no")))
+
+
 def _env(name: str, default: Any, cast: Callable[[str], Any] = str) -> Any:
     raw = os.environ.get(f"BATCHYARD_{name}")
     if raw is None or raw == "":
@@ -120,7 +125,7 @@ def _add_store_and_engine(p: argparse.ArgumentParser) -> None:
     e.add_argument(
         "--deterministic",
         action=argparse.BooleanOptionalAction,
-        default=_env("DETERMINISTIC", "1") not in ("0", "false", "no"),
+        default=_env_flag("DETERMINISTIC", True),
         help="local: temperature 0 gives one answer whatever shares the decode or the"
         " cache (default); --no-deterministic turns on flash attention in full (its"
         " tiled loop for long prompts): faster, but an answer may then change with load",
@@ -128,7 +133,7 @@ def _add_store_and_engine(p: argparse.ArgumentParser) -> None:
     e.add_argument(
         "--flash-attention",
         action=argparse.BooleanOptionalAction,
-        default=_env("FLASH_ATTENTION", "0") not in ("0", "false", "no"),
+        default=_env_flag("FLASH_ATTENTION", False),
         help="local: llama.cpp's flash attention, still deterministic (prompts prefill in"
         " pieces under 64 tokens): decode ~10%% faster, prefill slower (default off)",
     )

@@ -23,6 +23,7 @@ from batchyard.engines.base import EngineError
 from batchyard.engines.prefix_cache import common_prefix
 from batchyard.engines.slots import PrioritySlots
 from batchyard.wire.messages import (
+    CACHE_TTL_SECONDS,
     CacheCreationUsage,
     Message,
     MessageCreateParams,
@@ -85,12 +86,9 @@ def f16_weights(source: Path, cache_dir: Path) -> Path:
     return target
 
 
-TTL_SECONDS = {"5m": 300.0, "1h": 3600.0}
-
-
 def ttl_seconds(cache_control: dict[str, Any]) -> float:
     """How long a `cache_control` breakpoint keeps its prefix (checked at decode)."""
-    return TTL_SECONDS[cache_control.get("ttl", "5m")]
+    return CACHE_TTL_SECONDS[cache_control.get("ttl", "5m")]
 
 
 def usage_of(generation: Any, output_tokens: int | None = None) -> Usage:

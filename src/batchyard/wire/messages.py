@@ -198,7 +198,8 @@ def _decode(decoder: msgspec.json.Decoder[_P], raw: bytes | bytearray | memoryvi
     return params
 
 
-CACHE_TTLS = ("5m", "1h")
+CACHE_TTL_SECONDS = {"5m": 300.0, "1h": 3600.0}
+"""The `ttl`s a `cache_control` breakpoint may ask for (the hosted API's), in seconds."""
 MAX_CACHE_BREAKPOINTS = 4
 
 
@@ -237,7 +238,7 @@ def check_cache_control(params: MessageCreateParams | CountTokensParams) -> None
     for where, mark in marks:
         if not isinstance(mark, dict) or mark.get("type") != "ephemeral":
             raise InvalidParams(f"{where}.type: Input should be 'ephemeral'")
-        if mark.get("ttl", "5m") not in CACHE_TTLS:
+        if mark.get("ttl", "5m") not in CACHE_TTL_SECONDS:
             raise InvalidParams(f"{where}.ttl: Input should be '5m' or '1h'")
         unknown = sorted(set(mark) - {"type", "ttl"})
         if unknown:
