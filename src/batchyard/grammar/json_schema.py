@@ -1,0 +1,432 @@
+"""JSON schemas as GBNF grammars: the subset the hosted structured-outputs feature
+supports, every part of it enforced, anything else refused with the path to it.
+
+The subset (as the hosted API documents it): the seven types (and lists of them),
+`enum` and `const` of plain values, `anyOf`, `allOf` of objects, local `$ref` into
+`$defs`/`definitions` (not recursive), `properties` with `required` and
+`additionalProperties: false`, `items` with `minItems` 0 or 1, the string formats
+in `FORMATS` and `pattern` (`grammar/regex.py`), annotations (`description`,
+`title`, `default`, …). Numeric bounds, string lengths and other array or object
+constraints are refused: a grammar cannot enforce them, and an answer that did not
+keep them would be a silent downgrade.
+
+A generated document lists the properties in the schema's order, each optional
+one present or not; whitespace between tokens is bounded (one newline and an
+indent at most), so a model cannot spin on blanks; strings never hold a raw
+control character, so every finished answer parses.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from typing import Any
+
+Path = tuple[str | int, ...]
+
+FORMATS: dict[str, str] = {
+    "date": "date",
+    "time": "time",
+    "date-time": 'date "T" time',
+    "duration": "duration",
+    "email": "email",
+    "hostname": "hostname",
+    "uri": "uri",
+    "ipv4": "ipv4",
+    "ipv6": "ipv6",
+    "uuid": "uuid",
+}
+"""Supported string formats → the GBNF (of `_BASE_RULES`) of a value's text."""
+
+_BASE_RULES = r"""
+ws ::= | " " | "\n" [ \t]{0,20}
+char ::= [^"\\\x7F\x00-\x1F] | "\\" (["\\/bfnrt] | "u" [0-9a-fA-F]{4})
+string ::= "\"" char* "\""
+integer ::= "-"? ("0" | [1-9] [0-9]{0,15})
+number ::= integer ("." [0-9]{1,16})? ([eE] [-+]? [0-9]{1,3})?
+boolean ::= "true" | "false"
+null ::= "null"
+json-value ::= json-object | json-array | string | number | boolean | null
+json-object ::= "{" ws (string ws ":" ws json-value ws ("," ws string ws ":" ws json-value ws)*)? "}"
+json-array ::= "[" ws (json-value ws ("," ws json-value ws)*)? "]"
+d2 ::= [0-9] [0-9]
+date ::= [0-9]{4} "-" (("0" [13578] | "1" [02]) "-" ("0" [1-9] | [12] [0-9] | "3" [01]) | ("0" [469] | "11") "-" ("0" [1-9] | [12] [0-9] | "30") | "02-" ("0" [1-9] | "1" [0-9] | "2" [0-8]))
+time ::= ([01] [0-9] | "2" [0-3]) ":" [0-5] [0-9] ":" [0-5] [0-9] ("." [0-9]{1,6})? ("Z" | [+-] ([01] [0-9] | "2" [0-3]) ":" [0-5] [0-9])
+count ::= [0-9]{1,6}
+duration ::= "P" (duration-date ("T" duration-time)? | "T" duration-time | count "W")
+duration-date ::= count "Y" (count "M")? (count "D")? | count "M" (count "D")? | count "D"
+duration-time ::= count "H" (count "M")? (count "S")? | count "M" (count "S")? | count "S"
+label ::= [a-zA-Z0-9]{1,20} ("-" [a-zA-Z0-9]{1,20}){0,2}
+hostname ::= label ("." label){0,3}
+email ::= [a-zA-Z0-9_+-]{1,16} ("." [a-zA-Z0-9_+-]{1,16}){0,2} "@" label ("." label){1,3}
+uri ::= [a-zA-Z] [a-zA-Z0-9+.-]{0,15} ":" [a-zA-Z0-9._~:/?#@!$&'()*+,;=-]{1,200}
+octet ::= "25" [0-5] | "2" [0-4] [0-9] | "1" [0-9] [0-9] | [1-9] [0-9] | [0-9]
+ipv4 ::= octet "." octet "." octet "." octet
+h16 ::= [0-9a-f]{1,4}
+h16c ::= h16 ":"
+ls32 ::= h16 ":" h16 | ipv4
+ipv6 ::= h16c{6} ls32 | "::" h16c{5} ls32 | h16? "::" h16c{4} ls32 | (h16c{0,1} h16)? "::" h16c{3} ls32 | (h16c{0,2} h16)? "::" h16c{2} ls32 | (h16c{0,3} h16)? "::" h16c ls32 | (h16c{0,4} h16)? "::" ls32 | (h16c{0,5} h16)? "::" h16 | (h16c{0,6} h16)? "::"
+uuid ::= [0-9a-f]{8} "-" [0-9a-f]{4} "-" [0-9a-f]{4} "-" [0-9a-f]{4} "-" [0-9a-f]{12}
+"""
+
+_PRIMITIVE = {"string", "integer", "number", "boolean", "null"}
+_TYPES = (*_PRIMITIVE, "object", "array")
+_ANNOTATIONS = {
+    "title",
+    "description",
+    "default",
+    "examples",
+    "$comment",
+    "$schema",
+    "$id",
+    "deprecated",
+    "readOnly",
+    "writeOnly",
+    "$defs",
+    "definitions",
+}
+_STRUCTURE = {
+    "type",
+    "enum",
+    "const",
+    "anyOf",
+    "allOf",
+    "$ref",
+    "properties",
+    "required",
+    "additionalProperties",
+    "items",
+    "minItems",
+    "format",
+    "pattern",
+}
+_REFUSED = {
+    **dict.fromkeys(
+        ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf"),
+        "numerical constraints are not supported",
+    ),
+    **dict.fromkeys(("minLength", "maxLength"), "string length constraints are not supported"),
+    **dict.fromkeys(
+        ("maxItems", "uniqueItems", "contains", "minContains", "maxContains", "prefixItems"),
+        "array constraints beyond minItems 0 or 1 are not supported",
+    ),
+    "oneOf": "oneOf is not supported; use anyOf",
+}
+
+
+class SchemaError(ValueError):
+    """A schema (or part of one) that cannot be enforced; `path` leads to it."""
+
+    def __init__(self, path: Path, message: str) -> None:
+        super().__init__(message)
+        self.path = path
+        self.message = message
+
+    def at(self, where: str) -> str:
+        """The message with the full path, `where` being the schema's own place."""
+        tail = "".join(f".{p}" for p in self.path)
+        return f"{where}{tail}: {self.message}"
+
+
+def gbnf_literal(text: str) -> str:
+    """`text` as a GBNF string literal."""
+    out = []
+    for ch in text:
+        if ch in '"\\':
+            out.append("\\" + ch)
+        elif ch == "\n":
+            out.append("\\n")
+        elif ch == "\r":
+            out.append("\\r")
+        elif ch == "\t":
+            out.append("\\t")
+        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+            out.append(f"\\x{ord(ch):02X}")
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
+
+
+def _json_text(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+class GrammarBuilder:
+    """Rules for one grammar, from one or more schemas (each its own `$ref` root)."""
+
+    def __init__(self) -> None:
+        self.rules: dict[str, str] = {}
+        self._root: dict[str, Any] = {}
+        self._refs: dict[str, str] = {}
+        self._resolving: set[str] = set()
+
+    def value(self, schema: Any, hint: str) -> str:
+        """A rule for the JSON text of a document valid against `schema` (its own root)."""
+        self._root, self._refs, self._resolving = schema, {}, set()
+        return self._visit(schema, (), hint)
+
+    def grammar(self, root: str) -> str:
+        body = "\n".join(f"{name} ::= {rule}" for name, rule in self.rules.items())
+        return f"root ::= {root}\n{body}\n{_BASE_RULES.strip()}\n"
+
+    # --- rules -------------------------------------------------------------------
+
+    def _rule(self, hint: str, body: str) -> str:
+        base = re.sub(r"[^a-zA-Z0-9]+", "-", hint).strip("-").lower() or "s"
+        name, n = f"s-{base}", 1
+        while name in self.rules:
+            n += 1
+            name = f"s-{base}-{n}"
+        self.rules[name] = body
+        return name
+
+    def _visit(self, schema: Any, path: Path, hint: str) -> str:
+        if not isinstance(schema, dict):
+            raise SchemaError(path, "a schema must be an object")
+        for key in schema:
+            if key in _REFUSED:
+                raise SchemaError((*path, key), _REFUSED[key])
+            if key not in _STRUCTURE and key not in _ANNOTATIONS:
+                raise SchemaError((*path, key), "is not a supported JSON schema keyword")
+        if "$ref" in schema:
+            return self._ref(schema["$ref"], (*path, "$ref"))
+        if "allOf" in schema:
+            return self._visit(self._merge(schema, path), path, hint)
+        if "anyOf" in schema:
+            return self._any_of(schema["anyOf"], (*path, "anyOf"), hint)
+        if "const" in schema:
+            return self._rule(hint, self._constant(schema["const"], (*path, "const")))
+        if "enum" in schema:
+            return self._enum(schema["enum"], (*path, "enum"), hint)
+        kind = schema.get("type")
+        if kind is None:
+            raise SchemaError(path, "a schema needs a type, enum, const, anyOf, allOf or $ref")
+        kinds = kind if isinstance(kind, list) else [kind]
+        if not kinds or any(k not in _TYPES for k in kinds):
+            raise SchemaError((*path, "type"), f"must be one of {', '.join(_TYPES)}")
+        return self._rule(
+            hint, " | ".join(self._typed(schema, k, path, f"{hint}-{k}") for k in kinds)
+        )
+
+    def _typed(self, schema: dict[str, Any], kind: str, path: Path, hint: str) -> str:
+        if kind == "object":
+            return self._object(schema, path, hint)
+        if kind == "array":
+            return self._array(schema, path, hint)
+        if kind == "string":
+            return self._string(schema, path, hint)
+        return kind
+
+    def _object(self, schema: dict[str, Any], path: Path, hint: str) -> str:
+        extra = schema.get("additionalProperties", False)
+        if extra is not False:
+            raise SchemaError(
+                (*path, "additionalProperties"), "only false is supported for objects"
+            )
+        properties = schema.get("properties", {})
+        if not isinstance(properties, dict):
+            raise SchemaError((*path, "properties"), "must be an object")
+        required = schema.get("required", [])
+        if not isinstance(required, list) or not all(isinstance(r, str) for r in required):
+            raise SchemaError((*path, "required"), "must be a list of property names")
+        for name in required:
+            if name not in properties:
+                raise SchemaError((*path, "required"), f"{name!r} is not in properties")
+        members = []
+        for name, sub in properties.items():
+            value = self._visit(sub, (*path, "properties", name), f"{hint}-{name}")
+            kv = self._rule(
+                f"{hint}-{name}-kv", f'{gbnf_literal(_json_text(name))} ws ":" ws {value} ws'
+            )
+            members.append((kv, name in required))
+        first = self._members(members, hint)
+        return f'"{{" ws {first} "}}"' if first else '"{" ws "}"'
+
+    def _members(self, members: list[tuple[str, bool]], hint: str) -> str | None:
+        """The properties in order, each optional one there or not, commas between.
+
+        `after` generates the rest once something is written (each item with its
+        comma); `start` the rest when nothing is written yet."""
+        after: str | None = None
+        start: str | None = None
+        nullable = True
+        for i in range(len(members) - 1, -1, -1):
+            kv, required = members[i]
+            tail = f" {after}" if after else ""
+            if required:
+                after_body, start_body, nullable = f'"," ws {kv}{tail}', f"{kv}{tail}", False
+            else:
+                after_body = f'("," ws {kv})?{tail}'
+                start_body = f"{kv}{tail}" + (f" | {start}" if start else "")
+                if nullable:
+                    start_body = f"({start_body})?"
+            after = self._rule(f"{hint}-after-{i}", after_body) if i > 0 else None
+            start = self._rule(f"{hint}-from-{i}", start_body)
+        return start
+
+    def _array(self, schema: dict[str, Any], path: Path, hint: str) -> str:
+        items = schema.get("items")
+        item = (
+            "json-value" if items is None else self._visit(items, (*path, "items"), f"{hint}-item")
+        )
+        least = schema.get("minItems", 0)
+        if least not in (0, 1) or isinstance(least, bool):
+            raise SchemaError((*path, "minItems"), "only 0 or 1 are supported")
+        body = f'{item} ws ("," ws {item} ws)*'
+        return f'"[" ws {body} "]"' if least else f'"[" ws ({body})? "]"'
+
+    def _string(self, schema: dict[str, Any], path: Path, hint: str) -> str:
+        fmt, pattern = schema.get("format"), schema.get("pattern")
+        if fmt is not None and pattern is not None:
+            raise SchemaError((*path, "pattern"), "format and pattern together are not supported")
+        if fmt is not None:
+            if fmt not in FORMATS:
+                raise SchemaError(
+                    (*path, "format"),
+                    f"format {fmt!r} is not supported (supported: {', '.join(FORMATS)})",
+                )
+            return f'"\\"" {FORMATS[fmt]} "\\""'
+        if pattern is not None:
+            if not isinstance(pattern, str):
+                raise SchemaError((*path, "pattern"), "must be a string")
+            from batchyard.grammar.regex import UnsupportedPattern, pattern_rules
+
+            name = self._rule(f"{hint}-pattern", "string")  # a unique name, body set below
+            try:
+                rules = pattern_rules(pattern, name)
+            except UnsupportedPattern as exc:
+                raise SchemaError((*path, "pattern"), str(exc)) from None
+            self.rules.update(rules)
+            return f'"\\"" {name} "\\""'
+        return "string"
+
+    def _constant(self, value: Any, path: Path) -> str:
+        if value is not None and not isinstance(value, str | int | float | bool):
+            raise SchemaError(path, "values must be strings, numbers, booleans or null")
+        return gbnf_literal(_json_text(value))
+
+    def _enum(self, values: Any, path: Path, hint: str) -> str:
+        if not isinstance(values, list) or not values:
+            raise SchemaError(path, "must be a non-empty list")
+        return self._rule(
+            hint, " | ".join(self._constant(v, (*path, i)) for i, v in enumerate(values))
+        )
+
+    def _any_of(self, variants: Any, path: Path, hint: str) -> str:
+        if not isinstance(variants, list) or not variants:
+            raise SchemaError(path, "must be a non-empty list of schemas")
+        alternatives = [self._visit(v, (*path, i), f"{hint}-{i}") for i, v in enumerate(variants)]
+        return self._rule(hint, " | ".join(alternatives))
+
+    def _merge(self, schema: dict[str, Any], path: Path) -> dict[str, Any]:
+        """`allOf` of objects as one object schema (the hosted API's `allOf`)."""
+        parts = schema["allOf"]
+        if not isinstance(parts, list) or not parts:
+            raise SchemaError((*path, "allOf"), "must be a non-empty list of schemas")
+        merged: dict[str, Any] = {k: v for k, v in schema.items() if k != "allOf"}
+        merged["type"] = "object"
+        properties = dict(merged.get("properties", {}))
+        required = list(merged.get("required", []))
+        for i, part in enumerate(parts):
+            where = (*path, "allOf", i)
+            if not isinstance(part, dict) or "$ref" in part:
+                raise SchemaError(where, "allOf members must be object schemas (no $ref)")
+            if part.get("type", "object") != "object" or set(part) - _ANNOTATIONS - {
+                "type",
+                "properties",
+                "required",
+                "additionalProperties",
+            }:
+                raise SchemaError(where, "allOf members must be object schemas")
+            properties.update(part.get("properties", {}))
+        if schema.get("additionalProperties") is False and set(properties) - set(
+            schema.get("properties", {})
+        ):
+            raise SchemaError(
+                (*path, "additionalProperties"),
+                "false here forbids the properties of the allOf members (no document fits)",
+            )
+        for i, part in enumerate(parts):
+            if part.get("additionalProperties") is False and set(properties) - set(
+                part.get("properties", {})
+            ):
+                raise SchemaError(
+                    (*path, "allOf", i, "additionalProperties"),
+                    "false here forbids the other members' properties (no document fits);"
+                    " put additionalProperties: false on the schema holding allOf",
+                )
+        for part in parts:
+            required += [r for r in part.get("required", []) if r not in required]
+        merged["properties"], merged["required"] = properties, required
+        return merged
+
+    def _ref(self, ref: Any, path: Path) -> str:
+        if not isinstance(ref, str) or not ref.startswith("#"):
+            raise SchemaError(path, "only local references (#/$defs/…) are supported")
+        if ref in self._refs:
+            return self._refs[ref]
+        if ref in self._resolving or ref == "#":
+            raise SchemaError(path, "recursive schemas are not supported")
+        target: Any = self._root
+        keys = [p.replace("~1", "/").replace("~0", "~") for p in ref[1:].lstrip("/").split("/")]
+        for key in keys:
+            if isinstance(target, dict) and key in target:
+                target = target[key]
+            elif isinstance(target, list) and key.isdigit() and int(key) < len(target):
+                target = target[int(key)]
+            else:
+                raise SchemaError(path, f"{ref} does not resolve")
+        self._resolving.add(ref)
+        try:  # errors inside name the place the reference points to
+            rule = self._visit(target, tuple(keys), ref.rsplit("/", 1)[-1])
+        finally:
+            self._resolving.discard(ref)
+        self._refs[ref] = rule
+        return rule
+
+
+@functools.lru_cache(maxsize=256)
+def _compiled(kind: str, text: str) -> str | SchemaError:
+    """Grammar text (or the reason there is none) for a schema's JSON text; a batch of
+    100k requests with one schema compiles it once."""
+    spec = json.loads(text)
+    builder = GrammarBuilder()
+    try:
+        if kind == "schema":
+            return builder.grammar(builder.value(spec, "root"))
+        calls = []
+        for k, (name, schema) in enumerate(spec):
+            try:
+                value = builder.value(schema, f"{name}-input")
+            except SchemaError as exc:
+                raise SchemaError((k, *exc.path), exc.message) from None
+            calls.append(
+                f'"{{" ws "\\"name\\"" ws ":" ws {gbnf_literal(_json_text(name))} ws ","'
+                f' ws "\\"input\\"" ws ":" ws {value} ws "}}"'
+            )
+        return builder.grammar(" | ".join(calls))
+    except SchemaError as exc:
+        return exc
+
+
+def json_schema_grammar(schema: dict[str, Any]) -> str:
+    """GBNF for the JSON documents valid against `schema`; raises SchemaError."""
+    result = _compiled("schema", json.dumps(schema))
+    if isinstance(result, SchemaError):
+        raise result
+    return result
+
+
+def tool_call_grammar(tools: list[tuple[str, dict[str, Any]]]) -> str:
+    """GBNF for `{"name": <one of the tools>, "input": <valid against its schema>}`;
+    raises SchemaError with a path that starts at the tool's index in `tools`."""
+    result = _compiled("tools", json.dumps(tools))
+    if isinstance(result, SchemaError):
+        raise result
+    return result
+
+
+def json_object_grammar() -> str:
+    """GBNF for any JSON object (the OpenAI dialect's `json_object` mode)."""
+    return f"root ::= json-object\n{_BASE_RULES.strip()}\n"
