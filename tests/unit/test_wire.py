@@ -52,7 +52,7 @@ def test_invalid_params(params: dict[str, Any], fragment: str) -> None:
     assert fragment in str(exc.value)
 
 
-def test_valid_params_with_tools_images_and_unknown_keys() -> None:
+def test_valid_params_with_tools_and_images() -> None:
     decoded = decode_params(
         msgspec.json.encode(
             p(
@@ -66,11 +66,15 @@ def test_valid_params_with_tools_images_and_unknown_keys() -> None:
                     {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t", "content": "ok"}]},
                 ],
                 tools=[{"name": "f", "input_schema": {"type": "object"}}],
-                some_future_option=True,
             )
         )
     )  # fmt: skip
     assert decoded.system is not None and len(decoded.messages) == 3
+
+
+def test_a_key_no_messages_request_has_is_refused_by_name() -> None:
+    with pytest.raises(InvalidParams, match=r"^some_future_option: Extra inputs are not permitted"):
+        decode_params(msgspec.json.encode(p(some_future_option=True)))
 
 
 @pytest.mark.parametrize(
@@ -126,3 +130,55 @@ async def test_fake_engine_injects_retryable_errors() -> None:
             assert exc.retryable
             failures += 1
     assert 60 < failures < 140
+
+
+TOOL = {"name": "f", "input_schema": {"type": "object", "properties": {"n": {"type": "integer"}}}}
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"tool_choice": {"type": "any"}}, "tool_choice: may only be specified while providing tools"),
+        ({"tools": [TOOL], "tool_choice": {"type": "tool", "name": "g"}}, "tool_choice.name: no tool named 'g'"),
+        ({"tools": [TOOL], "tool_choice": {"type": "sometimes"}}, "tool_choice.type: Input should be"),
+        ({"tools": [{"name": "bad name!", "input_schema": {"type": "object"}}]}, "tools.0.name: String should match"),
+        ({"tools": [TOOL, TOOL]}, "tools: Tool names must be unique"),
+        ({"tools": [{"name": "f", "input_schema": {"type": "array"}}]}, "tools.0.input_schema.type: Input should be 'object'"),
+        (
+            {"tools": [{**TOOL, "strict": True, "input_schema": {"type": "object", "properties": {"n": {"type": "integer", "minimum": 0}}}}]},
+            "tools.0.input_schema.properties.n.minimum: numerical constraints are not supported",
+        ),
+        ({"thinking": {"type": "enabled", "budget_tokens": 100}}, "thinking.enabled.budget_tokens: Input should be greater than or equal to 1024"),
+        ({"max_tokens": 2000, "thinking": {"type": "enabled", "budget_tokens": 4000}}, "`max_tokens` must be greater than `thinking.budget_tokens`"),
+        ({"thinking": {"type": "on"}}, "thinking.type: Input should be"),
+        ({"output_config": {"format": {"type": "json_schema", "schema": {"type": "integer", "maximum": 3}}}}, "output_config.format.schema.maximum: numerical constraints"),
+        ({"output_config": {"format": {"type": "xml"}}}, "output_config.format"),
+        ({"output_config": {"effort": "extreme"}}, "output_config.effort"),
+        ({"output_config": {"verbosity": 1}}, "output_config"),
+        ({"speed": "ludicrous"}, "speed"),
+    ],
+)  # fmt: skip
+def test_request_checks_name_the_field(extra: dict[str, Any], message: str) -> None:
+    with pytest.raises(InvalidParams) as exc:
+        decode_params(msgspec.json.encode(p(**extra)))
+    assert str(exc.value).startswith(message), str(exc.value)
+
+
+def test_structured_and_tool_requests_that_are_fine_decode() -> None:
+    schema = {"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a"]}
+    decoded = decode_params(
+        msgspec.json.encode(
+            p(
+                max_tokens=3000,
+                tools=[{**TOOL, "strict": True}, {"type": "web_search_20250305", "name": "web_search"}],
+                tool_choice={"type": "tool", "name": "f", "disable_parallel_tool_use": True},
+                thinking={"type": "enabled", "budget_tokens": 1024},
+                output_config={"format": {"type": "json_schema", "schema": schema}, "effort": "high"},
+                speed="fast",
+                inference_geo="eu",
+                service_tier="auto",
+                metadata={"user_id": "u"},
+            )
+        )
+    )  # fmt: skip
+    assert decoded.output_config is not None and decoded.output_config.effort == "high"

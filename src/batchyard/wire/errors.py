@@ -40,3 +40,7 @@ def format_validation_error(exc: msgspec.ValidationError | msgspec.DecodeError) 
     path = where.rstrip("`").removeprefix("$").lstrip(".")
     path = path.replace("[", ".").replace("]", "")
     return f"{path}: {message}" if path else message
+
+
+class InvalidParams(ValueError):
+    """`params` is a JSON object but not a valid Messages request."""

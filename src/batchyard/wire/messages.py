@@ -11,7 +11,9 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar, Union
 
 import msgspec
 
+from batchyard.wire.errors import InvalidParams as InvalidParams  # the decoders raise it
 from batchyard.wire.errors import format_validation_error
+from batchyard.wire.request_checks import check_request
 
 # --- request -----------------------------------------------------------------
 
@@ -126,8 +128,34 @@ class MessageParam(msgspec.Struct):
     content: str | list[_AnyBlock]
 
 
+class JsonSchemaFormat(
+    msgspec.Struct, tag="json_schema", tag_field="type", forbid_unknown_fields=True
+):
+    """`output_config.format`: the answer's text is JSON valid against `schema`."""
+
+    schema: dict[str, Any]
+
+
+class JsonObjectFormat(
+    msgspec.Struct, tag="json_object", tag_field="type", forbid_unknown_fields=True
+):
+    """Any JSON object (the OpenAI dialect's `response_format: {"type": "json_object"}`;
+    a batchyard extension on the Messages API)."""
+
+
+Effort = Literal["low", "medium", "high", "xhigh", "max"]
+
+
+class OutputConfig(msgspec.Struct, forbid_unknown_fields=True):
+    format: JsonSchemaFormat | JsonObjectFormat | None = None
+    effort: Effort | None = None
+
+
 class MessageCreateParams(msgspec.Struct):
-    """`POST /v1/messages` body, and `params` of a batch entry (unknown keys are ignored)."""
+    """`POST /v1/messages` body, and `params` of a batch entry.
+
+    Every key the SDKs send is a field here (what each engine does with it:
+    `engines/features.py`); a key no SDK sends is refused, as the hosted API does."""
 
     model: Annotated[str, msgspec.Meta(min_length=1)]
     max_tokens: Annotated[int, msgspec.Meta(ge=1)]
@@ -145,6 +173,19 @@ class MessageCreateParams(msgspec.Struct):
     service_tier: str | None = None
     cache_control: dict[str, Any] | None = None
     """Automatic prompt caching: a breakpoint at the end of the prompt."""
+    output_config: OutputConfig | None = None
+    speed: Literal["standard", "fast"] | None = None
+    inference_geo: str | None = None
+    diagnostics: dict[str, Any] | None = None
+    container: Any = None
+    context_management: Any = None
+    mcp_servers: list[Any] | None = None
+    # beta generation keys (`client.beta.messages`)
+    compaction: Any = None
+    fallbacks: Any = None
+    fallback_credit_token: Any = None
+    billing_policy: Any = None
+    thread: Any = None
 
 
 class CountTokensParams(msgspec.Struct):
@@ -157,6 +198,13 @@ class CountTokensParams(msgspec.Struct):
     tool_choice: dict[str, Any] | None = None
     thinking: dict[str, Any] | None = None
     cache_control: dict[str, Any] | None = None
+    output_config: OutputConfig | None = None
+    mcp_servers: list[Any] | None = None
+    context_management: Any = None
+    container: Any = None
+    speed: Literal["standard", "fast"] | None = None
+    inference_geo: str | None = None
+    diagnostics: dict[str, Any] | None = None
 
     def as_create_params(self) -> MessageCreateParams:
         return MessageCreateParams(
@@ -168,15 +216,18 @@ class CountTokensParams(msgspec.Struct):
             tool_choice=self.tool_choice,
             thinking=self.thinking,
             cache_control=self.cache_control,
+            output_config=self.output_config,
+            mcp_servers=self.mcp_servers,
+            context_management=self.context_management,
+            container=self.container,
+            speed=self.speed,
+            inference_geo=self.inference_geo,
+            diagnostics=self.diagnostics,
         )
 
 
 class CountTokensResult(msgspec.Struct):
     input_tokens: int
-
-
-class InvalidParams(ValueError):
-    """`params` is a JSON object but not a valid Messages request."""
 
 
 _P = TypeVar("_P", MessageCreateParams, CountTokensParams)
@@ -194,8 +245,29 @@ def _decode(decoder: msgspec.json.Decoder[_P], raw: bytes | bytearray | memoryvi
         raise InvalidParams(format_validation_error(exc)) from None
     if params.messages[0].role != "user":
         raise InvalidParams("messages: the first message must use the `user` role")
+    _refuse_unknown_keys(decoder, raw)
     check_cache_control(params)
+    check_request(params)
     return params
+
+
+_keys_decoder = msgspec.json.Decoder(dict[str, msgspec.Raw])
+_known_keys: dict[Any, frozenset[str]] = {
+    decoder: frozenset(f.encode_name for f in msgspec.structs.fields(struct))
+    for decoder, struct in (
+        (_params_decoder, MessageCreateParams),
+        (_count_decoder, CountTokensParams),
+    )
+}
+
+
+def _refuse_unknown_keys(
+    decoder: msgspec.json.Decoder[Any], raw: bytes | bytearray | memoryview
+) -> None:
+    """A key no Messages request has is refused (the hosted API's wording), not ignored."""
+    unknown = sorted(_keys_decoder.decode(raw).keys() - _known_keys[decoder])
+    if unknown:
+        raise InvalidParams(f"{unknown[0]}: Extra inputs are not permitted")
 
 
 CACHE_TTL_SECONDS = {"5m": 300.0, "1h": 3600.0}
