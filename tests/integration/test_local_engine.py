@@ -19,10 +19,9 @@ MODEL = "smollm2-135m-instruct"
 FRANCE = "What is the capital of France?"
 
 
-@pytest.fixture(scope="module")
-def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    d: Path = tmp_path_factory.mktemp("local")
-    server = Server(
+def local_server(d: Path) -> Server:
+    """batchyard on the embedded model (8 sequences of 512 tokens), its data in `d`."""
+    return Server(
         new_database(d, "db"),
         d / "server.log",
         [
@@ -36,6 +35,11 @@ def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             "0.1",
         ],
     )
+
+
+@pytest.fixture(scope="module")
+def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    server = local_server(tmp_path_factory.mktemp("local"))
     yield server
     server.stop()
 

@@ -57,7 +57,11 @@ def _setter(event: threading.Event) -> Callable[[Generation], None]:
 
 
 def generate(
-    rt: LlamaRuntime, texts: list[str], max_tokens: int = 8, digests: bool = False
+    rt: LlamaRuntime,
+    texts: list[str],
+    max_tokens: int = 8,
+    digests: bool = False,
+    grammars: list[str | None] | None = None,
 ) -> list[Generation]:
     events = [threading.Event() for _ in texts]
     gens = [
@@ -68,8 +72,9 @@ def generate(
             sampling=Sampling(temperature=0),
             done=_setter(e),
             logit_digests=[] if digests else None,
+            grammar=grammar,
         )
-        for t, e in zip(texts, events, strict=True)
+        for t, e, grammar in zip(texts, events, grammars or [None] * len(texts), strict=True)
     ]
     for g in gens:
         rt.submit(g)

@@ -112,6 +112,9 @@ class Generation:
     logit_digests: list[bytes] | None = None
     """When a list: a digest of the logits each token was sampled from (for tests of
     determinism, bit for bit)."""
+    grammar: str | None = None
+    """GBNF the answer must follow (structured outputs, forced tool calls); checked
+    with `LlamaRuntime.grammar_ok` before it is submitted."""
     # results
     text: str = ""
     output_tokens: int = 0
@@ -133,6 +136,7 @@ class Generation:
     logit_index: int = -1
     out: bytearray = field(default_factory=bytearray)
     sampler: Any = None
+    grammar_sampler: Any = None
     emitted: int = 0
     decoded: list[int] = field(default_factory=list)
     """Generated tokens whose KV is in the sequence (all but the last sampled one)."""
@@ -140,6 +144,87 @@ class Generation:
     def kv_tokens(self) -> list[int]:
         """The tokens whose KV this sequence holds, from position 0."""
         return self.prompt[: self.prefilled] + self.decoded
+
+
+class GrammarCache:
+    """Grammars parsed once: each sequence gets a clone of the parsed one (its own
+    parse state), so a batch of 100k requests with one schema parses it once."""
+
+    def __init__(self, vocab: Any, size: int = 64) -> None:
+        self.vocab = vocab
+        self.size = size
+        self._parsed: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def get(self, grammar: str) -> Any:
+        with self._lock:
+            parsed = self._parsed.pop(grammar, None)
+            if parsed is None:
+                parsed = ll.llama_sampler_init_grammar(self.vocab, grammar.encode(), b"root")
+                if not parsed:
+                    return None
+                while len(self._parsed) >= self.size:
+                    ll.llama_sampler_free(self._parsed.pop(next(iter(self._parsed))))
+            self._parsed[grammar] = parsed  # the most recent last
+            return parsed
+
+    def new_sampler(self, grammar: str) -> Any:
+        parsed = self.get(grammar)
+        if parsed is None:
+            raise RuntimeError("llama.cpp did not take the answer's grammar")
+        return ll.llama_sampler_clone(parsed)
+
+    def close(self) -> None:
+        with self._lock:
+            for parsed in self._parsed.values():
+                ll.llama_sampler_free(parsed)
+            self._parsed.clear()
+
+
+class Candidates:
+    """llama.cpp token arrays for asking a grammar about one token or all of them."""
+
+    def __init__(self, n_vocab: int) -> None:
+        import numpy as np
+
+        self.np = np
+        self.n_vocab = n_vocab
+        self.one = ll.llama_token_data()
+        self.one_array = ll.llama_token_data_array(
+            data=ctypes.pointer(self.one), size=1, selected=-1, sorted=False
+        )
+        dtype = np.dtype([("id", np.int32), ("logit", np.float32), ("p", np.float32)])
+        assert dtype.itemsize == ctypes.sizeof(ll.llama_token_data)
+        self.all = np.zeros(n_vocab, dtype=dtype)
+        self.ids = np.arange(n_vocab, dtype=np.int32)
+        self.all_array = ll.llama_token_data_array(
+            data=self.all.ctypes.data_as(ctypes.POINTER(ll.llama_token_data)),
+            size=n_vocab,
+            selected=-1,
+            sorted=False,
+        )
+
+    def allows(self, grammar: Any, token: int) -> bool:
+        one: Any = self.one
+        one.id, one.logit, one.p = token, 0.0, 0.0
+        self.one_array.size, self.one_array.selected, self.one_array.sorted = 1, -1, False
+        ll.llama_sampler_apply(grammar, ctypes.byref(self.one_array))
+        return bool(self.one.logit != float("-inf"))
+
+    def resample(self, grammar: Any, chain: Any, logits: Any) -> int:
+        """The chain's pick among the tokens the grammar allows (-1 if none is)."""
+        np = self.np
+        self.all["id"] = self.ids
+        self.all["logit"] = np.ctypeslib.as_array(logits, shape=(self.n_vocab,))
+        self.all["p"] = 0.0
+        array = self.all_array
+        array.size, array.selected, array.sorted = self.n_vocab, -1, False
+        ll.llama_sampler_apply(grammar, ctypes.byref(array))
+        ll.llama_sampler_apply(chain, ctypes.byref(array))
+        if not 0 <= array.selected < array.size:
+            return -1
+        picked = array.data[array.selected]
+        return -1 if picked.logit == float("-inf") else int(picked.id)
 
 
 class LlamaRuntime:
@@ -205,6 +290,8 @@ class LlamaRuntime:
         self._piece = ctypes.create_string_buffer(256)
         self._stopped = False
         self.cache = PrefixCache(prefix_cache_bytes) if prefix_cache_bytes > 0 else None
+        self._grammars = GrammarCache(self.vocab)
+        self._candidates = Candidates(ll.llama_vocab_n_tokens(self.vocab))
         self.wait_for_prefix = wait_for_prefix
         """A prompt sharing this many more tokens with one still prefilling waits for it."""
         self._thread = threading.Thread(target=self._loop, name="batchyard-llama", daemon=True)
@@ -237,6 +324,10 @@ class LlamaRuntime:
             n = ll.llama_tokenize(self.vocab, data, len(data), tokens, capacity, add_special, True)
         return list(tokens[:n])
 
+    def grammar_ok(self, grammar: str) -> bool:
+        """Whether llama.cpp takes `grammar` (parsed once, kept for the sequences using it)."""
+        return self._grammars.get(grammar) is not None
+
     def metadata(self, key: str) -> str | None:
         buf = ctypes.create_string_buffer(1 << 16)
         n = ll.llama_model_meta_val_str(self.model, key.encode(), buf, len(buf))
@@ -251,6 +342,7 @@ class LlamaRuntime:
         self._incoming.put(None)
         self._thread.join(30)
         ll.llama_batch_free(self.batch)
+        self._grammars.close()
         ll.llama_free(self.ctx)
         ll.llama_model_free(self.model)
 
@@ -287,6 +379,8 @@ class LlamaRuntime:
                 continue
             generation.seq = heapq.heappop(self._free)
             generation.sampler = self._sampler(generation.sampling)
+            if generation.grammar is not None:
+                generation.grammar_sampler = self._grammars.new_sampler(generation.grammar)
             ll.llama_memory_seq_rm(self.memory, generation.seq, -1, -1)
             self._reuse_prefix(generation)
             self._active[generation.seq] = generation
@@ -533,6 +627,12 @@ class LlamaRuntime:
             size = ll.llama_vocab_n_tokens(self.vocab) * ctypes.sizeof(ctypes.c_float)
             g.logit_digests.append(hashlib.sha1(ctypes.string_at(row, size)).digest())
         token = ll.llama_sampler_sample(g.sampler, self.ctx, g.logit_index)
+        if g.grammar_sampler is not None:
+            token = self._constrain(g, token)
+            if token < 0:
+                g.error = "the answer's grammar allows no next token"
+                self._finish(g)
+                return
         if ll.llama_vocab_is_eog(self.vocab, token):
             g.stop_reason = "end_turn"
             self._finish(g)
@@ -563,6 +663,24 @@ class LlamaRuntime:
         else:
             g.last_token = token
 
+    def _constrain(self, g: Generation, token: int) -> int:
+        """The token to take under `g`'s grammar, given the one sampled without it.
+
+        Most steps the sampled token fits the grammar and is taken: that asks the
+        grammar about one token, not the whole vocabulary. Otherwise the grammar masks
+        every token the rules forbid and the chain samples again from what is left:
+        greedy then picks the best allowed token, as a full pass would, and sampling
+        draws from the allowed tokens in proportion (a rejected first draw plus the
+        redraw come to the same distribution). Returns -1 if no token is allowed."""
+        grammar = g.grammar_sampler
+        if not self._candidates.allows(grammar, token):
+            logits = ll.llama_get_logits_ith(self.ctx, g.logit_index)
+            token = self._candidates.resample(grammar, g.sampler, logits)
+            if token < 0:
+                return -1
+        ll.llama_sampler_accept(grammar, token)
+        return token
+
     def _finish(self, g: Generation) -> None:
         self._active.pop(g.seq, None)
         if self.cache is not None and not g.cancelled and g.error is None and g.seq >= 0:
@@ -571,6 +689,9 @@ class LlamaRuntime:
         if g.sampler is not None:
             ll.llama_sampler_free(g.sampler)
             g.sampler = None
+        if g.grammar_sampler is not None:
+            ll.llama_sampler_free(g.grammar_sampler)
+            g.grammar_sampler = None
         heapq.heappush(self._free, g.seq)
         g.text = bytes(g.out).decode(errors="replace")
         if g.on_text is not None:

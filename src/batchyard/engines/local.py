@@ -19,19 +19,25 @@ from typing import Any
 import msgspec
 
 from batchyard import ids
-from batchyard.engines.base import EngineError
+from batchyard.engines.answer_shape import answer_shape, call_text, tool_use_of
+from batchyard.engines.base import EngineError, stream_whole_message
 from batchyard.engines.prefix_cache import common_prefix
 from batchyard.engines.slots import PrioritySlots
 from batchyard.wire.messages import (
     CACHE_TTL_SECONDS,
     CacheCreationUsage,
+    ContentBlock,
     Message,
     MessageCreateParams,
     MessageParam,
+    RedactedThinkingBlock,
     TextBlock,
     TextContent,
+    ThinkingBlock,
     ToolResultBlock,
+    ToolUseBlock,
     Usage,
+    text_of,
 )
 from batchyard.wire.streaming import (
     ContentBlockDelta,
@@ -114,7 +120,17 @@ def _invalid(message: str) -> EngineError:
     return EngineError("invalid_request_error", message, retryable=False)
 
 
+def _has_media(block: ToolResultBlock) -> bool:
+    return isinstance(block.content, list) and any(
+        not isinstance(b, TextBlock) for b in block.content
+    )
+
+
 class LocalEngine:
+    features: frozenset[str] = frozenset()
+    """None of `engines/features.py`: structured outputs and forced tool calls it does
+    itself (`engines/answer_shape.py`)."""
+
     def __init__(
         self,
         *,
@@ -170,19 +186,13 @@ class LocalEngine:
     # --- prompt -------------------------------------------------------------------
 
     def _chat(self, params: MessageCreateParams) -> list[dict[str, str]]:
-        if params.tools:
-            raise _invalid("tools: the local model does not support tool use")
+        system = text_of(params.system)
+        shape = answer_shape(params)
+        if shape.instructions:
+            system = f"{system}\n\n{shape.instructions}" if system else shape.instructions
         chat: list[dict[str, str]] = []
-        if params.system:
-            system = params.system
-            chat.append(
-                {
-                    "role": "system",
-                    "content": system
-                    if isinstance(system, str)
-                    else "\n".join(b.text for b in system),
-                }
-            )
+        if system:
+            chat.append({"role": "system", "content": system})
         for i, message in enumerate(params.messages):
             content = message.content
             if isinstance(content, str):
@@ -192,8 +202,12 @@ class LocalEngine:
             for j, block in enumerate(content):
                 if isinstance(block, TextBlock):
                     parts.append(block.text)
-                elif isinstance(block, ToolResultBlock) and isinstance(block.content, str):
-                    parts.append(block.content)
+                elif isinstance(block, ToolUseBlock):
+                    parts.append(call_text(block.name, block.input))
+                elif isinstance(block, ToolResultBlock) and not _has_media(block):
+                    parts.append(f"Result of the tool call: {text_of(block.content)}")
+                elif isinstance(block, ThinkingBlock | RedactedThinkingBlock):
+                    continue  # an earlier turn's reasoning is not part of the prompt
                 else:
                     kind = getattr(block, "type", type(block).__name__)
                     raise _invalid(
@@ -255,12 +269,21 @@ class LocalEngine:
 
     # --- generation ---------------------------------------------------------------
 
+    def _grammar(self, params: MessageCreateParams) -> str | None:
+        grammar = answer_shape(params).grammar
+        if grammar is not None and not self.runtime.grammar_ok(grammar):
+            raise EngineError(
+                "api_error", "llama.cpp did not take the answer's grammar", retryable=False
+            )
+        return grammar
+
     def _generation(self, params: MessageCreateParams, done: Any, on_text: Any = None) -> Any:
         from batchyard.engines.llama_runtime import Generation, Sampling
 
         temperature = 1.0 if params.temperature is None else params.temperature
         prompt = self.prompt_tokens(params)
         return Generation(
+            grammar=self._grammar(params),
             prompt=prompt,
             breakpoints=self.breakpoints(params, prompt),
             max_tokens=params.max_tokens,
@@ -271,11 +294,15 @@ class LocalEngine:
         )
 
     def _message(self, params: MessageCreateParams, generation: Any) -> Message:
+        content: ContentBlock = TextContent(text=generation.text)
+        stop_reason = generation.stop_reason
+        if answer_shape(params).tool_call and stop_reason == "end_turn":
+            content, stop_reason = tool_use_of(generation.text), "tool_use"
         return Message(
             id=ids.message_id(),
             model=params.model,
-            content=[TextContent(text=generation.text)],
-            stop_reason=generation.stop_reason,
+            content=[content],
+            stop_reason=stop_reason,
             stop_sequence=generation.stop_sequence,
             usage=usage_of(generation),
         )
@@ -303,6 +330,11 @@ class LocalEngine:
         return self._message(params, generation)
 
     async def stream_message(self, params: MessageCreateParams) -> AsyncIterator[StreamEvent]:
+        if answer_shape(params).tool_call:
+            # a call's input is known once whole: then it goes out as one tool_use block
+            async for event in stream_whole_message(self, params):
+                yield event
+            return
         loop = asyncio.get_running_loop()
         pieces: asyncio.Queue[str | None] = asyncio.Queue()
 
