@@ -11,6 +11,7 @@ import httpx
 import msgspec
 
 from batchyard.engines.base import EngineError, stream_whole_message
+from batchyard.engines.features import ALL_FEATURES
 from batchyard.engines.remote import AdaptiveLimit, error_for_exception, error_for_status
 from batchyard.engines.slots import PrioritySlots
 from batchyard.wire.messages import Message, MessageCreateParams
@@ -19,20 +20,29 @@ from batchyard.wire.streaming import StreamEvent
 _message_decoder = msgspec.json.Decoder(Message)
 
 
+COUNT_FIELDS = frozenset(
+    (
+        "model",
+        "messages",
+        "system",
+        "tools",
+        "tool_choice",
+        "thinking",
+        "cache_control",
+        "output_config",
+        "mcp_servers",
+        "context_management",
+    )
+)
+"""What `POST /v1/messages/count_tokens` takes of a Messages request."""
+
+
 def _body(params: MessageCreateParams, *, count: bool = False) -> dict[str, Any]:
+    """The request as the upstream takes it: every field sent, unchanged."""
     body = {k: v for k, v in msgspec.to_builtins(params).items() if v is not None}
     body.pop("stream", None)
     if count:
-        for key in (
-            "max_tokens",
-            "stop_sequences",
-            "metadata",
-            "service_tier",
-            "temperature",
-            "top_p",
-            "top_k",
-        ):
-            body.pop(key, None)
+        body = {k: v for k, v in body.items() if k in COUNT_FIELDS}
     return body
 
 
@@ -48,6 +58,7 @@ class AnthropicEngine:
         name: str = "anthropic",
     ) -> None:
         self.name = name
+        self.features = ALL_FEATURES
         self.capacity = capacity
         self.slots = PrioritySlots(capacity)
         self.adaptive = AdaptiveLimit(self.slots, capacity) if adaptive else None

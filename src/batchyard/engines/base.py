@@ -38,6 +38,8 @@ class Engine(Protocol):
     """How many requests the engine serves at once; the scheduler keeps it full."""
     slots: PrioritySlots
     """Shared by the worker (batch) and the API (interactive, served first)."""
+    features: frozenset[str]
+    """What of `engines/features.py` it honours; a request using anything else is refused."""
 
     async def create_message(self, params: MessageCreateParams) -> Message: ...
 

@@ -10,6 +10,7 @@ from collections.abc import AsyncGenerator
 
 import msgspec
 
+from batchyard.engines.features import refuse_unsupported
 from batchyard.engines.router import EngineRouter, Resolved
 from batchyard.engines.slots import Priority
 from batchyard.wire.messages import Message, MessageCreateParams
@@ -17,6 +18,8 @@ from batchyard.wire.streaming import MessageStart, StreamEvent
 
 
 def _for_engine(resolved: Resolved, params: MessageCreateParams) -> MessageCreateParams:
+    engine = resolved.engine
+    refuse_unsupported(params, engine.name, getattr(engine, "features", frozenset()))
     if resolved.upstream == params.model:
         return params
     return msgspec.structs.replace(params, model=resolved.upstream)
@@ -27,10 +30,11 @@ async def create_message(
 ) -> Message:
     """Raises UnknownModel, EngineError."""
     resolved = router.resolve(params.model)
+    request = _for_engine(resolved, params)
     slots = resolved.engine.slots
     await slots.acquire(priority)
     try:
-        message = await resolved.engine.create_message(_for_engine(resolved, params))
+        message = await resolved.engine.create_message(request)
     finally:
         slots.release()
     message.model = resolved.model
@@ -42,10 +46,11 @@ async def stream_message(
 ) -> AsyncGenerator[StreamEvent, None]:
     """Raises UnknownModel before the first event; EngineError at any point."""
     resolved = router.resolve(params.model)
+    request = _for_engine(resolved, params)
     slots = resolved.engine.slots
     await slots.acquire(priority)
     try:
-        async for event in resolved.engine.stream_message(_for_engine(resolved, params)):
+        async for event in resolved.engine.stream_message(request):
             if isinstance(event, MessageStart):
                 event.message.model = resolved.model
             yield event
