@@ -8,6 +8,8 @@ from typing import Any
 
 import anthropic
 import pytest
+from starlette.requests import Request
+from starlette.responses import Response
 
 from tests.conftest import ServerFactory, client_for
 from tests.integration.test_batches_sdk import wait_ended
@@ -229,3 +231,146 @@ def test_openai_engine_streams_the_upstream_stream(start_server: ServerFactory, 
     ):
         failed.get_final_message()
     assert "bad thing in request" in bad.value.message
+
+
+SCHEMA = {
+    "type": "object",
+    "properties": {"city": {"type": "string"}},
+    "required": ["city"],
+    "additionalProperties": False,
+}
+STRICT_TOOL = {"name": "lookup", "input_schema": SCHEMA, "strict": True}
+
+
+def test_openai_engine_forwards_structured_outputs_and_reasoning_controls(
+    start_server: ServerFactory, stub: Stub
+) -> None:
+    client = client_for(openai_server(start_server, stub))
+    client.messages.create(**ask(
+        "echo", max_tokens=4096, tools=[STRICT_TOOL, TOOL], tool_choice={"type": "any"},
+        output_config={"format": {"type": "json_schema", "schema": SCHEMA}, "effort": "xhigh"},
+        thinking={"type": "enabled", "budget_tokens": 2048},
+    ))  # fmt: skip
+    sent = stub.received[-1]
+    assert sent["response_format"] == {
+        "type": "json_schema",
+        "json_schema": {"name": "output", "schema": SCHEMA, "strict": True},
+    }
+    assert [t["function"].get("strict") for t in sent["tools"]] == [True, None]
+    assert sent["tool_choice"] == "required"
+    assert sent["chat_template_kwargs"] == {"enable_thinking": True}
+    assert sent["thinking_token_budget"] == 2048
+    assert sent["reasoning_effort"] == "high"
+
+    client.messages.create(**ask(
+        "echo", tools=[STRICT_TOOL], tool_choice={"type": "tool", "name": "lookup"},
+        thinking={"type": "disabled"}, output_config={"format": {"type": "json_object"}},
+    ))  # fmt: skip
+    sent = stub.received[-1]
+    assert sent["response_format"] == {"type": "json_object"}
+    assert sent["tool_choice"] == {"type": "function", "function": {"name": "lookup"}}
+    assert sent["chat_template_kwargs"] == {"enable_thinking": False}
+    assert "thinking_token_budget" not in sent and "reasoning_effort" not in sent
+
+
+THOUGHT = "The user asks about Oslo. It often rains there."
+ANSWER = "Rain, most likely."
+BUDGET_REFUSED = (
+    "thinking_token_budget is set but reasoning_config is not configured. "
+    "Please set --reasoning-parser and/or --reasoning-config to use thinking_token_budget."
+)
+
+
+class ReasoningStub(Stub):
+    """The stub as vLLM with a reasoning parser: "think" answers with `reasoning_content`
+    (SGLang, older vLLM), "think-new" with `reasoning` (newer vLLM); "no-budget" refuses
+    `thinking_token_budget` as vLLM started without `--reasoning-parser` does."""
+
+    async def chat(self, request: Request) -> Response:
+        body = await request.json()
+        text = body["messages"][-1]["content"]
+        if text == "no-budget" and "thinking_token_budget" in body:
+            self.received.append(body)
+            return self._respond(400, {"error": {"message": BUDGET_REFUSED, "code": 400}})
+        if text not in ("think", "think-new"):
+            return await super().chat(request)
+        self.received.append(body)
+        key = "reasoning_content" if text == "think" else "reasoning"
+        if body.get("stream"):
+            return self._reasoning_stream(key)
+        message = {"role": "assistant", key: THOUGHT, "content": ANSWER}
+        return self._respond(200, {
+            "id": "chatcmpl-think", "object": "chat.completion", "model": body["model"],
+            "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 12, "completion_tokens": 20, "total_tokens": 32},
+        })  # fmt: skip
+
+    def _reasoning_stream(self, key: str) -> Response:
+        """Reasoning deltas, then content deltas, then the finish and usage chunks."""
+        deltas: list[dict[str, Any]] = [{"role": "assistant", "content": ""}]
+        deltas += [
+            {key: piece} for piece in ("The user asks about Oslo. ", "It often rains there.")
+        ]
+        deltas += [{"content": piece} for piece in ("Rain, ", "most likely.")]
+        chunks: list[dict[str, Any]] = [
+            {"choices": [{"index": 0, "delta": d, "finish_reason": None}]} for d in deltas
+        ]
+        chunks.append({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+        chunks.append({"choices": [], "usage": {"prompt_tokens": 12, "completion_tokens": 20}})
+        sse = "".join(f"data: {json.dumps(c)}\n\n" for c in chunks) + "data: [DONE]\n\n"
+        self.statuses[200] += 1
+        return Response(sse, media_type="text/event-stream")
+
+
+@pytest.fixture
+def reasoning_stub() -> Iterator[ReasoningStub]:
+    s = ReasoningStub(api_key="sk-upstream")
+    with s:
+        yield s
+
+
+@pytest.mark.parametrize("text", ["think", "think-new"])
+def test_openai_engine_reasoning_becomes_a_thinking_block(
+    start_server: ServerFactory, reasoning_stub: ReasoningStub, text: str
+) -> None:
+    client = client_for(openai_server(start_server, reasoning_stub))
+    asked: dict[str, Any] = {**ask(text), "max_tokens": 4096}
+    asked["thinking"] = {"type": "enabled", "budget_tokens": 1024}
+    message = client.messages.create(**asked)
+    thinking, answer = message.content
+    assert thinking.type == "thinking" and thinking.thinking == THOUGHT
+    assert thinking.signature == ""
+    assert answer.type == "text" and answer.text == ANSWER
+    assert message.stop_reason == "end_turn" and message.usage.output_tokens == 20
+
+    with client.messages.stream(**asked) as stream:
+        kinds = [event.type for event in stream]
+        final = stream.get_final_message()
+    assert reasoning_stub.received[-1]["stream"] is True
+    # the SDK's accumulator built the same blocks
+    assert [b.to_dict(exclude_none=True) for b in final.content] == [
+        b.to_dict(exclude_none=True) for b in message.content
+    ]
+    assert kinds.count("thinking") == 2 and kinds.count("signature") == 1
+    assert kinds.index("signature") < kinds.index("text")
+    assert final.stop_reason == "end_turn" and final.usage.output_tokens == 20
+
+
+def test_openai_engine_drops_a_thinking_budget_the_upstream_refuses(
+    start_server: ServerFactory, reasoning_stub: ReasoningStub
+) -> None:
+    client = client_for(openai_server(start_server, reasoning_stub))
+    asked: dict[str, Any] = {**ask("no-budget"), "max_tokens": 4096}
+    asked["thinking"] = {"type": "enabled", "budget_tokens": 1024}
+    with client.messages.stream(**asked) as stream:
+        final = stream.get_final_message().content[0]
+    assert final.type == "text" and final.text == "stub reply: no-budget"
+    refused, retried = reasoning_stub.received[-2:]
+    assert refused["thinking_token_budget"] == 1024
+    assert "thinking_token_budget" not in retried
+    assert retried["chat_template_kwargs"] == {"enable_thinking": True}  # the rest is kept
+    count = len(reasoning_stub.received)
+    message = client.messages.create(**asked)  # remembered: asked once, without it
+    assert message.content[0].text == "stub reply: no-budget"
+    assert len(reasoning_stub.received) == count + 1
+    assert "thinking_token_budget" not in reasoning_stub.received[-1]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import msgspec
@@ -9,13 +10,25 @@ import pytest
 
 from batchyard.translate.chat_dialect import chat_usage
 from batchyard.translate.openai_chat import (
+    ChatStreamTranslator,
     MalformedReply,
     Untranslatable,
     from_chat_response,
     to_chat_request,
     usage_from_chat,
 )
-from batchyard.wire.messages import ToolUseContent, decode_params
+from batchyard.wire.messages import TextContent, ThinkingContent, ToolUseContent, decode_params
+from batchyard.wire.streaming import (
+    ContentBlockDelta,
+    ContentBlockStart,
+    ContentBlockStop,
+    MessageDelta,
+    SignatureDelta,
+    TextDelta,
+    ThinkingDelta,
+    events_from_message,
+    sse,
+)
 
 
 def params(**kw: Any) -> dict[str, Any]:
@@ -284,3 +297,196 @@ def test_upstream_cache_figures_are_passed_on_never_invented() -> None:
         "prompt_tokens_details": {"cached_tokens": 64},
     }
     assert "prompt_tokens_details" not in chat_usage(silent)
+
+
+SCHEMA = {
+    "type": "object",
+    "properties": {"city": {"type": "string"}},
+    "required": ["city"],
+    "additionalProperties": False,
+}
+CONTROL_KEYS = (
+    "response_format",
+    "chat_template_kwargs",
+    "thinking_token_budget",
+    "reasoning_effort",
+)
+THINK = {"type": "enabled", "budget_tokens": 2048}
+
+CONTROL_CASES = [
+    pytest.param({}, {}, id="none-asked"),
+    pytest.param(
+        {"output_config": {"format": {"type": "json_schema", "schema": SCHEMA}}},
+        {"response_format": {"type": "json_schema",
+                             "json_schema": {"name": "output", "schema": SCHEMA, "strict": True}}},
+        id="json-schema",
+    ),
+    pytest.param(
+        {"output_config": {"format": {"type": "json_object"}}},
+        {"response_format": {"type": "json_object"}},
+        id="json-object",
+    ),
+    pytest.param(
+        {"thinking": THINK, "max_tokens": 4096},
+        {"chat_template_kwargs": {"enable_thinking": True}, "thinking_token_budget": 2048},
+        id="thinking-enabled-budget",
+    ),
+    pytest.param(
+        {"thinking": {"type": "adaptive"}},
+        {"chat_template_kwargs": {"enable_thinking": True}},
+        id="thinking-adaptive",
+    ),
+    pytest.param(
+        {"thinking": {"type": "disabled"}},
+        {"chat_template_kwargs": {"enable_thinking": False}},
+        id="thinking-disabled",
+    ),
+    *[
+        pytest.param({"output_config": {"effort": given}}, {"reasoning_effort": sent}, id=f"effort-{given}")
+        for given, sent in [("low", "low"), ("medium", "medium"), ("high", "high"),
+                            ("xhigh", "high"), ("max", "high")]
+    ],
+    pytest.param(
+        {"thinking": THINK, "max_tokens": 4096,
+         "output_config": {"format": {"type": "json_object"}, "effort": "medium"}},
+        {"response_format": {"type": "json_object"}, "reasoning_effort": "medium",
+         "chat_template_kwargs": {"enable_thinking": True}, "thinking_token_budget": 2048},
+        id="all-together",
+    ),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("given", "expected"), CONTROL_CASES)
+def test_structured_output_and_reasoning_controls(
+    given: dict[str, Any], expected: dict[str, Any]
+) -> None:
+    request = translate(**given)
+    assert {k: request[k] for k in CONTROL_KEYS if k in request} == expected
+
+
+def test_strict_tools_stay_strict_and_forced_tools_stay_forced() -> None:
+    strict = {"name": "lookup", "input_schema": SCHEMA, "strict": True}
+    loose = {**TOOL, "strict": False}
+    request = translate(tools=[strict, loose], tool_choice={"type": "any"})
+    assert request["tools"] == [
+        {"type": "function", "function": {"name": "lookup", "parameters": SCHEMA, "strict": True}},
+        {"type": "function", "function": {
+            "name": "get_weather", "description": "Weather", "parameters": {"type": "object"}}},
+    ]  # fmt: skip
+    assert request["tool_choice"] == "required"
+    named = translate(tools=[strict], tool_choice={"type": "tool", "name": "lookup"})
+    assert named["tool_choice"] == {"type": "function", "function": {"name": "lookup"}}
+
+
+THOUGHT = ThinkingContent(thinking="Rain is likely.", signature="")
+
+REASONING_CASES = [
+    pytest.param(
+        reply({"role": "assistant", "reasoning_content": "Rain is likely.", "content": "Rain."}),
+        [THOUGHT, TextContent(text="Rain.")], "end_turn", id="reasoning_content",
+    ),
+    pytest.param(
+        reply({"role": "assistant", "reasoning": "Rain is likely.", "content": None, "tool_calls": [
+            {"id": "c", "type": "function", "function": {"name": "f", "arguments": "{}"}}]}, "tool_calls"),
+        [THOUGHT, ToolUseContent(id="c", name="f", input={})], "tool_use", id="reasoning-then-tool",
+    ),
+    pytest.param(
+        reply({"role": "assistant", "reasoning": "Rain is likely.",
+               "reasoning_content": "Rain is likely.", "content": "Rain."}),
+        [THOUGHT, TextContent(text="Rain.")], "end_turn", id="both-names-one-block",
+    ),
+    pytest.param(
+        reply({"role": "assistant", "reasoning_content": "Rain is likely.", "content": None}, "length"),
+        [THOUGHT], "max_tokens", id="cut-off-while-thinking",
+    ),
+    pytest.param(
+        reply({"role": "assistant", "reasoning_content": None, "reasoning": "", "content": "Rain."}),
+        [TextContent(text="Rain.")], "end_turn", id="no-reasoning",
+    ),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("body", "content", "stop_reason"), REASONING_CASES)
+def test_reasoning_becomes_a_thinking_block_first(
+    body: dict[str, Any], content: list[Any], stop_reason: str
+) -> None:
+    message = from_chat_response(body, decode_params(msgspec.json.encode(params())), "m")
+    assert message.content == content
+    assert message.stop_reason == stop_reason
+
+
+def chunk_of(**delta: Any) -> dict[str, Any]:
+    return {"choices": [{"index": 0, "delta": delta, "finish_reason": None}]}
+
+
+@pytest.mark.parametrize("key", ["reasoning_content", "reasoning"])
+def test_stream_translation_thinking_block(key: str) -> None:
+    t = ChatStreamTranslator(decode_params(msgspec.json.encode(params())), "m")
+    events = t.feed(chunk_of(role="assistant"))
+    events += t.feed(chunk_of(**{key: "Rain is "})) + t.feed(chunk_of(**{key: "likely."}))
+    events += t.feed(chunk_of(content="Rain."))
+    events += t.feed({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+    events += t.end()
+    assert [(type(e).__name__, getattr(e, "index", None)) for e in events] == [
+        ("MessageStart", None),
+        ("ContentBlockStart", 0), ("ContentBlockDelta", 0), ("ContentBlockDelta", 0),
+        ("ContentBlockDelta", 0), ("ContentBlockStop", 0),
+        ("ContentBlockStart", 1), ("ContentBlockDelta", 1), ("ContentBlockStop", 1),
+        ("MessageDelta", None), ("MessageStop", None),
+    ]  # fmt: skip
+    assert isinstance(events[1], ContentBlockStart)
+    assert events[1].content_block == ThinkingContent(thinking="", signature="")
+    deltas = [e.delta for e in events if isinstance(e, ContentBlockDelta)]
+    assert deltas == [
+        ThinkingDelta("Rain is "),
+        ThinkingDelta("likely."),
+        SignatureDelta(""),
+        TextDelta("Rain."),
+    ]
+    # on the wire, as the SDKs' accumulators read them
+    assert json.loads(sse(events[1]).split(b"data: ")[1]) == {
+        "type": "content_block_start",
+        "index": 0,
+        "content_block": {"type": "thinking", "thinking": "", "signature": ""},
+    }
+    assert json.loads(sse(events[2]).split(b"data: ")[1])["delta"] == {
+        "type": "thinking_delta",
+        "thinking": "Rain is ",
+    }
+    assert json.loads(sse(events[4]).split(b"data: ")[1])["delta"] == {
+        "type": "signature_delta",
+        "signature": "",
+    }
+
+
+def test_stream_cut_off_while_thinking_still_closes_the_block() -> None:
+    t = ChatStreamTranslator(decode_params(msgspec.json.encode(params())), "m")
+    events = t.feed(chunk_of(reasoning="Hmm"))
+    events += t.feed({"choices": [{"index": 0, "delta": {}, "finish_reason": "length"}]})
+    events += t.end()
+    names = [type(e).__name__ for e in events]
+    assert names == [
+        "MessageStart", "ContentBlockStart", "ContentBlockDelta", "ContentBlockDelta",
+        "ContentBlockStop", "MessageDelta", "MessageStop",
+    ]  # fmt: skip
+    assert isinstance(events[3], ContentBlockDelta) and events[3].delta == SignatureDelta("")
+    [end] = [e for e in events if isinstance(e, MessageDelta)]
+    assert end.delta.stop_reason == "max_tokens"
+
+
+def test_whole_message_streams_its_thinking_block() -> None:
+    """An engine that answers whole messages (`events_from_message`) streams thinking too."""
+    body = reply(
+        {"role": "assistant", "reasoning_content": "Rain is very likely.", "content": "Rain."}
+    )
+    message = from_chat_response(body, decode_params(msgspec.json.encode(params())), "m")
+    events = events_from_message(message, chunk_words=2)
+    starts = [e.content_block for e in events if isinstance(e, ContentBlockStart)]
+    assert starts == [ThinkingContent(thinking="", signature=""), TextContent(text="")]
+    thinking = [e.delta for e in events if isinstance(e, ContentBlockDelta) and e.index == 0]
+    assert thinking == [
+        ThinkingDelta("Rain is "),
+        ThinkingDelta("very likely."),
+        SignatureDelta(""),
+    ]
+    assert isinstance(events[4], ContentBlockDelta) and isinstance(events[5], ContentBlockStop)

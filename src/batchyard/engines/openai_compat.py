@@ -1,15 +1,29 @@
-"""Any `/v1/chat/completions` server: vLLM, SGLang, llama.cpp server, Ollama, OpenAI."""
+"""Any `/v1/chat/completions` server: vLLM, SGLang, llama.cpp server, Ollama, OpenAI.
+
+The reasoning controls a request may carry are not every server's: vLLM refuses
+`thinking_token_budget` unless it was started with a reasoning parser, OpenAI refuses
+`chat_template_kwargs`, and `reasoning_effort` for a model that does not reason. An
+upstream whose error names one of them is asked again without it, and not sent it
+again for that model, so a request does not fail for a control the server lacks.
+"""
 
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 
 from batchyard.engines.base import EngineError
-from batchyard.engines.remote import AdaptiveLimit, error_for_exception, error_for_status
+from batchyard.engines.remote import (
+    AdaptiveLimit,
+    error_for_exception,
+    error_for_status,
+    upstream_message,
+)
 from batchyard.engines.slots import PrioritySlots
 from batchyard.translate.openai_chat import (
     ChatStreamTranslator,
@@ -21,8 +35,15 @@ from batchyard.translate.openai_chat import (
 from batchyard.wire.messages import Message, MessageCreateParams
 from batchyard.wire.streaming import StreamEvent
 
+log = logging.getLogger("batchyard.openai")
+
+OPTIONAL_KEYS = ("thinking_token_budget", "chat_template_kwargs", "reasoning_effort")
+"""Request keys an upstream may refuse, dropped (and remembered) when it does."""
+
 
 class OpenAICompatEngine:
+    features: frozenset[str] = frozenset()  # none of engines/features.py
+
     def __init__(
         self,
         base_url: str,
@@ -37,6 +58,7 @@ class OpenAICompatEngine:
         self.capacity = capacity
         self.slots = PrioritySlots(capacity)
         self.adaptive = AdaptiveLimit(self.slots, capacity) if adaptive else None
+        self._refused: dict[str, set[str]] = {}  # upstream model → OPTIONAL_KEYS it refused
         headers = {"authorization": f"Bearer {api_key}"} if api_key else {}
         self._client = httpx.AsyncClient(
             base_url=base_url.rstrip("/"),
@@ -45,21 +67,59 @@ class OpenAICompatEngine:
             limits=httpx.Limits(max_connections=None, max_keepalive_connections=capacity),
         )
 
-    async def create_message(self, params: MessageCreateParams) -> Message:
+    def _request(self, params: MessageCreateParams) -> dict[str, Any]:
+        """The Chat Completions request, less the keys this upstream refused for the model."""
         try:
             request = to_chat_request(params, params.model)
         except Untranslatable as exc:
             raise EngineError("invalid_request_error", str(exc), retryable=False) from None
+        for key in self._refused.get(params.model, ()):
+            request.pop(key, None)
+        return request
+
+    def _refused_key(self, request: dict[str, Any], response: httpx.Response) -> str | None:
+        """The optional key the upstream's error names (now remembered), if any."""
+        if response.status_code == 429:
+            return None
+        message = upstream_message(response)
+        for key in OPTIONAL_KEYS:
+            if key in request and key in message:
+                self._refused.setdefault(request["model"], set()).add(key)
+                log.warning(
+                    "%s refuses %s for %s (%s): it is not sent to that model any more",
+                    self.name,
+                    key,
+                    request["model"],
+                    message[:200],
+                )
+                return key
+        return None
+
+    async def _send(self, request: dict[str, Any], *, stream: bool) -> httpx.Response:
+        """POST the request until a 200 (a stream still to read, when `stream`), asking
+        again without each optional key the upstream refuses; else an EngineError."""
+        while True:
+            try:
+                response = await self._client.send(
+                    self._client.build_request("POST", "/chat/completions", json=request),
+                    stream=stream,
+                )
+                if response.status_code == 200:
+                    return response
+                await response.aread()  # the error's text (and a stream closed)
+            except httpx.HTTPError as exc:
+                raise error_for_exception(exc, self.name) from None
+            key = self._refused_key(request, response)
+            if key is None:
+                if response.status_code == 429 and self.adaptive:
+                    await self.adaptive.on_rate_limited()
+                raise error_for_status(response, self.name)
+            del request[key]
+
+    async def create_message(self, params: MessageCreateParams) -> Message:
+        request = self._request(params)
         started = time.monotonic()
-        try:
-            response = await self._client.post("/chat/completions", json=request)
-        except httpx.HTTPError as exc:
-            raise error_for_exception(exc, self.name) from None
-        if response.status_code != 200:
-            error = error_for_status(response, self.name)
-            if response.status_code == 429 and self.adaptive:
-                await self.adaptive.on_rate_limited()
-            raise error
+        response = await self._send(request, stream=False)
         try:
             message = from_chat_response(response.json(), params, params.model)
         except (json.JSONDecodeError, UnicodeDecodeError, MalformedReply) as exc:
@@ -72,49 +132,40 @@ class OpenAICompatEngine:
 
     async def stream_message(self, params: MessageCreateParams) -> AsyncIterator[StreamEvent]:
         """The upstream's own stream (`stream: true`), translated event by event."""
-        try:
-            request = to_chat_request(params, params.model)
-        except Untranslatable as exc:
-            raise EngineError("invalid_request_error", str(exc), retryable=False) from None
+        request = self._request(params)
         request["stream"] = True
         request["stream_options"] = {"include_usage": True}
         translator = ChatStreamTranslator(params, params.model)
         started = time.monotonic()
+        response = await self._send(request, stream=True)
         try:
-            async with self._client.stream("POST", "/chat/completions", json=request) as response:
-                if response.status_code != 200:
-                    await response.aread()
-                    if response.status_code == 429 and self.adaptive:
-                        await self.adaptive.on_rate_limited()
-                    raise error_for_status(response, self.name)
-                async for line in response.aiter_lines():
-                    if not line.startswith("data:"):
-                        continue
-                    data = line[5:].strip()
-                    if data == "[DONE]":
-                        break
-                    try:
-                        chunk = json.loads(data)
-                    except json.JSONDecodeError:
-                        raise EngineError(
-                            "api_error",
-                            f"{self.name} sent a malformed stream chunk",
-                            retryable=True,
-                        ) from None
-                    try:
-                        events = translator.feed(chunk)
-                    except MalformedReply as exc:
-                        raise EngineError(
-                            "api_error", f"{self.name}: {exc}", retryable=True
-                        ) from None
-                    for event in events:
-                        yield event
+            async for line in response.aiter_lines():
+                if not line.startswith("data:"):
+                    continue
+                data = line[5:].strip()
+                if data == "[DONE]":
+                    break
+                for event in self._translate(translator, data):
+                    yield event
         except httpx.HTTPError as exc:
             raise error_for_exception(exc, self.name) from None
+        finally:
+            await response.aclose()
         if self.adaptive:
             self.adaptive.on_success(time.monotonic() - started)
         for event in translator.end():
             yield event
+
+    def _translate(self, translator: ChatStreamTranslator, data: str) -> list[StreamEvent]:
+        """One `data:` line of the upstream's stream as Messages stream events."""
+        try:
+            return translator.feed(json.loads(data))
+        except json.JSONDecodeError:
+            raise EngineError(
+                "api_error", f"{self.name} sent a malformed stream chunk", retryable=True
+            ) from None
+        except MalformedReply as exc:
+            raise EngineError("api_error", f"{self.name}: {exc}", retryable=True) from None
 
     async def count_tokens(self, params: MessageCreateParams) -> int:
         """An estimate (about 4 characters a token): Chat Completions has no token-count call."""

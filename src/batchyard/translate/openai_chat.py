@@ -3,11 +3,16 @@
 Requests: system → a system message; text and image blocks → content parts;
 assistant `tool_use` → `tool_calls`; user `tool_result` → `tool` messages (placed
 before the rest of that user turn, as Chat Completions wants them right after
-the assistant's calls); tools and `tool_choice` → functions; `stop_sequences` →
-`stop`; sampling parameters as they are.
-Answers: content and `tool_calls` → text and `tool_use` blocks; `finish_reason`
-→ `stop_reason` (a matched stop string, which vLLM reports, → `stop_sequence`);
-usage → usage.
+the assistant's calls); tools and `tool_choice` → functions (`strict` kept);
+`stop_sequences` → `stop`; sampling parameters as they are; `output_config.format` →
+`response_format`; `thinking` and `output_config.effort` → the reasoning controls
+vLLM and SGLang read (`chat_template_kwargs.enable_thinking`, `thinking_token_budget`,
+`reasoning_effort`).
+Answers: the reasoning a reasoning parser split off (`reasoning_content`, or
+`reasoning` in newer vLLM) → a `thinking` block (with an empty signature: nothing
+signs it) before the rest; content and `tool_calls` → text and `tool_use` blocks;
+`finish_reason` → `stop_reason` (a matched stop string, which vLLM reports, →
+`stop_sequence`); usage → usage.
 """
 
 from __future__ import annotations
@@ -21,12 +26,14 @@ from batchyard.wire.messages import (
     ContentBlock,
     DocumentBlock,
     ImageBlock,
+    JsonSchemaFormat,
     Message,
     MessageCreateParams,
     TextBlock,
     TextContent,
     TextSource,
     ThinkingBlock,
+    ThinkingContent,
     ToolResultBlock,
     ToolUseBlock,
     ToolUseContent,
@@ -39,8 +46,10 @@ from batchyard.wire.streaming import (
     ContentBlockStart,
     ContentBlockStop,
     InputJsonDelta,
+    SignatureDelta,
     StreamEvent,
     TextDelta,
+    ThinkingDelta,
     message_end,
     message_start,
 )
@@ -144,6 +153,8 @@ def _tool(tool: dict[str, Any]) -> dict[str, Any]:
     function: dict[str, Any] = {"name": tool["name"], "parameters": tool["input_schema"]}
     if tool.get("description"):
         function["description"] = tool["description"]
+    if tool.get("strict") is True:
+        function["strict"] = True
     return {"type": "function", "function": function}
 
 
@@ -160,6 +171,45 @@ def _tool_choice(choice: dict[str, Any]) -> tuple[Any, bool | None]:
     if kind == "tool":
         return {"type": "function", "function": {"name": choice["name"]}}, parallel
     raise Untranslatable(f"tool_choice type {kind!r} is not supported")
+
+
+def _response_format(params: MessageCreateParams) -> dict[str, Any] | None:
+    """`output_config.format` as the `response_format` vLLM, SGLang and llama-server
+    constrain decoding with (the name is required by the format and means nothing)."""
+    fmt = params.output_config.format if params.output_config else None
+    if fmt is None:
+        return None
+    if isinstance(fmt, JsonSchemaFormat):
+        schema = {"name": "output", "schema": fmt.schema, "strict": True}
+        return {"type": "json_schema", "json_schema": schema}
+    return {"type": "json_object"}
+
+
+_EFFORT = {"low": "low", "medium": "medium", "high": "high", "xhigh": "high", "max": "high"}
+"""`output_config.effort` → `reasoning_effort`, which stops at "high"."""
+
+
+def _reasoning_controls(params: MessageCreateParams) -> dict[str, Any]:
+    """`thinking` and `output_config.effort` as the upstream's reasoning controls.
+
+    On or off is the chat template's `enable_thinking` (Qwen3-style templates in vLLM
+    and SGLang; a template without it ignores it). `budget_tokens` is vLLM's
+    `thinking_token_budget` (a per-request sampling parameter, enforced when the server
+    runs with `--reasoning-parser`; see vLLM's docs/features/reasoning_outputs.md,
+    "Thinking Budget Control"). Most servers ignore a key they lack; one that refuses
+    it is asked again without it (`engines/openai_compat.py`).
+    """
+    controls: dict[str, Any] = {}
+    if params.thinking:
+        enabled = params.thinking.get("type") != "disabled"  # enabled, adaptive, between_tools
+        controls["chat_template_kwargs"] = {"enable_thinking": enabled}
+        budget = params.thinking.get("budget_tokens")
+        if enabled and isinstance(budget, int):
+            controls["thinking_token_budget"] = budget
+    effort = params.output_config.effort if params.output_config else None
+    if effort is not None:
+        controls["reasoning_effort"] = _EFFORT[effort]
+    return controls
 
 
 def to_chat_request(params: MessageCreateParams, model: str) -> dict[str, Any]:
@@ -182,6 +232,10 @@ def to_chat_request(params: MessageCreateParams, model: str) -> dict[str, Any]:
             request["tool_choice"] = choice
         if parallel is not None:
             request["parallel_tool_calls"] = parallel
+    response_format = _response_format(params)
+    if response_format is not None:
+        request["response_format"] = response_format
+    request.update(_reasoning_controls(params))
     user = (params.metadata or {}).get("user_id")
     if user:
         request["user"] = user
@@ -201,12 +255,26 @@ class MalformedReply(ValueError):
     """The server's answer is not a Chat Completion."""
 
 
+def _reasoning_of(message: dict[str, Any]) -> str:
+    """The reasoning text of a reply or stream delta: `reasoning_content` (SGLang,
+    llama-server, older vLLM) or `reasoning` (newer vLLM). One, not both: vLLM sent
+    the same text under both names while it renamed the field."""
+    for key in ("reasoning_content", "reasoning"):
+        value = message.get(key)
+        if isinstance(value, str) and value:
+            return value
+    return ""
+
+
 def from_chat_response(body: dict[str, Any], params: MessageCreateParams, model: str) -> Message:
     try:
         choice = body["choices"][0]
         reply = choice["message"]
         usage = body.get("usage") or {}
         content: list[ContentBlock] = []
+        thought = _reasoning_of(reply)
+        if thought:
+            content.append(ThinkingContent(thinking=thought, signature=""))
         if reply.get("content"):
             content.append(TextContent(text=reply["content"]))
         for call in reply.get("tool_calls") or []:
@@ -268,16 +336,18 @@ def usage_from_chat(usage: dict[str, Any]) -> Usage:
 class ChatStreamTranslator:
     """Chat Completions stream chunks → Anthropic stream events, chunk by chunk.
 
-    Text deltas open a text block; each new tool call index opens a `tool_use`
-    block whose argument pieces become `input_json_delta`s; the finish reason and
-    the usage chunk (`stream_options.include_usage`) become `message_delta`.
+    Reasoning deltas open a `thinking` block (its pieces become `thinking_delta`s,
+    and an empty `signature_delta` ends it, as the hosted API ends one); text deltas
+    open a text block; each new tool call index opens a `tool_use` block whose
+    argument pieces become `input_json_delta`s; the finish reason and the usage
+    chunk (`stream_options.include_usage`) become `message_delta`.
     """
 
     def __init__(self, params: MessageCreateParams, model: str) -> None:
         self.params = params
         self.model = model
         self.index = -1
-        self.open: str | None = None  # "text" or "tool:<openai index>"
+        self.open: str | None = None  # "thinking", "text" or "tool:<openai index>"
         self.finish: str | None = None
         self.matched: Any = None
         self.usage: dict[str, Any] = {}
@@ -305,8 +375,12 @@ class ChatStreamTranslator:
     def _close(self) -> list[StreamEvent]:
         if self.open is None:
             return []
+        events: list[StreamEvent] = []
+        if self.open == "thinking":
+            events.append(ContentBlockDelta(self.index, SignatureDelta("")))
         self.open = None
-        return [ContentBlockStop(self.index)]
+        events.append(ContentBlockStop(self.index))
+        return events
 
     def feed(self, chunk: dict[str, Any]) -> list[StreamEvent]:
         try:
@@ -315,6 +389,11 @@ class ChatStreamTranslator:
                 self.usage = chunk["usage"]
             for choice in chunk.get("choices") or []:
                 delta = choice.get("delta") or {}
+                thought = _reasoning_of(delta)
+                if thought:
+                    if self.open != "thinking":
+                        events += self._open("thinking", ThinkingContent("", ""))
+                    events.append(ContentBlockDelta(self.index, ThinkingDelta(thought)))
                 if delta.get("content"):
                     if self.open != "text":
                         events += self._open("text", TextContent(text=""))

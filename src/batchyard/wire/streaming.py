@@ -22,6 +22,20 @@ class InputJsonDelta(msgspec.Struct, tag="input_json_delta", tag_field="type"):
     partial_json: str
 
 
+class ThinkingDelta(msgspec.Struct, tag="thinking_delta", tag_field="type"):
+    """A piece of a `thinking` block's text (the SDKs concatenate them)."""
+
+    thinking: str
+
+
+class SignatureDelta(msgspec.Struct, tag="signature_delta", tag_field="type"):
+    """A `thinking` block's signature, sent once just before its `content_block_stop`
+    (the SDKs replace the block's signature with it; an engine that signs nothing sends
+    "")."""
+
+    signature: str
+
+
 class MessageStart(msgspec.Struct, tag="message_start", tag_field="type"):
     message: Message
 
@@ -33,7 +47,7 @@ class ContentBlockStart(msgspec.Struct, tag="content_block_start", tag_field="ty
 
 class ContentBlockDelta(msgspec.Struct, tag="content_block_delta", tag_field="type"):
     index: int
-    delta: TextDelta | InputJsonDelta
+    delta: TextDelta | InputJsonDelta | ThinkingDelta | SignatureDelta
 
 
 class ContentBlockStop(msgspec.Struct, tag="content_block_stop", tag_field="type"):
@@ -142,26 +156,51 @@ def message_end(
 
 def events_from_message(message: Message, chunk_words: int = 4) -> list[StreamEvent]:
     """The stream of an engine that answers whole messages: same content, sent in pieces."""
-    from batchyard.wire.messages import TextContent, ToolUseContent
+    from batchyard.wire.messages import (
+        RedactedThinkingContent,
+        TextContent,
+        ThinkingContent,
+        ToolUseContent,
+    )
 
     events: list[StreamEvent] = [message_start(message)]
     for index, block in enumerate(message.content):
         if isinstance(block, TextContent):
             events.append(ContentBlockStart(index, TextContent(text="")))
-            words = block.text.split(" ")
-            for i in range(0, len(words), chunk_words):
-                piece = " ".join(words[i : i + chunk_words])
-                if i + chunk_words < len(words):
-                    piece += " "
-                if piece:
-                    events.append(ContentBlockDelta(index, TextDelta(piece)))
+            events += [
+                ContentBlockDelta(index, TextDelta(piece))
+                for piece in _word_pieces(block.text, chunk_words)
+            ]
         elif isinstance(block, ToolUseContent):
             events.append(ContentBlockStart(index, ToolUseContent(block.id, block.name, {})))
             events.append(
                 ContentBlockDelta(index, InputJsonDelta(_encoder.encode(block.input).decode()))
             )
+        elif isinstance(block, ThinkingContent):
+            events.append(ContentBlockStart(index, ThinkingContent(thinking="", signature="")))
+            events += [
+                ContentBlockDelta(index, ThinkingDelta(piece))
+                for piece in _word_pieces(block.thinking, chunk_words)
+            ]
+            events.append(ContentBlockDelta(index, SignatureDelta(block.signature)))
+        elif isinstance(block, RedactedThinkingContent):
+            events.append(ContentBlockStart(index, block))  # whole, as the hosted API sends it
         events.append(ContentBlockStop(index))
     events.extend(
         message_end(message.stop_reason, message.stop_sequence, message.usage.output_tokens)
     )
     return events
+
+
+def _word_pieces(text: str, chunk_words: int) -> list[str]:
+    """`text` in pieces of `chunk_words` words, each but the last keeping its trailing
+    space, so that the pieces join back to `text` exactly."""
+    words = text.split(" ")
+    pieces = []
+    for i in range(0, len(words), chunk_words):
+        piece = " ".join(words[i : i + chunk_words])
+        if i + chunk_words < len(words):
+            piece += " "
+        if piece:
+            pieces.append(piece)
+    return pieces
