@@ -6,14 +6,20 @@ import json
 from typing import Any
 
 import pytest
+from openai.types.chat.completion_create_params import CompletionCreateParamsBase
 
 from batchyard.translate.chat_dialect import (
+    ACCEPTED,
+    MAPPED,
+    REFUSED,
     ChatRequestError,
     ChunkTranslator,
     chat_completion,
     messages_request,
 )
 from batchyard.wire.messages import (
+    JsonObjectFormat,
+    JsonSchemaFormat,
     Message,
     TextContent,
     ToolResultBlock,
@@ -163,3 +169,181 @@ def test_stream_events_as_chunks() -> None:
     assert json.loads("".join(c["function"]["arguments"] for c in calls)) == {"city": "Oslo"}
     assert chunks[-2]["choices"][0]["finish_reason"] == "tool_calls"
     assert chunks[-1]["choices"] == [] and chunks[-1]["usage"]["total_tokens"] == 12
+
+
+# --- response_format and the other request fields ---------------------------------
+
+PERSON = {
+    "type": "object",
+    "properties": {"name": {"type": "string"}, "age": {"type": "integer"}},
+    "required": ["name", "age"],
+    "additionalProperties": False,
+}
+
+
+def chat(**fields: Any) -> dict[str, Any]:
+    return {"model": "m", "messages": [{"role": "user", "content": "x"}], **fields}
+
+
+def json_schema(schema: Any, **extra: Any) -> dict[str, Any]:
+    return {"type": "json_schema", "json_schema": {"name": "person", "schema": schema, **extra}}
+
+
+def test_response_format_json_schema_becomes_output_config_format() -> None:
+    params = messages_request(chat(response_format=json_schema(PERSON, strict=True)))
+    assert params.output_config is not None
+    fmt = params.output_config.format
+    assert isinstance(fmt, JsonSchemaFormat) and fmt.schema == PERSON
+    assert params.output_config.effort is None
+
+
+def test_response_format_json_object_and_text() -> None:
+    params = messages_request(chat(response_format={"type": "json_object"}))
+    assert params.output_config is not None
+    assert isinstance(params.output_config.format, JsonObjectFormat)
+    assert messages_request(chat(response_format={"type": "text"})).output_config is None
+    assert messages_request(chat()).output_config is None
+
+
+@pytest.mark.parametrize(
+    ("response_format", "says"),
+    [
+        ("json", "response_format: must be an object"),
+        ({"type": "grammar"}, "response_format.type: must be 'text', 'json_object'"),
+        ({"type": ["json_schema"]}, "response_format.type: must be"),
+        ({"type": "json_schema"}, "response_format.json_schema: required"),
+        ({"type": "json_schema", "json_schema": {"name": "x"}}, ".schema: required"),
+        (json_schema(["not", "an", "object"]), ".schema: must be a JSON Schema object"),
+        (json_schema(PERSON) | {"json_schema": {"schema": PERSON}}, ".name: required"),
+        (json_schema(PERSON) | {"json_schema": {"name": "a b", "schema": PERSON}}, ".name:"),
+        (json_schema(PERSON, strict="yes"), ".json_schema.strict: must be a boolean"),
+        (json_schema(PERSON, grammar="x"), ".json_schema.grammar: unknown parameter"),
+        ({"type": "json_object", "schema": PERSON}, "response_format.schema: unknown"),
+    ],
+)
+def test_unsupported_response_formats_are_refused(response_format: Any, says: str) -> None:
+    with pytest.raises(ChatRequestError) as err:
+        messages_request(chat(response_format=response_format))
+    assert err.value.param == "response_format"
+    assert says in str(err.value)
+
+
+def test_a_schema_the_decoder_refuses_is_reported_in_chat_terms() -> None:
+    schema = PERSON | {"properties": {"name": {"type": "string"}, "age": {"minimum": 0}}}
+    with pytest.raises(ChatRequestError) as err:
+        messages_request(chat(response_format=json_schema(schema)))
+    assert err.value.param == "response_format"
+    assert str(err.value).startswith("response_format.json_schema.schema.properties.age")
+    assert "output_config" not in str(err.value)
+
+
+def test_a_strict_function_keeps_its_schema_and_its_errors_name_it() -> None:
+    function = {"name": "f", "strict": True, "parameters": PERSON}
+    params = messages_request(chat(tools=[{"type": "function", "function": function}]))
+    assert params.tools == [
+        {"name": "f", "description": "", "input_schema": PERSON, "strict": True}
+    ]
+    lengths = {"name": {"type": "string", "maxLength": 3}, "age": {"type": "integer"}}
+    loose = function | {"parameters": PERSON | {"properties": lengths}}
+    with pytest.raises(ChatRequestError) as err:
+        messages_request(chat(tools=[{"type": "function", "function": loose}]))
+    assert err.value.param == "tools"
+    assert str(err.value).startswith("tools.0.function.parameters.properties.name.maxLength")
+
+
+@pytest.mark.parametrize(
+    ("effort", "expected"),
+    [("none", "low"), ("minimal", "low"), ("low", "low"), ("high", "high"), ("max", "max")],
+)
+def test_reasoning_effort_becomes_output_config_effort(effort: str, expected: str) -> None:
+    params = messages_request(chat(reasoning_effort=effort, response_format={"type": "text"}))
+    assert params.output_config is not None
+    assert params.output_config.effort == expected and params.output_config.format is None
+
+
+WEATHER = [{"type": "function", "function": {"name": "weather"}}]
+
+
+@pytest.mark.parametrize(
+    ("tool_choice", "expected"),
+    [
+        (None, {"type": "auto", "disable_parallel_tool_use": True}),
+        ("required", {"type": "any", "disable_parallel_tool_use": True}),
+        (
+            {"type": "function", "function": {"name": "weather"}},
+            {"type": "tool", "name": "weather", "disable_parallel_tool_use": True},
+        ),
+        ("none", {"type": "none"}),
+    ],
+)
+def test_parallel_tool_calls_false_disables_parallel_tool_use(
+    tool_choice: Any, expected: dict[str, Any]
+) -> None:
+    fields = {"tools": WEATHER, "parallel_tool_calls": False}
+    if tool_choice is not None:
+        fields["tool_choice"] = tool_choice
+    assert messages_request(chat(**fields)).tool_choice == expected
+    assert messages_request(chat(tools=WEATHER, parallel_tool_calls=True)).tool_choice is None
+
+
+def test_top_k_is_carried() -> None:
+    assert messages_request(chat(top_k=40)).top_k == 40
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("frequency_penalty", 0.5),
+        ("presence_penalty", -1),
+        ("logit_bias", {"50256": -100}),
+        ("logprobs", True),
+        ("top_logprobs", 3),
+        ("verbosity", "low"),
+        ("modalities", ["text", "audio"]),
+        ("audio", {"voice": "alloy", "format": "wav"}),
+        ("functions", [{"name": "f"}]),
+        ("function_call", "auto"),
+        ("web_search_options", {}),
+        ("moderation", {"mode": "block"}),
+        ("min_p", 0.1),  # not a Chat Completions field at all
+        ("reasoning_effort", "turbo"),
+        ("parallel_tool_calls", "no"),
+    ],
+)
+def test_fields_that_would_change_the_answer_are_refused(field: str, value: Any) -> None:
+    with pytest.raises(ChatRequestError) as err:
+        messages_request(chat(tools=WEATHER, **{field: value}))
+    assert err.value.param == field
+    assert str(err.value).startswith(field) or field in str(err.value)
+
+
+def test_harmless_fields_and_neutral_values_are_accepted() -> None:
+    params = messages_request(
+        chat(
+            user="u-1",
+            safety_identifier="s-1",
+            metadata={"project": "p"},
+            store=True,
+            stream=False,
+            stream_options={"include_usage": True},
+            service_tier="auto",
+            prompt_cache_key="k",
+            prediction={"type": "content", "content": "x"},
+            seed=7,
+            n=1,
+            frequency_penalty=0,
+            presence_penalty=0.0,
+            logit_bias={},
+            logprobs=False,
+            verbosity="medium",
+            modalities=["text"],
+        )
+    )
+    assert params.model == "m"
+
+
+def test_every_sdk_field_has_a_place_in_the_table() -> None:
+    """A field a newer `openai` SDK sends must be mapped, accepted or refused on purpose."""
+    sdk_fields = set(CompletionCreateParamsBase.__annotations__) | {"stream"}
+    assert sdk_fields <= MAPPED | ACCEPTED | set(REFUSED)
+    assert not (MAPPED & ACCEPTED) and not (MAPPED | ACCEPTED) & set(REFUSED)
