@@ -45,6 +45,7 @@ bench: install  ## benchmarks (numbers, not asserts)
 	PYTHONPATH=. $(BIN)/python -m bench.dashboard
 	PYTHONPATH=. $(BIN)/python -m bench.prefix
 	PYTHONPATH=. $(BIN)/python -m bench.runtime
+	PYTHONPATH=. $(BIN)/python -m bench.structured
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,6 +1,8 @@
 """Every document the schema grammars let through is valid: random walks through
 llama.cpp's own grammar engine, on SmolLM2's real vocabulary, each finished walk
-parsed and checked with jsonschema (formats included)."""
+parsed and checked with jsonschema (formats included). On the way, every step checks
+that the runtime's greedy shortcut (the best allowed of the top 64) picks the token a
+mask over the whole vocabulary picks."""
 
 from __future__ import annotations
 
@@ -108,8 +110,11 @@ class Walker:
             for _ in range(steps):
                 logits = rng.standard_normal(self.n_vocab, dtype=np.float32) + self.bias
                 pointer = logits.ctypes.data_as(ctypes.POINTER(ctypes.c_float))
+                fast = self.candidates.best_allowed(sampler, pointer)
                 token = self.candidates.resample(sampler, self.chain, pointer)
                 assert token >= 0, "the grammar allowed no token"
+                # the runtime's shortcut for greedy picks what masking everything picks
+                assert fast in (-1, token)
                 if self.eog[token]:
                     return out.decode()
                 ll.llama_sampler_accept(sampler, token)

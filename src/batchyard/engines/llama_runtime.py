@@ -182,7 +182,9 @@ class GrammarCache:
 
 
 class Candidates:
-    """llama.cpp token arrays for asking a grammar about one token or all of them."""
+    """llama.cpp token arrays for asking a grammar about one token, the best few, or all."""
+
+    TOP = 64
 
     def __init__(self, n_vocab: int) -> None:
         import numpy as np
@@ -203,17 +205,48 @@ class Candidates:
             selected=-1,
             sorted=False,
         )
+        self.top = np.zeros(self.TOP, dtype=dtype)
+        self.top_array = ll.llama_token_data_array(
+            data=self.top.ctypes.data_as(ctypes.POINTER(ll.llama_token_data)),
+            size=self.TOP,
+            selected=-1,
+            sorted=False,
+        )
+        self.asked = 0
+        """Tokens checked against a grammar (one a constrained step)."""
+        self.top_passes = 0
+        """Greedy steps whose pick the grammar refused, answered from the best `TOP`."""
+        self.full_passes = 0
+        """Steps that masked the whole vocabulary."""
 
     def allows(self, grammar: Any, token: int) -> bool:
+        self.asked += 1
         one: Any = self.one
         one.id, one.logit, one.p = token, 0.0, 0.0
         self.one_array.size, self.one_array.selected, self.one_array.sorted = 1, -1, False
         ll.llama_sampler_apply(grammar, ctypes.byref(self.one_array))
         return bool(self.one.logit != float("-inf"))
 
+    def best_allowed(self, grammar: Any, logits: Any) -> int:
+        """The highest-scoring token the grammar allows among the `TOP` best (-1 if none
+        is): greedy's pick under the grammar, found without masking the whole vocabulary
+        (which costs llama.cpp 5-15 ms at 49k tokens)."""
+        np = self.np
+        self.top_passes += 1
+        row = np.ctypeslib.as_array(logits, shape=(self.n_vocab,))
+        best = np.argpartition(row, -self.TOP)[-self.TOP :]
+        best = best[np.argsort(-row[best], kind="stable")]
+        self.top["id"], self.top["logit"], self.top["p"] = best, row[best], 0.0
+        array = self.top_array
+        array.size, array.selected, array.sorted = self.TOP, -1, False
+        ll.llama_sampler_apply(grammar, ctypes.byref(array))
+        allowed = np.flatnonzero(self.top["logit"] != float("-inf"))
+        return int(self.top["id"][allowed[0]]) if allowed.size else -1
+
     def resample(self, grammar: Any, chain: Any, logits: Any) -> int:
         """The chain's pick among the tokens the grammar allows (-1 if none is)."""
         np = self.np
+        self.full_passes += 1
         self.all["id"] = self.ids
         self.all["logit"] = np.ctypeslib.as_array(logits, shape=(self.n_vocab,))
         self.all["p"] = 0.0
@@ -291,7 +324,7 @@ class LlamaRuntime:
         self._stopped = False
         self.cache = PrefixCache(prefix_cache_bytes) if prefix_cache_bytes > 0 else None
         self._grammars = GrammarCache(self.vocab)
-        self._candidates = Candidates(ll.llama_vocab_n_tokens(self.vocab))
+        self.candidates = Candidates(ll.llama_vocab_n_tokens(self.vocab))
         self.wait_for_prefix = wait_for_prefix
         """A prompt sharing this many more tokens with one still prefilling waits for it."""
         self._thread = threading.Thread(target=self._loop, name="batchyard-llama", daemon=True)
@@ -667,15 +700,22 @@ class LlamaRuntime:
         """The token to take under `g`'s grammar, given the one sampled without it.
 
         Most steps the sampled token fits the grammar and is taken: that asks the
-        grammar about one token, not the whole vocabulary. Otherwise the grammar masks
-        every token the rules forbid and the chain samples again from what is left:
-        greedy then picks the best allowed token, as a full pass would, and sampling
-        draws from the allowed tokens in proportion (a rejected first draw plus the
-        redraw come to the same distribution). Returns -1 if no token is allowed."""
+        grammar about one token, not the whole vocabulary. Otherwise, greedy takes the
+        best token the grammar allows among the 64 best (the best allowed overall, if
+        one is there); failing that the grammar masks every token the rules forbid and
+        the chain samples again from what is left: greedy then picks the best allowed
+        token, and sampling draws from the allowed tokens in proportion (a rejected
+        first draw plus the redraw come to the same distribution). Which way a token is
+        found depends only on the sequence's own logits, so answers stay the same in
+        any batch. Returns -1 if no token is allowed."""
         grammar = g.grammar_sampler
-        if not self._candidates.allows(grammar, token):
+        if not self.candidates.allows(grammar, token):
             logits = ll.llama_get_logits_ith(self.ctx, g.logit_index)
-            token = self._candidates.resample(grammar, g.sampler, logits)
+            token = -1
+            if g.sampling.temperature <= 0:
+                token = self.candidates.best_allowed(grammar, logits)
+            if token < 0:
+                token = self.candidates.resample(grammar, g.sampler, logits)
             if token < 0:
                 return -1
         ll.llama_sampler_accept(grammar, token)
