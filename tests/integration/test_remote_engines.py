@@ -194,6 +194,44 @@ def test_anthropic_upstream_forwards(start_server: ServerFactory, stub: Stub) ->
     assert results["bad"].error.error.type == "invalid_request_error"
 
 
+def test_anthropic_upstream_gets_structured_outputs_tools_and_platform_fields_unchanged(
+    start_server: ServerFactory, stub: Stub
+) -> None:
+    """What only the hosted platform can do (server tools, MCP servers, containers…) and
+    what batchyard also checks (schemas, strict tools, tool_choice) all reach it as sent."""
+    client = client_for(anthropic_server(start_server, stub))
+    schema = {"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a"]}
+    tools: list[Any] = [
+        {"name": "f", "input_schema": schema, "strict": True},
+        {"type": "web_search_20250305", "name": "web_search", "max_uses": 2},
+    ]
+    extra: dict[str, Any] = {
+        "output_config": {"format": {"type": "json_schema", "schema": schema}, "effort": "low"},
+        "mcp_servers": [{"type": "url", "url": "https://mcp.example", "name": "m"}],
+        "container": "container_1",
+        "context_management": {"edits": [{"type": "clear_tool_uses_20250919"}]},
+        "thinking": {"type": "enabled", "budget_tokens": 1024},
+        "speed": "fast",
+        "inference_geo": "us",
+    }
+    message = client.messages.create(
+        model="claude-up", max_tokens=2000, tools=tools, tool_choice={"type": "any"},
+        messages=[{"role": "user", "content": "echo"}], extra_body=extra,
+    )  # fmt: skip
+    sent = json.loads(message.content[0].text)  # type: ignore[union-attr]
+    assert sent["tools"] == tools and sent["tool_choice"] == {"type": "any"}
+    assert {k: sent[k] for k in extra} == extra
+    counted = client.messages.count_tokens(
+        model="claude-up",
+        messages=[{"role": "user", "content": "x"}],
+        output_config=extra["output_config"],
+        extra_body={"mcp_servers": extra["mcp_servers"]},
+    )
+    assert counted.input_tokens == 4242
+    assert stub.received[-1]["output_config"] == extra["output_config"]
+    assert "max_tokens" not in stub.received[-1] and "speed" not in stub.received[-1]
+
+
 def test_anthropic_upstream_wrong_key_is_final(start_server: ServerFactory) -> None:
     with Stub(api_key="the-right-key") as stub:
         client = client_for(anthropic_server(start_server, stub))

@@ -146,7 +146,7 @@ class JsonObjectFormat(
 Effort = Literal["low", "medium", "high", "xhigh", "max"]
 
 
-class OutputConfig(msgspec.Struct, forbid_unknown_fields=True):
+class OutputConfig(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     format: JsonSchemaFormat | JsonObjectFormat | None = None
     effort: Effort | None = None
 
