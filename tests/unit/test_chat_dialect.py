@@ -8,13 +8,12 @@ from typing import Any
 import pytest
 from openai.types.chat.completion_create_params import CompletionCreateParamsBase
 
-from batchyard.translate.chat_dialect import (
+from batchyard.translate.chat_dialect import ChunkTranslator, chat_completion
+from batchyard.translate.chat_request import (
     ACCEPTED,
     MAPPED,
     REFUSED,
     ChatRequestError,
-    ChunkTranslator,
-    chat_completion,
     messages_request,
 )
 from batchyard.wire.messages import (
@@ -22,6 +21,7 @@ from batchyard.wire.messages import (
     JsonSchemaFormat,
     Message,
     TextContent,
+    ThinkingContent,
     ToolResultBlock,
     ToolUseBlock,
     ToolUseContent,
@@ -347,3 +347,25 @@ def test_every_sdk_field_has_a_place_in_the_table() -> None:
     sdk_fields = set(CompletionCreateParamsBase.__annotations__) | {"stream"}
     assert sdk_fields <= MAPPED | ACCEPTED | set(REFUSED)
     assert not (MAPPED & ACCEPTED) and not (MAPPED | ACCEPTED) & set(REFUSED)
+
+
+def test_thinking_goes_out_as_reasoning_content_whole_and_streamed() -> None:
+    message = Message(
+        id="msg_1",
+        model="m",
+        content=[ThinkingContent(thinking="let me see", signature=""), TextContent(text="4")],
+        stop_reason="end_turn",
+        stop_sequence=None,
+        usage=Usage(input_tokens=3, output_tokens=5),
+    )
+    reply = chat_completion(message, "m")["choices"][0]["message"]
+    assert reply["reasoning_content"] == "let me see" and reply["content"] == "4"
+    translator = ChunkTranslator("m", include_usage=False)
+    deltas = [
+        c["choices"][0]["delta"]
+        for e in events_from_message(message)
+        for c in translator.feed(e)
+        if c["choices"]
+    ]
+    assert "".join(d.get("reasoning_content", "") for d in deltas) == "let me see"
+    assert "".join(d.get("content", "") for d in deltas) == "4"

@@ -21,12 +21,8 @@ from batchyard.engines.base import EngineError
 from batchyard.engines.slots import Priority
 from batchyard.errors import InvalidRequest
 from batchyard.store.base import TokenUsage
-from batchyard.translate.chat_dialect import (
-    ChatRequestError,
-    ChunkTranslator,
-    chat_completion,
-    messages_request,
-)
+from batchyard.translate.chat_dialect import ChunkTranslator, chat_completion
+from batchyard.translate.chat_request import ChatRequestError, messages_request
 from batchyard.wire.messages import MessageCreateParams
 
 
