@@ -229,7 +229,23 @@ def test_anthropic_upstream_gets_structured_outputs_tools_and_platform_fields_un
     )
     assert counted.input_tokens == 4242
     assert stub.received[-1]["output_config"] == extra["output_config"]
-    assert "max_tokens" not in stub.received[-1] and "speed" not in stub.received[-1]
+    assert "max_tokens" not in stub.received[-1]
+    # a replayed server-tool turn reaches the upstream whole, fields batchyard never reads too
+    turns: list[Any] = [
+        {"role": "user", "content": "search"},
+        {"role": "assistant", "content": [
+            {"type": "server_tool_use", "id": "srvtoolu_1", "name": "web_search", "input": {"query": "q"}},
+            {"type": "web_search_tool_result", "tool_use_id": "srvtoolu_1", "content": [
+                {"type": "web_search_result", "url": "https://x", "title": "X", "encrypted_content": "e"},
+            ]},
+        ]},
+        {"role": "user", "content": "echo"},
+    ]  # fmt: skip
+    message = client.messages.create(
+        model="claude-up", max_tokens=50, messages=turns, tools=tools[1:]
+    )
+    sent = json.loads(message.content[0].text)  # type: ignore[union-attr]
+    assert sent["messages"] == turns and sent["model"] == "claude-up"
 
 
 def test_anthropic_upstream_wrong_key_is_final(start_server: ServerFactory) -> None:

@@ -75,6 +75,16 @@ def obj(**properties: Any) -> dict[str, Any]:
             ("allOf", 0, "additionalProperties"),
             "no document fits",
         ),
+        (
+            {"allOf": [obj(a={"enum": ["x"]}), {"properties": {"a": {"type": "string"}}}]},
+            ("allOf", 1, "properties", "a"),
+            "defined differently",
+        ),
+        ({"allOf": [{"type": "object", "properties": [1]}]}, ("allOf", 0), "properties must be an object"),
+        ({**obj(a={"type": "string"}), "anyOf": [obj(a={"type": "string"})]}, ("type",), "beside anyOf"),
+        ({"$ref": "#/$defs/A", "required": ["x"], "$defs": {"A": obj()}}, ("required",), "beside $ref"),
+        (obj(e={"type": "string", "enum": ["a", 3]}), ("properties", "e", "enum", 1), "not of type string"),
+        (obj(s={"type": "string", "properties": {}}), ("properties", "s", "properties"), "does not apply"),
     ],
 )  # fmt: skip
 def test_a_part_that_cannot_be_enforced_is_refused_with_its_path(
@@ -112,3 +122,14 @@ def test_property_order_is_the_schemas() -> None:
     a = json_schema_grammar(obj(x={"type": "string"}, y={"type": "string"}))
     b = json_schema_grammar(obj(y={"type": "string"}, x={"type": "string"}))
     assert a != b and a.index('"\\"x\\""') < a.index('"\\"y\\""')
+
+
+def test_pattern_rules_never_take_another_rules_name() -> None:
+    """A property whose rule name looks like a pattern helper's keeps its own rule."""
+    schema = obj(
+        **{"p1-char1": {"type": "integer"}, "p1": {"type": "string", "pattern": '^[a"]+$'}}
+    )
+    grammar = json_schema_grammar(schema)
+    rules = dict(line.split(" ::= ", 1) for line in grammar.splitlines() if " ::= " in line)
+    assert len(rules) == len([line for line in grammar.splitlines() if " ::= " in line])
+    assert rules["s-root-object-p1-char1"] == "integer"

@@ -11,7 +11,7 @@ from batchyard.batches import parse_create_body
 from batchyard.engines.base import EngineError
 from batchyard.engines.fake import FakeEngine
 from batchyard.errors import InvalidRequest
-from batchyard.wire.messages import InvalidParams, decode_params
+from batchyard.wire.messages import InvalidParams, body_as_sent, decode_params, with_model
 
 
 def p(**kw: Any) -> dict[str, Any]:
@@ -182,3 +182,11 @@ def test_structured_and_tool_requests_that_are_fine_decode() -> None:
         )
     )  # fmt: skip
     assert decoded.output_config is not None and decoded.output_config.effort == "high"
+
+
+def test_the_body_as_sent_travels_with_a_renamed_request() -> None:
+    raw = msgspec.json.encode(p(messages=[{"role": "user", "content": [{"type": "text", "text": "x", "extra_field": 1}]}]))  # fmt: skip
+    params = decode_params(raw)
+    assert body_as_sent(params) == raw
+    assert body_as_sent(with_model(params, "other")) == raw
+    assert with_model(params, "other").model == "other"

@@ -14,7 +14,7 @@ from batchyard.engines.base import EngineError, stream_whole_message
 from batchyard.engines.features import ALL_FEATURES
 from batchyard.engines.remote import AdaptiveLimit, error_for_exception, error_for_status
 from batchyard.engines.slots import PrioritySlots
-from batchyard.wire.messages import Message, MessageCreateParams
+from batchyard.wire.messages import Message, MessageCreateParams, body_as_sent
 from batchyard.wire.streaming import StreamEvent
 
 _message_decoder = msgspec.json.Decoder(Message)
@@ -32,14 +32,23 @@ COUNT_FIELDS = frozenset(
         "output_config",
         "mcp_servers",
         "context_management",
+        "speed",
+        "compaction",
+        "billing_policy",
     )
 )
 """What `POST /v1/messages/count_tokens` takes of a Messages request."""
 
 
 def _body(params: MessageCreateParams, *, count: bool = False) -> dict[str, Any]:
-    """The request as the upstream takes it: every field sent, unchanged."""
-    body = {k: v for k, v in msgspec.to_builtins(params).items() if v is not None}
+    """The request as the upstream takes it: the body the client sent, unchanged (blocks
+    and fields batchyard does not read included), for the model routed to."""
+    sent = body_as_sent(params)
+    if sent is not None:
+        body: dict[str, Any] = msgspec.json.decode(sent)
+        body["model"] = params.model
+    else:
+        body = {k: v for k, v in msgspec.to_builtins(params).items() if v is not None}
     body.pop("stream", None)
     if count:
         body = {k: v for k, v in body.items() if k in COUNT_FIELDS}

@@ -8,12 +8,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator
 
-import msgspec
-
 from batchyard.engines.features import refuse_unsupported
 from batchyard.engines.router import EngineRouter, Resolved
 from batchyard.engines.slots import Priority
-from batchyard.wire.messages import Message, MessageCreateParams
+from batchyard.wire.messages import Message, MessageCreateParams, with_model
 from batchyard.wire.streaming import MessageStart, StreamEvent
 
 
@@ -22,7 +20,7 @@ def _for_engine(resolved: Resolved, params: MessageCreateParams) -> MessageCreat
     refuse_unsupported(params, engine.name, getattr(engine, "features", frozenset()))
     if resolved.upstream == params.model:
         return params
-    return msgspec.structs.replace(params, model=resolved.upstream)
+    return with_model(params, resolved.upstream)
 
 
 async def create_message(

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from batchyard.engines.base import EngineError
-from batchyard.wire.messages import DocumentBlock, MessageCreateParams
+from batchyard.wire.messages import DocumentBlock, MessageCreateParams, ToolResultBlock
 from batchyard.wire.request_checks import is_custom_tool
 
 SERVER_SIDE = (
@@ -31,7 +31,7 @@ SERVER_SIDE = (
 """Top-level fields that run on the hosted platform (remote MCP servers, code
 execution containers, context editing, …): only an Anthropic upstream has them."""
 
-ALL_FEATURES = frozenset({"server_tools", "citations", *SERVER_SIDE})
+ALL_FEATURES = frozenset({"server_tools", "citations", "task_budget", *SERVER_SIDE})
 
 
 def _server_tools(params: MessageCreateParams) -> Iterator[str]:
@@ -45,8 +45,19 @@ def _citations(params: MessageCreateParams) -> Iterator[str]:
         if isinstance(message.content, str):
             continue
         for j, block in enumerate(message.content):
-            if isinstance(block, DocumentBlock) and (block.citations or {}).get("enabled"):
-                yield f"messages.{i}.content.{j}.citations: cited answers are not supported"
+            where = f"messages.{i}.content.{j}"
+            inner = block.content if isinstance(block, ToolResultBlock) else None
+            pairs = [(where, block)]
+            if isinstance(inner, list):  # documents inside a tool's result
+                pairs += [(f"{where}.content.{k}", b) for k, b in enumerate(inner)]
+            for at, doc in pairs:
+                if isinstance(doc, DocumentBlock) and (doc.citations or {}).get("enabled"):
+                    yield f"{at}.citations: cited answers are not supported"
+
+
+def _task_budget(params: MessageCreateParams) -> Iterator[str]:
+    if params.output_config is not None and params.output_config.task_budget is not None:
+        yield "output_config.task_budget: runs on the hosted platform"
 
 
 def _server_side(name: str) -> Callable[[MessageCreateParams], Iterator[str]]:
@@ -61,6 +72,7 @@ def _server_side(name: str) -> Callable[[MessageCreateParams], Iterator[str]]:
 _USES: dict[str, Callable[[MessageCreateParams], Iterator[str]]] = {
     "server_tools": _server_tools,
     "citations": _citations,
+    "task_budget": _task_budget,
     **{name: _server_side(name) for name in SERVER_SIDE},
 }
 

@@ -156,23 +156,27 @@ class GrammarCache:
         self._parsed: dict[str, Any] = {}
         self._lock = threading.Lock()
 
-    def get(self, grammar: str) -> Any:
+    def _parsed_locked(self, grammar: str) -> Any:
+        parsed = self._parsed.pop(grammar, None)
+        if parsed is None:
+            parsed = ll.llama_sampler_init_grammar(self.vocab, grammar.encode(), b"root")
+            if not parsed:
+                return None
+            while len(self._parsed) >= self.size:
+                ll.llama_sampler_free(self._parsed.pop(next(iter(self._parsed))))
+        self._parsed[grammar] = parsed  # the most recent last
+        return parsed
+
+    def parses(self, grammar: str) -> bool:
         with self._lock:
-            parsed = self._parsed.pop(grammar, None)
-            if parsed is None:
-                parsed = ll.llama_sampler_init_grammar(self.vocab, grammar.encode(), b"root")
-                if not parsed:
-                    return None
-                while len(self._parsed) >= self.size:
-                    ll.llama_sampler_free(self._parsed.pop(next(iter(self._parsed))))
-            self._parsed[grammar] = parsed  # the most recent last
-            return parsed
+            return self._parsed_locked(grammar) is not None
 
     def new_sampler(self, grammar: str) -> Any:
-        parsed = self.get(grammar)
-        if parsed is None:
-            raise RuntimeError("llama.cpp did not take the answer's grammar")
-        return ll.llama_sampler_clone(parsed)
+        """A sampler of its own for a sequence (cloned under the lock: another thread's
+        eviction cannot free the parsed grammar meanwhile); None if llama.cpp refuses it."""
+        with self._lock:
+            parsed = self._parsed_locked(grammar)
+            return ll.llama_sampler_clone(parsed) if parsed is not None else None
 
     def close(self) -> None:
         with self._lock:
@@ -228,20 +232,23 @@ class Candidates:
         return bool(self.one.logit != float("-inf"))
 
     def best_allowed(self, grammar: Any, logits: Any) -> int:
-        """The highest-scoring token the grammar allows among the `TOP` best (-1 if none
-        is): greedy's pick under the grammar, found without masking the whole vocabulary
-        (which costs llama.cpp 5-15 ms at 49k tokens)."""
+        """The highest-scoring token the grammar allows among the `TOP` best, the lowest id
+        among equals (-1 if none is, or if one outside them may score the same): greedy's
+        pick under the grammar, found without masking the whole vocabulary (which costs
+        llama.cpp 5-15 ms at 49k tokens)."""
         np = self.np
         self.top_passes += 1
         row = np.ctypeslib.as_array(logits, shape=(self.n_vocab,))
         best = np.argpartition(row, -self.TOP)[-self.TOP :]
-        best = best[np.argsort(-row[best], kind="stable")]
+        best = best[np.lexsort((best, -row[best]))]  # best first; a tie: the lower id first
         self.top["id"], self.top["logit"], self.top["p"] = best, row[best], 0.0
         array = self.top_array
         array.size, array.selected, array.sorted = self.TOP, -1, False
         ll.llama_sampler_apply(grammar, ctypes.byref(array))
         allowed = np.flatnonzero(self.top["logit"] != float("-inf"))
-        return int(self.top["id"][allowed[0]]) if allowed.size else -1
+        if not allowed.size or row[best[allowed[0]]] == row[best[-1]]:
+            return -1  # none allowed, or tokens outside the 64 may tie the pick: mask all
+        return int(best[allowed[0]])
 
     def resample(self, grammar: Any, chain: Any, logits: Any) -> int:
         """The chain's pick among the tokens the grammar allows (-1 if none is)."""
@@ -359,7 +366,7 @@ class LlamaRuntime:
 
     def grammar_ok(self, grammar: str) -> bool:
         """Whether llama.cpp takes `grammar` (parsed once, kept for the sequences using it)."""
-        return self._grammars.get(grammar) is not None
+        return self._grammars.parses(grammar)
 
     def metadata(self, key: str) -> str | None:
         buf = ctypes.create_string_buffer(1 << 16)
@@ -410,10 +417,14 @@ class LlamaRuntime:
             if not self._free or self._should_wait(generation):
                 self._waiting.append(generation)
                 continue
-            generation.seq = heapq.heappop(self._free)
-            generation.sampler = self._sampler(generation.sampling)
             if generation.grammar is not None:
                 generation.grammar_sampler = self._grammars.new_sampler(generation.grammar)
+                if generation.grammar_sampler is None:
+                    generation.error = "llama.cpp did not take the answer's grammar"
+                    generation.done(generation)
+                    continue
+            generation.seq = heapq.heappop(self._free)
+            generation.sampler = self._sampler(generation.sampling)
             ll.llama_memory_seq_rm(self.memory, generation.seq, -1, -1)
             self._reuse_prefix(generation)
             self._active[generation.seq] = generation

@@ -79,7 +79,7 @@ class OpenAICompatEngine:
 
     def _refused_key(self, request: dict[str, Any], response: httpx.Response) -> str | None:
         """The optional key the upstream's error names (now remembered), if any."""
-        if response.status_code == 429:
+        if response.status_code not in (400, 422):  # only a refusal of the request itself
             return None
         message = upstream_message(response)
         for key in OPTIONAL_KEYS:

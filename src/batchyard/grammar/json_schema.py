@@ -152,6 +152,42 @@ def _json_text(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
+_KEYWORDS_OF = {
+    "properties": {"object"},
+    "required": {"object"},
+    "additionalProperties": {"object"},
+    "items": {"array"},
+    "minItems": {"array"},
+    "format": {"string"},
+    "pattern": {"string"},
+}
+"""The keywords that apply to only some types."""
+
+
+def _alone(schema: dict[str, Any], path: Path, *keys: str) -> None:
+    """Refuse keywords beside `keys` that would be ignored (annotations are fine)."""
+    for key in schema:
+        if key not in keys and key not in _ANNOTATIONS:
+            raise SchemaError(
+                (*path, key),
+                f"is not supported beside {keys[0]} (move it into the schemas it applies to)",
+            )
+
+
+def _json_types(value: Any) -> set[str]:
+    if value is None:
+        return {"null"}
+    if isinstance(value, bool):
+        return {"boolean"}
+    if isinstance(value, int):
+        return {"integer", "number"}
+    if isinstance(value, float):
+        return {"number", "integer"} if value.is_integer() else {"number"}
+    if isinstance(value, str):
+        return {"string"}
+    return {"object"} if isinstance(value, dict) else {"array"}
+
+
 class GrammarBuilder:
     """Rules for one grammar, from one or more schemas (each its own `$ref` root)."""
 
@@ -190,24 +226,45 @@ class GrammarBuilder:
             if key not in _STRUCTURE and key not in _ANNOTATIONS:
                 raise SchemaError((*path, key), "is not a supported JSON schema keyword")
         if "$ref" in schema:
+            _alone(schema, path, "$ref")
             return self._ref(schema["$ref"], (*path, "$ref"))
         if "allOf" in schema:
             return self._visit(self._merge(schema, path), path, hint)
         if "anyOf" in schema:
+            _alone(schema, path, "anyOf")
             return self._any_of(schema["anyOf"], (*path, "anyOf"), hint)
-        if "const" in schema:
-            return self._rule(hint, self._constant(schema["const"], (*path, "const")))
-        if "enum" in schema:
-            return self._enum(schema["enum"], (*path, "enum"), hint)
+        if "const" in schema or "enum" in schema:
+            return self._literals(schema, path, hint)
         kind = schema.get("type")
         if kind is None:
             raise SchemaError(path, "a schema needs a type, enum, const, anyOf, allOf or $ref")
         kinds = kind if isinstance(kind, list) else [kind]
         if not kinds or any(k not in _TYPES for k in kinds):
             raise SchemaError((*path, "type"), f"must be one of {', '.join(_TYPES)}")
+        for key in schema:
+            if key in _KEYWORDS_OF and not set(kinds) & _KEYWORDS_OF[key]:
+                raise SchemaError((*path, key), f"does not apply to type {kind}")
         return self._rule(
             hint, " | ".join(self._typed(schema, k, path, f"{hint}-{k}") for k in kinds)
         )
+
+    def _literals(self, schema: dict[str, Any], path: Path, hint: str) -> str:
+        """`const` or `enum`, with a `type` their values must have."""
+        key = "const" if "const" in schema else "enum"
+        _alone(schema, path, key, "type")
+        values = [schema["const"]] if key == "const" else schema["enum"]
+        where = (*path, key)
+        if not isinstance(values, list) or not values:
+            raise SchemaError(where, "must be a non-empty list")
+        kind = schema.get("type")
+        kinds = set(kind if isinstance(kind, list) else [kind]) if kind is not None else None
+        alternatives = []
+        for i, value in enumerate(values):
+            at = where if key == "const" else (*where, i)
+            if kinds is not None and not kinds & _json_types(value):
+                raise SchemaError(at, f"{_json_text(value)} is not of type {kind}")
+            alternatives.append(self._constant(value, at))
+        return self._rule(hint, " | ".join(alternatives))
 
     def _typed(self, schema: dict[str, Any], kind: str, path: Path, hint: str) -> str:
         if kind == "object":
@@ -292,11 +349,13 @@ class GrammarBuilder:
                 raise SchemaError((*path, "pattern"), "must be a string")
             from batchyard.grammar.regex import UnsupportedPattern, pattern_rules
 
-            name = self._rule(f"{hint}-pattern", "string")  # a unique name, body set below
+            # "pN" names, and their helpers "pN-…", are never made by `_rule` ("s-…")
+            name = f"p{sum(n.startswith('p') for n in self.rules) + 1}"
             try:
                 rules = pattern_rules(pattern, name)
             except UnsupportedPattern as exc:
                 raise SchemaError((*path, "pattern"), str(exc)) from None
+            assert not set(rules) & set(self.rules)
             self.rules.update(rules)
             return f'"\\"" {name} "\\""'
         return "string"
@@ -305,13 +364,6 @@ class GrammarBuilder:
         if value is not None and not isinstance(value, str | int | float | bool):
             raise SchemaError(path, "values must be strings, numbers, booleans or null")
         return gbnf_literal(_json_text(value))
-
-    def _enum(self, values: Any, path: Path, hint: str) -> str:
-        if not isinstance(values, list) or not values:
-            raise SchemaError(path, "must be a non-empty list")
-        return self._rule(
-            hint, " | ".join(self._constant(v, (*path, i)) for i, v in enumerate(values))
-        )
 
     def _any_of(self, variants: Any, path: Path, hint: str) -> str:
         if not isinstance(variants, list) or not variants:
@@ -325,9 +377,13 @@ class GrammarBuilder:
         if not isinstance(parts, list) or not parts:
             raise SchemaError((*path, "allOf"), "must be a non-empty list of schemas")
         merged: dict[str, Any] = {k: v for k, v in schema.items() if k != "allOf"}
+        if merged.get("type", "object") != "object" or "anyOf" in merged or "$ref" in merged:
+            raise SchemaError((*path, "allOf"), "allOf is supported for object schemas alone")
         merged["type"] = "object"
-        properties = dict(merged.get("properties", {}))
-        required = list(merged.get("required", []))
+        own, own_required = merged.get("properties", {}), merged.get("required", [])
+        if not isinstance(own, dict) or not isinstance(own_required, list):
+            raise SchemaError(path, "properties must be an object, required a list")
+        properties, required = dict(own), list(own_required)
         for i, part in enumerate(parts):
             where = (*path, "allOf", i)
             if not isinstance(part, dict) or "$ref" in part:
@@ -339,7 +395,16 @@ class GrammarBuilder:
                 "additionalProperties",
             }:
                 raise SchemaError(where, "allOf members must be object schemas")
-            properties.update(part.get("properties", {}))
+            members = part.get("properties", {})
+            if not isinstance(members, dict) or not isinstance(part.get("required", []), list):
+                raise SchemaError(where, "properties must be an object, required a list")
+            for name, sub in members.items():
+                if name in properties and properties[name] != sub:
+                    raise SchemaError(
+                        (*where, "properties", name),
+                        "is defined differently by another allOf member (merge them into one)",
+                    )
+                properties[name] = sub
         if schema.get("additionalProperties") is False and set(properties) - set(
             schema.get("properties", {})
         ):

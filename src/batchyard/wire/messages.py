@@ -149,9 +149,11 @@ Effort = Literal["low", "medium", "high", "xhigh", "max"]
 class OutputConfig(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     format: JsonSchemaFormat | JsonObjectFormat | None = None
     effort: Effort | None = None
+    task_budget: dict[str, Any] | None = None
+    """A token budget across an agent's contexts (beta): the hosted platform's."""
 
 
-class MessageCreateParams(msgspec.Struct):
+class MessageCreateParams(msgspec.Struct, dict=True):
     """`POST /v1/messages` body, and `params` of a batch entry.
 
     Every key the SDKs send is a field here (what each engine does with it:
@@ -205,6 +207,8 @@ class CountTokensParams(msgspec.Struct):
     speed: Literal["standard", "fast"] | None = None
     inference_geo: str | None = None
     diagnostics: dict[str, Any] | None = None
+    compaction: Any = None
+    billing_policy: Any = None
 
     def as_create_params(self) -> MessageCreateParams:
         return MessageCreateParams(
@@ -223,6 +227,8 @@ class CountTokensParams(msgspec.Struct):
             speed=self.speed,
             inference_geo=self.inference_geo,
             diagnostics=self.diagnostics,
+            compaction=self.compaction,
+            billing_policy=self.billing_policy,
         )
 
 
@@ -318,11 +324,30 @@ def check_cache_control(params: MessageCreateParams | CountTokensParams) -> None
 
 
 def decode_params(raw: bytes | bytearray | memoryview) -> MessageCreateParams:
-    return _decode(_params_decoder, raw)
+    return _kept(_decode(_params_decoder, raw), raw)
 
 
 def decode_count_params(raw: bytes | bytearray | memoryview) -> MessageCreateParams:
-    return _decode(_count_decoder, raw).as_create_params()
+    return _kept(_decode(_count_decoder, raw).as_create_params(), raw)
+
+
+def _kept(params: MessageCreateParams, raw: bytes | bytearray | memoryview) -> MessageCreateParams:
+    params.__dict__["body"] = bytes(raw)
+    return params
+
+
+def body_as_sent(params: MessageCreateParams) -> bytes | None:
+    """The JSON the request was decoded from, every block and field as the client sent it
+    (for an upstream that takes all of it); None for a request built here."""
+    body: bytes | None = params.__dict__.get("body")
+    return body
+
+
+def with_model(params: MessageCreateParams, model: str) -> MessageCreateParams:
+    """`params` for another model name, the body as sent kept with it."""
+    renamed = msgspec.structs.replace(params, model=model)
+    renamed.__dict__.update(params.__dict__)
+    return renamed
 
 
 def text_of(content: str | list[Any] | None) -> str:
