@@ -40,7 +40,7 @@ def test_system_turns_tools_and_sampling() -> None:
         {
             "model": "m",
             "max_tokens": 100,
-            "temperature": 1.7,
+            "temperature": 0.7,
             "top_p": 0.5,
             "stop": "END",
             "messages": [
@@ -71,7 +71,7 @@ def test_system_turns_tools_and_sampling() -> None:
         }
     )
     assert params.system == "Be brief.\n\nNo emoji."
-    assert params.temperature == 1.0 and params.top_p == 0.5 and params.stop_sequences == ["END"]
+    assert params.temperature == 0.7 and params.top_p == 0.5 and params.stop_sequences == ["END"]
     assert [m.role for m in params.messages] == ["user", "assistant", "user"]
     [call] = blocks(params.messages[1].content)
     assert isinstance(call, ToolUseBlock) and call.input == {"city": "Paris"}
@@ -369,3 +369,10 @@ def test_thinking_goes_out_as_reasoning_content_whole_and_streamed() -> None:
     ]
     assert "".join(d.get("reasoning_content", "") for d in deltas) == "let me see"
     assert "".join(d.get("content", "") for d in deltas) == "4"
+
+
+def test_a_temperature_above_the_messages_range_is_refused_not_capped() -> None:
+    body = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "temperature": 1.7}
+    with pytest.raises(ChatRequestError) as exc:
+        messages_request(body)
+    assert exc.value.param == "temperature"

@@ -21,7 +21,7 @@ DEFAULT_MAX_TOKENS = 4096
 # as OpenAI refuses it: nothing that would change the answer is dropped silently.
 #
 # MAPPED: max_completion_tokens (or max_tokens) → max_tokens; stop → stop_sequences;
-# temperature capped at the Messages API's 1 (OpenAI's goes to 2); top_k (not OpenAI's,
+# temperature (0-1, the Messages API's range: above it is refused); top_k (not OpenAI's,
 # sent by clients of vLLM-like servers); tools[].function.strict → tools[].strict;
 # parallel_tool_calls: false → tool_choice.disable_parallel_tool_use; response_format
 # → output_config.format; reasoning_effort → output_config.effort (EFFORTS).
@@ -317,8 +317,15 @@ def messages_request(body: dict[str, Any]) -> MessageCreateParams:
     stop = body.get("stop")
     if stop:
         params["stop_sequences"] = [stop] if isinstance(stop, str) else list(stop)
-    if body.get("temperature") is not None:
-        params["temperature"] = min(float(body["temperature"]), 1.0)  # OpenAI goes to 2
+    temperature = body.get("temperature")
+    if temperature is not None:
+        if not isinstance(temperature, int | float) or not 0 <= temperature <= 1:
+            # OpenAI's range goes to 2; the engines here sample on the Messages API's 0-1
+            raise ChatRequestError(
+                "temperature: must be between 0 and 1 here (the Messages API's range)",
+                "temperature",
+            )
+        params["temperature"] = float(temperature)
     for key in ("top_p", "top_k"):
         if body.get(key) is not None:
             params[key] = body[key]
