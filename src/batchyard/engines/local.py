@@ -37,6 +37,7 @@ from batchyard.wire.messages import (
     ToolResultBlock,
     ToolUseBlock,
     Usage,
+    cache_marks,
     text_of,
 )
 from batchyard.wire.streaming import (
@@ -238,24 +239,22 @@ class LocalEngine:
 
     @staticmethod
     def _cuts(params: MessageCreateParams) -> list[tuple[MessageCreateParams, float]]:
-        """For each block marked with `cache_control`: the request cut after it."""
+        """For each system or message block marked with `cache_control`: the request cut
+        after it (the top-level mark is the prompt's end; tools are told in the system
+        prompt's tail, so a mark there is no prefix of its own)."""
         cuts: list[tuple[MessageCreateParams, float]] = []
         first = MessageParam(role="user", content="")
-        if isinstance(params.system, list):
-            for j, block in enumerate(params.system):
-                if block.cache_control is not None:
-                    system = params.system[: j + 1]
-                    cut = msgspec.structs.replace(params, system=system, messages=[first])
-                    cuts.append((cut, ttl_seconds(block.cache_control)))
-        for i, message in enumerate(params.messages):
-            if isinstance(message.content, str):
-                continue
-            for j, part in enumerate(message.content):
-                marked = getattr(part, "cache_control", None)
-                if marked is not None:
-                    head = msgspec.structs.replace(message, content=message.content[: j + 1])
-                    cut = msgspec.structs.replace(params, messages=[*params.messages[:i], head])
-                    cuts.append((cut, ttl_seconds(marked)))
+        for mark in cache_marks(params):
+            ttl = ttl_seconds(mark.mark)  # type: ignore[arg-type]  # checked at decode
+            if mark.part == "system" and isinstance(params.system, list):
+                system = params.system[: mark.block + 1]
+                cuts.append((msgspec.structs.replace(params, system=system, messages=[first]), ttl))
+            elif mark.part == "messages":
+                message = params.messages[mark.message]
+                assert not isinstance(message.content, str)
+                head = msgspec.structs.replace(message, content=message.content[: mark.block + 1])
+                messages = [*params.messages[: mark.message], head]
+                cuts.append((msgspec.structs.replace(params, messages=messages), ttl))
         return cuts
 
     def prompt_tokens(self, params: MessageCreateParams) -> list[int]:

@@ -7,7 +7,7 @@ through untouched, unknown ones are rejected.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar, Union
+from typing import TYPE_CHECKING, Annotated, Any, Literal, NamedTuple, TypeVar, Union
 
 import msgspec
 
@@ -281,14 +281,25 @@ CACHE_TTL_SECONDS = {"5m": 300.0, "1h": 3600.0}
 MAX_CACHE_BREAKPOINTS = 4
 
 
-def _marks(params: MessageCreateParams | CountTokensParams) -> list[tuple[str, object]]:
-    """Every `cache_control` of a request, with where it is."""
-    marks: list[tuple[str, object]] = []
+class CacheMark(NamedTuple):
+    """A `cache_control` breakpoint and where it is: `system` (block `block`), `messages`
+    (message `message`, block `block`), `tools` (tool `block`) or the top level."""
+
+    where: str
+    mark: object
+    part: Literal["top", "system", "messages", "tools"]
+    message: int = -1
+    block: int = -1
+
+
+def cache_marks(params: MessageCreateParams | CountTokensParams) -> list[CacheMark]:
+    """Every `cache_control` of a request, in prompt order (the top-level one first)."""
+    marks: list[CacheMark] = []
     if params.cache_control is not None:
-        marks.append(("cache_control", params.cache_control))
+        marks.append(CacheMark("cache_control", params.cache_control, "top"))
     if isinstance(params.system, list):
         marks += [
-            (f"system.{j}.cache_control", b.cache_control)
+            CacheMark(f"system.{j}.cache_control", b.cache_control, "system", block=j)
             for j, b in enumerate(params.system)
             if b.cache_control is not None
         ]
@@ -297,23 +308,25 @@ def _marks(params: MessageCreateParams | CountTokensParams) -> list[tuple[str, o
             for j, block in enumerate(message.content):
                 mark = getattr(block, "cache_control", None)
                 if mark is not None:
-                    marks.append((f"messages.{i}.content.{j}.cache_control", mark))
+                    where = f"messages.{i}.content.{j}.cache_control"
+                    marks.append(CacheMark(where, mark, "messages", i, j))
     for k, tool in enumerate(params.tools or []):
         if isinstance(tool, dict) and tool.get("cache_control") is not None:
-            marks.append((f"tools.{k}.cache_control", tool["cache_control"]))
+            where = f"tools.{k}.cache_control"
+            marks.append(CacheMark(where, tool["cache_control"], "tools", block=k))
     return marks
 
 
 def check_cache_control(params: MessageCreateParams | CountTokensParams) -> None:
     """`cache_control` as the hosted API takes it: `{"type": "ephemeral"}` with an optional
     `ttl` of 5m or 1h, at most four breakpoints."""
-    marks = _marks(params)
+    marks = cache_marks(params)
     if len(marks) > MAX_CACHE_BREAKPOINTS:
         raise InvalidParams(
             f"A maximum of {MAX_CACHE_BREAKPOINTS} blocks with cache_control may be"
             f" provided. Found {len(marks)}."
         )
-    for where, mark in marks:
+    for where, mark, *_ in marks:
         if not isinstance(mark, dict) or mark.get("type") != "ephemeral":
             raise InvalidParams(f"{where}.type: Input should be 'ephemeral'")
         if mark.get("ttl", "5m") not in CACHE_TTL_SECONDS:
