@@ -1,11 +1,52 @@
-"""One exception tree for everything the API can answer with an error.
+"""One exception tree for everything the API can answer with an error, and the one
+table of error types.
 
 Each class carries its HTTP status and its wire `error.type`; the API maps them to
 the error body in exactly one place (`api/errors.py`). The docstring is the
-default message.
+default message. `ERROR_TYPES` ties each Anthropic `error.type` to its HTTP status
+and its OpenAI `error.code`: the API, the OpenAI batch error lines and the remote
+engines (an upstream's status as a type) all read it.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
+
+
+class ErrorType(NamedTuple):
+    status: int
+    openai_code: str | None = None
+
+
+ERROR_TYPES = {
+    "invalid_request_error": ErrorType(400),
+    "authentication_error": ErrorType(401, "invalid_api_key"),
+    "billing_error": ErrorType(402),
+    "permission_error": ErrorType(403, "permission_denied"),
+    "not_found_error": ErrorType(404, "not_found"),
+    "request_too_large": ErrorType(413, "request_too_large"),
+    "rate_limit_error": ErrorType(429, "rate_limit_exceeded"),
+    "api_error": ErrorType(500),
+    "timeout_error": ErrorType(504),
+    "overloaded_error": ErrorType(529),
+}
+_BY_STATUS = {kind.status: name for name, kind in ERROR_TYPES.items()}
+
+
+def http_status_of(error_type: str) -> int:
+    """The HTTP status of an Anthropic error type (500 for one not in the table)."""
+    kind = ERROR_TYPES.get(error_type)
+    return kind.status if kind is not None else 500
+
+
+def openai_code_of(error_type: str) -> str | None:
+    kind = ERROR_TYPES.get(error_type)
+    return kind.openai_code if kind is not None else None
+
+
+def type_of_status(status: int) -> str:
+    """The error type an HTTP status means (another 4xx: a request error; 5xx: api_error)."""
+    return _BY_STATUS.get(status, "api_error" if status >= 500 else "invalid_request_error")
 
 
 class BatchyardError(Exception):
@@ -93,3 +134,26 @@ class Overloaded(BatchyardError):
 
     status_code = 529
     error_type = "overloaded_error"
+
+
+class EngineError(BatchyardError):
+    """An engine could not answer.
+
+    `error_type` is the Anthropic error type the caller will see (its status from
+    `ERROR_TYPES`); `retryable` says whether trying again may help, `retry_after`
+    how long to wait first.
+    """
+
+    def __init__(
+        self,
+        error_type: str,
+        message: str,
+        *,
+        retryable: bool,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.error_type = error_type
+        self.status_code = http_status_of(error_type)
+        self.retryable = retryable
+        self.retry_after = retry_after

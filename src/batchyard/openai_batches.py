@@ -26,7 +26,7 @@ from batchyard import ids
 from batchyard.batches import BatchService
 from batchyard.blobs import LocalBlobs
 from batchyard.config import Settings
-from batchyard.errors import InvalidRequest, NotFound
+from batchyard.errors import InvalidRequest, NotFound, http_status_of
 from batchyard.files import FileService
 from batchyard.store.base import BatchRecord, UnknownCursor
 from batchyard.store.openai_batches_sql import OpenAIBatchRecord
@@ -57,16 +57,6 @@ _line_decoder = msgspec.json.Decoder(InputLine)
 _chat_probe = msgspec.json.Decoder(ChatProbe)
 _embedding_probe = msgspec.json.Decoder(EmbeddingProbe)
 _encoder = msgspec.json.Encoder()
-_STATUS_CODES = {
-    "invalid_request_error": 400,
-    "authentication_error": 401,
-    "permission_error": 403,
-    "not_found_error": 404,
-    "request_too_large": 413,
-    "rate_limit_error": 429,
-    "timeout_error": 504,
-    "overloaded_error": 529,
-}
 
 
 def _ts(epoch: float | None) -> int | None:
@@ -251,7 +241,7 @@ def output_line(result: dict[str, Any]) -> tuple[bool, bytes]:
     elif kind == "errored":
         detail = outcome["error"]["error"]
         response = {
-            "status_code": _STATUS_CODES.get(detail["type"], 500),
+            "status_code": http_status_of(detail["type"]),
             "request_id": outcome["error"].get("request_id") or ids.request_id(),
             "body": {
                 "error": {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import cast
 
 from starlette.applications import Starlette
@@ -13,11 +14,19 @@ from starlette.testclient import TestClient
 
 from batchyard.api.admission import Admission
 from batchyard.api.context import RequestContext
+from batchyard.api.errors import error_response
 from batchyard.auth.principal import Authenticator
 from batchyard.auth.ratelimit import RateLimiter
 from batchyard.auth.tenancy import Tenancy
 from batchyard.clock import SystemClock
-from batchyard.errors import StoreUnavailable
+from batchyard.errors import (
+    ERROR_TYPES,
+    BatchyardError,
+    EngineError,
+    StoreUnavailable,
+    http_status_of,
+    type_of_status,
+)
 from batchyard.store.base import DEFAULT_WORKSPACE, RateLimits, TenancyStore, WorkspaceRecord
 
 ADMIN = "sk-by-admin01-unit-tests-0123456789"
@@ -81,3 +90,24 @@ def test_missing_key_is_checked_before_the_route() -> None:
     assert r.status_code == 401
     r = client().get("/v1/boom", headers={"x-api-key": "not-a-key"})
     assert r.status_code == 401 and r.json()["error"]["message"] == "invalid x-api-key"
+
+
+def test_one_table_ties_error_types_statuses_and_openai_codes() -> None:
+    for error_type, kind in ERROR_TYPES.items():
+        assert http_status_of(error_type) == kind.status
+        assert type_of_status(kind.status) == error_type
+    assert type_of_status(422) == "invalid_request_error" and type_of_status(503) == "api_error"
+    assert http_status_of("some_new_error") == 500
+
+
+def test_an_engine_error_is_answered_like_any_other_error() -> None:
+    exc = EngineError("rate_limit_error", "slow down", retryable=True, retry_after=3.2)
+    assert isinstance(exc, BatchyardError) and exc.status_code == 429
+    response = error_response(exc, "req_1")
+    assert response.status_code == 429 and response.headers["retry-after"] == "3"
+    assert json.loads(bytes(response.body))["error"] == {
+        "type": "rate_limit_error",
+        "message": "slow down",
+    }
+    openai = json.loads(bytes(error_response(exc, "req_1", "openai").body))["error"]
+    assert openai["code"] == "rate_limit_exceeded" and openai["type"] == "rate_limit_error"

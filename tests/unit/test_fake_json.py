@@ -11,9 +11,9 @@ import jsonschema_rs
 import msgspec
 import pytest
 
-from batchyard.engines.base import EngineError
 from batchyard.engines.fake import FakeEngine
 from batchyard.engines.fake_json import UnsupportedSchema, example, pattern_example
+from batchyard.errors import EngineError
 from batchyard.grammar.json_schema import FORMATS
 from batchyard.wire.messages import MessageCreateParams, TextContent, ToolUseContent, decode_params
 

@@ -7,8 +7,8 @@ from typing import Any
 import msgspec
 import pytest
 
-from batchyard.engines.base import EngineError
 from batchyard.engines.features import ALL_FEATURES, refuse_unsupported
+from batchyard.errors import EngineError
 from batchyard.wire.messages import decode_params
 
 DOC = {

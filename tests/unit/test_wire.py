@@ -8,9 +8,8 @@ import msgspec
 import pytest
 
 from batchyard.batches import parse_create_body
-from batchyard.engines.base import EngineError
 from batchyard.engines.fake import FakeEngine
-from batchyard.errors import InvalidRequest
+from batchyard.errors import EngineError, InvalidRequest
 from batchyard.wire.messages import InvalidParams, body_as_sent, decode_params, with_model
 
 

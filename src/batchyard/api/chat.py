@@ -17,9 +17,8 @@ from batchyard.api.batches import read_body
 from batchyard.api.messages import MAX_MESSAGE_BYTES, count_usage, engine_errors
 from batchyard.api.responses import json_response
 from batchyard.engines import dispatch
-from batchyard.engines.base import EngineError
 from batchyard.engines.slots import Priority
-from batchyard.errors import InvalidRequest
+from batchyard.errors import EngineError, InvalidRequest
 from batchyard.store.base import TokenUsage
 from batchyard.translate.chat_dialect import ChunkTranslator, chat_completion
 from batchyard.translate.chat_request import ChatRequestError, messages_request

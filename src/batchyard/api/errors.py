@@ -8,31 +8,12 @@ import msgspec
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
-from batchyard.errors import BatchyardError
+from batchyard.errors import BatchyardError, openai_code_of, type_of_status
 from batchyard.wire.errors import ErrorObject, ErrorResponse, OpenAIError, OpenAIErrorResponse
 
 log = logging.getLogger("batchyard.api")
 
-_HTTP_TYPES = {
-    400: "invalid_request_error",
-    401: "authentication_error",
-    403: "permission_error",
-    404: "not_found_error",
-    405: "invalid_request_error",
-    413: "request_too_large",
-    429: "rate_limit_error",
-    529: "overloaded_error",
-}
-
-
 OPENAI_PATHS = ("/v1/files", "/v1/batches", "/v1/chat/completions", "/v1/embeddings")
-_OPENAI_CODES = {
-    401: "invalid_api_key",
-    403: "permission_denied",
-    404: "not_found",
-    413: "request_too_large",
-    429: "rate_limit_exceeded",
-}
 
 
 def dialect_of(path: str) -> str:
@@ -45,16 +26,14 @@ def error_response(exc: BaseException, request_id: str, dialect: str = "anthropi
         status, error_type, message = exc.status_code, exc.error_type, exc.message
     elif isinstance(exc, HTTPException):
         status = exc.status_code
-        error_type = _HTTP_TYPES.get(
-            status, "api_error" if status >= 500 else "invalid_request_error"
-        )
+        error_type = type_of_status(status)
         message = "Not found" if status == 404 else str(exc.detail)
     else:
         log.error("unhandled error (request-id %s)", request_id, exc_info=exc)
         status, error_type, message = 500, "api_error", "Internal server error"
     if dialect == "openai":
         error = OpenAIError(
-            message, error_type, getattr(exc, "param", None), _OPENAI_CODES.get(status)
+            message, error_type, getattr(exc, "param", None), openai_code_of(error_type)
         )
         body = msgspec.json.encode(OpenAIErrorResponse(error))
     else:

@@ -17,10 +17,9 @@ from batchyard.api.batches import read_body
 from batchyard.api.responses import json_response
 from batchyard.clock import hour_start
 from batchyard.engines import dispatch
-from batchyard.engines.base import EngineError
 from batchyard.engines.router import EngineRouter, UnknownModel
 from batchyard.engines.slots import Priority
-from batchyard.errors import BatchyardError, InvalidRequest, NotFound
+from batchyard.errors import EngineError, InvalidRequest, NotFound
 from batchyard.metrics import Metrics
 from batchyard.store.base import TokenUsage, UsageRow
 from batchyard.wire.errors import ErrorObject, ErrorResponse
@@ -45,39 +44,15 @@ log = logging.getLogger("batchyard.api")
 
 MAX_MESSAGE_BYTES = 32 * 1024 * 1024
 
-_STATUS = {
-    "invalid_request_error": 400,
-    "authentication_error": 401,
-    "billing_error": 402,
-    "permission_error": 403,
-    "not_found_error": 404,
-    "request_too_large": 413,
-    "rate_limit_error": 429,
-    "api_error": 500,
-    "timeout_error": 504,
-    "overloaded_error": 529,
-}
-
-
-class EngineFailed(BatchyardError):
-    """The engine could not answer."""
-
-    def __init__(self, exc: EngineError) -> None:
-        super().__init__(exc.message)
-        self.error_type = exc.error_type
-        self.status_code = _STATUS.get(exc.error_type, 500)
-        self.retry_after = exc.retry_after
-
 
 @contextmanager
 def engine_errors(model: str) -> Iterator[None]:
-    """An unknown model is a 404 (as the hosted API answers); engine errors keep their type."""
+    """An unknown model is a 404 (as the hosted API answers); engine errors keep their
+    type (an EngineError is an API error of its own)."""
     try:
         yield
     except UnknownModel:
         raise NotFound(f"model: {model}") from None
-    except EngineError as exc:
-        raise EngineFailed(exc) from None
 
 
 async def _params(

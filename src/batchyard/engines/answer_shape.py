@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from batchyard import ids
-from batchyard.engines.base import EngineError
+from batchyard.errors import EngineError
 from batchyard.grammar.json_schema import (
     SchemaError,
     json_object_grammar,

@@ -10,10 +10,11 @@ from typing import Any
 import httpx
 import msgspec
 
-from batchyard.engines.base import EngineError, stream_whole_message
+from batchyard.engines.base import stream_whole_message
 from batchyard.engines.features import ALL_FEATURES
 from batchyard.engines.remote import AdaptiveLimit, error_for_exception, error_for_status
 from batchyard.engines.slots import PrioritySlots
+from batchyard.errors import EngineError
 from batchyard.wire.messages import Message, MessageCreateParams, body_as_sent
 from batchyard.wire.streaming import StreamEvent
 

@@ -20,8 +20,9 @@ import anyio
 
 from batchyard import ids
 from batchyard.engines import fake_json
-from batchyard.engines.base import EngineError, stream_whole_message
+from batchyard.engines.base import stream_whole_message
 from batchyard.engines.slots import PrioritySlots
+from batchyard.errors import EngineError
 from batchyard.wire.messages import (
     JsonObjectFormat,
     JsonSchemaFormat,

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from batchyard.engines.base import EngineError
+from batchyard.errors import EngineError
 from batchyard.wire.messages import DocumentBlock, MessageCreateParams, ToolResultBlock
 from batchyard.wire.request_checks import is_custom_tool
 

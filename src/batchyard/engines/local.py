@@ -20,9 +20,10 @@ import msgspec
 
 from batchyard import ids
 from batchyard.engines.answer_shape import answer_shape, call_text, tool_use_of
-from batchyard.engines.base import EngineError, stream_whole_message
+from batchyard.engines.base import stream_whole_message
 from batchyard.engines.prefix_cache import common_prefix
 from batchyard.engines.slots import PrioritySlots
+from batchyard.errors import EngineError
 from batchyard.wire.messages import (
     CACHE_TTL_SECONDS,
     CacheCreationUsage,

@@ -17,7 +17,6 @@ from typing import Any
 
 import httpx
 
-from batchyard.engines.base import EngineError
 from batchyard.engines.remote import (
     AdaptiveLimit,
     error_for_exception,
@@ -25,6 +24,7 @@ from batchyard.engines.remote import (
     upstream_message,
 )
 from batchyard.engines.slots import PrioritySlots
+from batchyard.errors import EngineError
 from batchyard.translate.openai_chat import (
     ChatStreamTranslator,
     MalformedReply,

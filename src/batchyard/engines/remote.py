@@ -17,18 +17,8 @@ from typing import Any
 
 import httpx
 
-from batchyard.engines.base import EngineError
 from batchyard.engines.slots import PrioritySlots
-
-_FINAL_TYPES = {
-    400: "invalid_request_error",
-    401: "authentication_error",
-    402: "billing_error",
-    403: "permission_error",
-    404: "not_found_error",
-    413: "request_too_large",
-    422: "invalid_request_error",
-}
+from batchyard.errors import EngineError, type_of_status
 
 
 def retry_after(headers: httpx.Headers) -> float | None:
@@ -80,7 +70,7 @@ def error_for_status(response: httpx.Response, who: str) -> EngineError:
         return EngineError(
             "api_error", message, retryable=True, retry_after=retry_after(response.headers)
         )
-    return EngineError(_FINAL_TYPES.get(status, "invalid_request_error"), message, retryable=False)
+    return EngineError(type_of_status(status), message, retryable=False)
 
 
 def error_for_exception(exc: httpx.HTTPError, who: str) -> EngineError:

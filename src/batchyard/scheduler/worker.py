@@ -24,10 +24,9 @@ from collections.abc import Awaitable, Callable
 from batchyard.clock import Clock, SystemClock
 from batchyard.config import WorkerSettings
 from batchyard.engines import dispatch
-from batchyard.engines.base import EngineError
 from batchyard.engines.router import EngineRouter, UnknownModel
 from batchyard.engines.slots import Priority
-from batchyard.errors import StoreUnavailable
+from batchyard.errors import EngineError, StoreUnavailable
 from batchyard.metrics import Metrics
 from batchyard.scheduler.results import errored_line, succeeded_line
 from batchyard.store.base import ClaimedRequest, Outcome, RequestState, Store, TokenUsage
