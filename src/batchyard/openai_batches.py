@@ -31,10 +31,11 @@ from batchyard.files import FileService
 from batchyard.store.base import BatchRecord, UnknownCursor
 from batchyard.store.openai_batches_sql import OpenAIBatchRecord
 from batchyard.store.sql import SqlRunner, Statement
-from batchyard.translate.chat_dialect import chat_completion, wrap_chat_body
+from batchyard.translate.chat_answers import chat_completion
+from batchyard.translate.envelope import unservable, wrap_chat_body
 from batchyard.webhooks import WebhookSender
 from batchyard.wire.errors import format_validation_error
-from batchyard.wire.messages import Message, unservable
+from batchyard.wire.messages import Message
 from batchyard.wire.openai import (
     Batch,
     BatchCreateIn,

@@ -20,8 +20,8 @@ from batchyard.engines import dispatch
 from batchyard.engines.slots import Priority
 from batchyard.errors import EngineError, InvalidRequest
 from batchyard.store.base import TokenUsage
-from batchyard.translate.chat_dialect import ChunkTranslator, chat_completion
-from batchyard.translate.chat_request import ChatRequestError, messages_request
+from batchyard.translate.chat_answers import ChunkTranslator, chat_completion
+from batchyard.translate.chat_to_messages import ChatRequestError, messages_request
 from batchyard.wire.messages import MessageCreateParams
 
 

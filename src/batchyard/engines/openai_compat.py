@@ -25,7 +25,7 @@ from batchyard.engines.remote import (
 )
 from batchyard.engines.slots import PrioritySlots
 from batchyard.errors import EngineError
-from batchyard.translate.openai_chat import (
+from batchyard.translate.messages_to_chat import (
     ChatStreamTranslator,
     MalformedReply,
     Untranslatable,

@@ -31,9 +31,9 @@ from batchyard.metrics import Metrics
 from batchyard.scheduler.results import errored_line, succeeded_line
 from batchyard.store.base import ClaimedRequest, Outcome, RequestState, Store, TokenUsage
 from batchyard.store.workers_sql import EngineLoad, WorkerStatus
-from batchyard.translate.chat_dialect import unwrap_chat_body
-from batchyard.translate.chat_request import ChatRequestError, messages_request
-from batchyard.wire.messages import InvalidParams, decode_params, unservable_reason
+from batchyard.translate.chat_to_messages import ChatRequestError, messages_request
+from batchyard.translate.envelope import unservable_reason, unwrap_chat_body
+from batchyard.wire.messages import InvalidParams, decode_params
 
 log = logging.getLogger("batchyard.worker")
 

@@ -435,19 +435,3 @@ class Message(msgspec.Struct):
 
 class SucceededResult(msgspec.Struct, tag="succeeded", tag_field="type"):
     message: Message
-
-
-_UNSERVABLE = b'{"batchyard_unservable":'
-
-
-def unservable(reason: str) -> bytes:
-    """Stored `params` of a request that cannot run here (e.g. an embeddings line): the
-    worker ends it `errored` with `reason`, so each such line gets its own clear error."""
-    return msgspec.json.encode({"batchyard_unservable": reason})
-
-
-def unservable_reason(params: bytes) -> str | None:
-    if not params.startswith(_UNSERVABLE):
-        return None
-    reason: str = msgspec.json.decode(params)["batchyard_unservable"]
-    return reason

@@ -1,4 +1,5 @@
-"""Anthropic Messages ⇄ OpenAI Chat Completions, as faithfully as the formats allow.
+"""A Messages request on an OpenAI-compatible server (`/v1/chat/completions`), and its
+answer back, as faithfully as the formats allow.
 
 Requests: system → a system message; text and image blocks → content parts;
 assistant `tool_use` → `tool_calls`; user `tool_result` → `tool` messages (placed

@@ -8,8 +8,8 @@ from typing import Any
 import msgspec
 import pytest
 
-from batchyard.translate.chat_dialect import chat_usage
-from batchyard.translate.openai_chat import (
+from batchyard.translate.chat_answers import chat_usage
+from batchyard.translate.messages_to_chat import (
     ChatStreamTranslator,
     MalformedReply,
     Untranslatable,
@@ -235,7 +235,7 @@ def test_malformed_replies(body: dict[str, Any]) -> None:
 
 
 def test_stream_translation_text_tool_and_stop_string() -> None:
-    from batchyard.translate.openai_chat import ChatStreamTranslator
+    from batchyard.translate.messages_to_chat import ChatStreamTranslator
     from batchyard.wire.streaming import ContentBlockDelta, ContentBlockStart, MessageDelta
 
     p = decode_params(msgspec.json.encode(params(stop_sequences=["END"])))

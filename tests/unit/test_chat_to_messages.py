@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from openai.types.chat.completion_create_params import CompletionCreateParamsBase
 
-from batchyard.translate.chat_dialect import ChunkTranslator, chat_completion
-from batchyard.translate.chat_request import (
+from batchyard.translate.chat_answers import ChunkTranslator, chat_completion
+from batchyard.translate.chat_to_messages import (
     ACCEPTED,
     MAPPED,
     REFUSED,

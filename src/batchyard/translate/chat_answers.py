@@ -1,9 +1,9 @@
-"""Serving the OpenAI Chat Completions API on the Messages engines.
+"""The answers of the OpenAI dialect: the engine's Message (or its stream of events) as
+a `chat.completion` (or `chat.completion.chunk`s).
 
-The other direction of `translate/openai_chat.py` (which lets a Messages request
-run on an OpenAI-compatible server): a Chat Completions request becomes a
-Messages request (`translate/chat_request.py`), and the engine's Message (or its
-stream of events) becomes a `chat.completion` (or `chat.completion.chunk`s).
+Serving Chat Completions on the Messages engines is the other direction of
+`translate/messages_to_chat.py` (a Messages request on an OpenAI-compatible server):
+the request side is `translate/chat_to_messages.py`, the answer side this module.
 """
 
 from __future__ import annotations
@@ -150,19 +150,3 @@ class ChunkTranslator:
                 chunks.append(chunk)
             return chunks
         return []
-
-
-_CHAT = b'{"batchyard_chat":'
-
-
-def wrap_chat_body(body: bytes) -> bytes:
-    """Stored `params` of an OpenAI batch line: its chat body as received, translated to
-    a Messages request when it runs (so a 100 MB file is not translated at upload)."""
-    return _CHAT + body + b"}"
-
-
-def unwrap_chat_body(params: bytes) -> dict[str, Any] | None:
-    if not params.startswith(_CHAT):
-        return None
-    body: dict[str, Any] = msgspec.json.decode(params)["batchyard_chat"]
-    return body

@@ -1,0 +1,46 @@
+"""The in-band envelopes of stored request `params`: what a batch request holds when it
+is not a plain Messages request. The worker opens them before it decodes `params`.
+
+- `{"batchyard_chat": <body>}`: an OpenAI batch line's Chat Completions body as
+  received, translated to a Messages request when it runs (so a 100 MB file is not
+  translated at upload).
+- `{"batchyard_unservable": <reason>}`: a line no engine here can run (e.g. an
+  embeddings line): the worker ends it `errored` with that reason, each on its own.
+
+A Messages request never starts with either key: unknown keys are refused at decode.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+_CHAT = b'{"batchyard_chat":'
+
+
+def wrap_chat_body(body: bytes) -> bytes:
+    """Stored `params` of an OpenAI batch line: its chat body as received."""
+    return _CHAT + body + b"}"
+
+
+def unwrap_chat_body(params: bytes) -> dict[str, Any] | None:
+    if not params.startswith(_CHAT):
+        return None
+    body: dict[str, Any] = msgspec.json.decode(params)["batchyard_chat"]
+    return body
+
+
+_UNSERVABLE = b'{"batchyard_unservable":'
+
+
+def unservable(reason: str) -> bytes:
+    """Stored `params` of a request that cannot run here, with the reason."""
+    return msgspec.json.encode({"batchyard_unservable": reason})
+
+
+def unservable_reason(params: bytes) -> str | None:
+    if not params.startswith(_UNSERVABLE):
+        return None
+    reason: str = msgspec.json.decode(params)["batchyard_unservable"]
+    return reason
