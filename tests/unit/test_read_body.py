@@ -4,7 +4,7 @@ import pytest
 from starlette.requests import Request
 from starlette.types import Message
 
-from batchyard.api.batches import read_body
+from batchyard.api.requests import read_body
 from batchyard.errors import RequestTooLarge
 
 

@@ -15,7 +15,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from batchyard.api import state
-from batchyard.api.batches import page_limit, read_body
+from batchyard.api.requests import page_limit, read_body
 from batchyard.api.responses import json_response
 from batchyard.clock import to_datetime, to_datetime_or_none
 from batchyard.errors import InvalidRequest, NotFound

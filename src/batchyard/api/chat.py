@@ -13,8 +13,8 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from batchyard.api import state
-from batchyard.api.batches import read_body
 from batchyard.api.messages import MAX_MESSAGE_BYTES, count_usage, engine_errors
+from batchyard.api.requests import read_body
 from batchyard.api.responses import json_response
 from batchyard.engines import dispatch
 from batchyard.engines.slots import Priority

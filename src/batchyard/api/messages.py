@@ -13,7 +13,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from batchyard.api import state
-from batchyard.api.batches import read_body
+from batchyard.api.requests import read_body
 from batchyard.api.responses import json_response
 from batchyard.clock import hour_start
 from batchyard.engines import dispatch

@@ -7,7 +7,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from batchyard.api import state
-from batchyard.api.batches import page_limit
+from batchyard.api.requests import page_limit
 from batchyard.api.responses import json_response
 from batchyard.engines.router import UnknownModel
 from batchyard.errors import InvalidRequest, NotFound

@@ -8,7 +8,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from batchyard.api import state
-from batchyard.api.batches import read_body
+from batchyard.api.requests import read_body
 from batchyard.api.responses import json_response
 from batchyard.errors import InvalidRequest
 from batchyard.openai_batches import OpenAIBatchService
