@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
 import os
 import signal
@@ -452,29 +451,13 @@ def _serve(settings: Settings, log_level: str) -> None:
 
 
 async def _worker(settings: Settings, metrics_port: int | None, metrics_host: str) -> None:
-    from batchyard.batches import BatchService
-    from batchyard.clock import SystemClock
-    from batchyard.engines.build import build_router
+    from batchyard.composition import build_services
     from batchyard.metrics import Metrics
-    from batchyard.openai_batches import after_batches_end, build_service
-    from batchyard.scheduler.worker import Worker
-    from batchyard.store import open_store
-    from batchyard.webhooks import WebhookPolicy
 
-    store = open_store(settings.database, synchronous=settings.sqlite_synchronous)
-    await store.open()
-    router = build_router(settings.engines, settings.cache_dir)
-    batches = BatchService(
-        store,
-        SystemClock(),
-        expiry_seconds=settings.batch_expiry_seconds,
-        retention_seconds=settings.results_retention_seconds,
-        public_base_url=settings.public_base_url,
-        webhooks=WebhookPolicy(settings.webhook_hosts, settings.webhook_secret),
-    )
-    after_end = after_batches_end(batches, build_service(batches, settings))
-    metrics = Metrics(store_gauges=False)
-    worker = Worker(store, router, settings.worker, finalizer=after_end, metrics=metrics)
+    built = build_services(settings, Metrics(store_gauges=False), run_worker=True)
+    await built.store.open()
+    worker, metrics = built.worker, built.metrics
+    assert worker is not None
     if metrics_port is not None:
         metrics.serve(metrics_port, metrics_host)
     loop = asyncio.get_running_loop()
@@ -489,9 +472,7 @@ async def _worker(settings: Settings, metrics_port: int | None, metrics_host: st
     try:
         await worker.run()
     finally:
-        with contextlib.suppress(Exception):
-            await router.aclose()
-        await store.close()
+        await built.close()
 
 
 if __name__ == "__main__":

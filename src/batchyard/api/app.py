@@ -22,16 +22,11 @@ from batchyard.api.errors import error_response
 from batchyard.auth.principal import Authenticator
 from batchyard.auth.ratelimit import RateLimiter
 from batchyard.auth.tenancy import Tenancy
-from batchyard.batches import BatchService
 from batchyard.clock import Clock, SystemClock
+from batchyard.composition import build_services
 from batchyard.config import Settings
-from batchyard.engines.build import build_router
 from batchyard.metrics import Metrics
-from batchyard.openai_batches import after_batches_end, build_service
-from batchyard.scheduler.worker import Worker
-from batchyard.store import open_store
 from batchyard.ui import routes as ui
-from batchyard.webhooks import WebhookPolicy
 
 log = logging.getLogger("batchyard.api")
 
@@ -62,36 +57,16 @@ async def readyz(request: Request) -> Response:
 
 def create_app(settings: Settings, clock: Clock | None = None) -> Starlette:
     clock = clock or SystemClock()
-    store = open_store(settings.database, synchronous=settings.sqlite_synchronous)
-    tenancy = Tenancy(store.tenancy, clock)
+    built = build_services(settings, Metrics(), run_worker=settings.run_worker, clock=clock)
+    tenancy = Tenancy(built.store.tenancy, clock)
     admission = Admission(
         Authenticator(tenancy, admin_key=settings.admin_key, enabled=settings.auth),
         RateLimiter(),
         settings.rate_limits,
     )
-    router = build_router(settings.engines, settings.cache_dir)
-    service = BatchService(
-        store,
-        clock,
-        expiry_seconds=settings.batch_expiry_seconds,
-        retention_seconds=settings.results_retention_seconds,
-        public_base_url=settings.public_base_url,
-        webhooks=WebhookPolicy(settings.webhook_hosts, settings.webhook_secret),
-    )
-    openai_batches = build_service(service, settings)
-    meters = Metrics()
+    store, router, worker, meters = built.store, built.router, built.worker, built.metrics
+    service, openai_batches = built.batches, built.openai_batches
     service.on_ended = meters.observe_batch
-    worker: Worker | None = None
-    if settings.run_worker:
-        worker = Worker(
-            store,
-            router,
-            settings.worker,
-            clock=clock,
-            finalizer=after_batches_end(service, openai_batches),
-            metrics=meters,
-        )
-        service.on_created = worker.wake
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -104,8 +79,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> Starlette:
                 worker.stop()
                 with contextlib.suppress(Exception):
                     await task
-            await router.aclose()
-            await store.close()
+            await built.close()
 
     api_routes: list[BaseRoute] = [
         *batches.routes,
