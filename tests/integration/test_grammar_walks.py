@@ -16,9 +16,11 @@ import llama_cpp as ll
 import numpy as np
 import pytest
 
-from batchyard.engines.llama_runtime import Candidates, GrammarCache, quiet_llama
+from batchyard.engines.llama_grammar import Candidates, GrammarCache
+from batchyard.engines.llama_runtime import quiet_llama
 from batchyard.engines.local import shipped_weights
-from batchyard.grammar.json_schema import FORMATS, json_object_grammar, json_schema_grammar
+from batchyard.grammar.json_rules import FORMATS
+from batchyard.grammar.json_schema import json_object_grammar, json_schema_grammar
 
 
 def obj(properties: dict[str, Any], required: list[str] | None = None) -> dict[str, Any]:

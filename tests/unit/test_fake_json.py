@@ -14,7 +14,7 @@ import pytest
 from batchyard.engines.fake import FakeEngine
 from batchyard.engines.fake_json import UnsupportedSchema, example, pattern_example
 from batchyard.errors import EngineError
-from batchyard.grammar.json_schema import FORMATS
+from batchyard.grammar.json_rules import FORMATS
 from batchyard.wire.messages import MessageCreateParams, TextContent, ToolUseContent, decode_params
 
 PROMPT = "Extract the invoice fields from: ACME Corp, 12 May, total 340.50 EUR"

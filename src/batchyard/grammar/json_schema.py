@@ -5,7 +5,7 @@ The subset (as the hosted API documents it): the seven types (and lists of them)
 `enum` and `const` of plain values, `anyOf`, `allOf` of objects, local `$ref` into
 `$defs`/`definitions` (not recursive), `properties` with `required` and
 `additionalProperties: false`, `items` with `minItems` 0 or 1, the string formats
-in `FORMATS` and `pattern` (`grammar/regex.py`), annotations (`description`,
+in `json_rules.FORMATS` and `pattern` (`grammar/regex.py`), annotations (`description`,
 `title`, `default`, …). Numeric bounds, string lengths and other array or object
 constraints are refused: a grammar cannot enforce them, and an answer that did not
 keep them would be a silent downgrade.
@@ -23,96 +23,16 @@ import json
 import re
 from typing import Any
 
+from batchyard.grammar.json_rules import BASE_RULES, FORMATS
+from batchyard.grammar.subset import (
+    ANNOTATIONS,
+    KEYWORDS_OF,
+    REFUSED,
+    STRUCTURE,
+    TYPES,
+)
+
 Path = tuple[str | int, ...]
-
-FORMATS: dict[str, str] = {
-    "date": "date",
-    "time": "time",
-    "date-time": 'date "T" time',
-    "duration": "duration",
-    "email": "email",
-    "hostname": "hostname",
-    "uri": "uri",
-    "ipv4": "ipv4",
-    "ipv6": "ipv6",
-    "uuid": "uuid",
-}
-"""Supported string formats → the GBNF (of `_BASE_RULES`) of a value's text."""
-
-_BASE_RULES = r"""
-ws ::= | " " | "\n" [ \t]{0,20}
-char ::= [^"\\\x7F\x00-\x1F] | "\\" (["\\/bfnrt] | "u" [0-9a-fA-F]{4})
-string ::= "\"" char* "\""
-integer ::= "-"? ("0" | [1-9] [0-9]{0,15})
-number ::= integer ("." [0-9]{1,16})? ([eE] [-+]? [0-9]{1,3})?
-boolean ::= "true" | "false"
-null ::= "null"
-json-value ::= json-object | json-array | string | number | boolean | null
-json-object ::= "{" ws (string ws ":" ws json-value ws ("," ws string ws ":" ws json-value ws)*)? "}"
-json-array ::= "[" ws (json-value ws ("," ws json-value ws)*)? "]"
-d2 ::= [0-9] [0-9]
-date ::= [0-9]{4} "-" (("0" [13578] | "1" [02]) "-" ("0" [1-9] | [12] [0-9] | "3" [01]) | ("0" [469] | "11") "-" ("0" [1-9] | [12] [0-9] | "30") | "02-" ("0" [1-9] | "1" [0-9] | "2" [0-8]))
-time ::= ([01] [0-9] | "2" [0-3]) ":" [0-5] [0-9] ":" [0-5] [0-9] ("." [0-9]{1,6})? ("Z" | [+-] ([01] [0-9] | "2" [0-3]) ":" [0-5] [0-9])
-count ::= [0-9]{1,6}
-duration ::= "P" (duration-date ("T" duration-time)? | "T" duration-time | count "W")
-duration-date ::= count "Y" (count "M")? (count "D")? | count "M" (count "D")? | count "D"
-duration-time ::= count "H" (count "M")? (count "S")? | count "M" (count "S")? | count "S"
-label ::= [a-zA-Z0-9]{1,20} ("-" [a-zA-Z0-9]{1,20}){0,2}
-hostname ::= label ("." label){0,3}
-email ::= [a-zA-Z0-9_+-]{1,16} ("." [a-zA-Z0-9_+-]{1,16}){0,2} "@" label ("." label){1,3}
-uri ::= [a-zA-Z] [a-zA-Z0-9+.-]{0,15} ":" [a-zA-Z0-9._~:/?#@!$&'()*+,;=-]{1,200}
-octet ::= "25" [0-5] | "2" [0-4] [0-9] | "1" [0-9] [0-9] | [1-9] [0-9] | [0-9]
-ipv4 ::= octet "." octet "." octet "." octet
-h16 ::= [0-9a-f]{1,4}
-h16c ::= h16 ":"
-ls32 ::= h16 ":" h16 | ipv4
-ipv6 ::= h16c{6} ls32 | "::" h16c{5} ls32 | h16? "::" h16c{4} ls32 | (h16c{0,1} h16)? "::" h16c{3} ls32 | (h16c{0,2} h16)? "::" h16c{2} ls32 | (h16c{0,3} h16)? "::" h16c ls32 | (h16c{0,4} h16)? "::" ls32 | (h16c{0,5} h16)? "::" h16 | (h16c{0,6} h16)? "::"
-uuid ::= [0-9a-f]{8} "-" [0-9a-f]{4} "-" [0-9a-f]{4} "-" [0-9a-f]{4} "-" [0-9a-f]{12}
-"""
-
-_PRIMITIVE = {"string", "integer", "number", "boolean", "null"}
-_TYPES = (*_PRIMITIVE, "object", "array")
-_ANNOTATIONS = {
-    "title",
-    "description",
-    "default",
-    "examples",
-    "$comment",
-    "$schema",
-    "$id",
-    "deprecated",
-    "readOnly",
-    "writeOnly",
-    "$defs",
-    "definitions",
-}
-_STRUCTURE = {
-    "type",
-    "enum",
-    "const",
-    "anyOf",
-    "allOf",
-    "$ref",
-    "properties",
-    "required",
-    "additionalProperties",
-    "items",
-    "minItems",
-    "format",
-    "pattern",
-}
-_REFUSED = {
-    **dict.fromkeys(
-        ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf"),
-        "numerical constraints are not supported",
-    ),
-    **dict.fromkeys(("minLength", "maxLength"), "string length constraints are not supported"),
-    **dict.fromkeys(
-        ("maxItems", "uniqueItems", "contains", "minContains", "maxContains", "prefixItems"),
-        "array constraints beyond minItems 0 or 1 are not supported",
-    ),
-    "oneOf": "oneOf is not supported; use anyOf",
-}
 
 
 class SchemaError(ValueError):
@@ -152,22 +72,10 @@ def _json_text(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-_KEYWORDS_OF = {
-    "properties": {"object"},
-    "required": {"object"},
-    "additionalProperties": {"object"},
-    "items": {"array"},
-    "minItems": {"array"},
-    "format": {"string"},
-    "pattern": {"string"},
-}
-"""The keywords that apply to only some types."""
-
-
 def _alone(schema: dict[str, Any], path: Path, *keys: str) -> None:
     """Refuse keywords beside `keys` that would be ignored (annotations are fine)."""
     for key in schema:
-        if key not in keys and key not in _ANNOTATIONS:
+        if key not in keys and key not in ANNOTATIONS:
             raise SchemaError(
                 (*path, key),
                 f"is not supported beside {keys[0]} (move it into the schemas it applies to)",
@@ -204,7 +112,7 @@ class GrammarBuilder:
 
     def grammar(self, root: str) -> str:
         body = "\n".join(f"{name} ::= {rule}" for name, rule in self.rules.items())
-        return f"root ::= {root}\n{body}\n{_BASE_RULES.strip()}\n"
+        return f"root ::= {root}\n{body}\n{BASE_RULES.strip()}\n"
 
     # --- rules -------------------------------------------------------------------
 
@@ -221,9 +129,9 @@ class GrammarBuilder:
         if not isinstance(schema, dict):
             raise SchemaError(path, "a schema must be an object")
         for key in schema:
-            if key in _REFUSED:
-                raise SchemaError((*path, key), _REFUSED[key])
-            if key not in _STRUCTURE and key not in _ANNOTATIONS:
+            if key in REFUSED:
+                raise SchemaError((*path, key), REFUSED[key])
+            if key not in STRUCTURE and key not in ANNOTATIONS:
                 raise SchemaError((*path, key), "is not a supported JSON schema keyword")
         if "$ref" in schema:
             _alone(schema, path, "$ref")
@@ -239,10 +147,10 @@ class GrammarBuilder:
         if kind is None:
             raise SchemaError(path, "a schema needs a type, enum, const, anyOf, allOf or $ref")
         kinds = kind if isinstance(kind, list) else [kind]
-        if not kinds or any(k not in _TYPES for k in kinds):
-            raise SchemaError((*path, "type"), f"must be one of {', '.join(_TYPES)}")
+        if not kinds or any(k not in TYPES for k in kinds):
+            raise SchemaError((*path, "type"), f"must be one of {', '.join(TYPES)}")
         for key in schema:
-            if key in _KEYWORDS_OF and not set(kinds) & _KEYWORDS_OF[key]:
+            if key in KEYWORDS_OF and not set(kinds) & KEYWORDS_OF[key]:
                 raise SchemaError((*path, key), f"does not apply to type {kind}")
         return self._rule(
             hint, " | ".join(self._typed(schema, k, path, f"{hint}-{k}") for k in kinds)
@@ -388,7 +296,7 @@ class GrammarBuilder:
             where = (*path, "allOf", i)
             if not isinstance(part, dict) or "$ref" in part:
                 raise SchemaError(where, "allOf members must be object schemas (no $ref)")
-            if part.get("type", "object") != "object" or set(part) - _ANNOTATIONS - {
+            if part.get("type", "object") != "object" or set(part) - ANNOTATIONS - {
                 "type",
                 "properties",
                 "required",
@@ -494,4 +402,4 @@ def tool_call_grammar(tools: list[tuple[str, dict[str, Any]]]) -> str:
 
 def json_object_grammar() -> str:
     """GBNF for any JSON object (the OpenAI dialect's `json_object` mode)."""
-    return f"root ::= json-object\n{_BASE_RULES.strip()}\n"
+    return f"root ::= json-object\n{BASE_RULES.strip()}\n"
