@@ -19,6 +19,8 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from batchyard.grammar.json_schema import resolve_local_ref
+
 Schema = dict[str, Any] | bool
 
 MAX_DEPTH = 32
@@ -104,17 +106,10 @@ class _Maker:
         """What a local `$ref` (`#/$defs/Name`, `#/definitions/Name`, any JSON pointer) names."""
         if not ref.startswith("#"):
             raise UnsupportedSchema(f"$ref {ref!r}: only local references are resolved")
-        node: Any = self.root
-        for token in ref[1:].split("/")[1:]:
-            key = token.replace("~1", "/").replace("~0", "~")
-            if isinstance(node, dict):
-                node = node.get(key)
-            elif isinstance(node, list) and key.isdigit() and int(key) < len(node):
-                node = node[int(key)]
-            else:
-                node = None
-            if node is None:
-                raise UnsupportedSchema(f"$ref {ref!r}: names nothing in the schema")
+        found = resolve_local_ref(self.root, ref)
+        node = found[1] if found is not None else None
+        if node is None:
+            raise UnsupportedSchema(f"$ref {ref!r}: names nothing in the schema")
         if not isinstance(node, dict | bool):
             raise UnsupportedSchema(f"$ref {ref!r}: not a schema")
         return node

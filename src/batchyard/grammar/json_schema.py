@@ -96,6 +96,23 @@ def _json_types(value: Any) -> set[str]:
     return {"object"} if isinstance(value, dict) else {"array"}
 
 
+def resolve_local_ref(root: Any, ref: str) -> tuple[tuple[str, ...], Any] | None:
+    """What a local `$ref` (`#/$defs/Name`, any JSON pointer into `root`) names, with the
+    keys leading to it; None if it names nothing."""
+    if ref == "#":
+        return (), root
+    keys = tuple(p.replace("~1", "/").replace("~0", "~") for p in ref[1:].lstrip("/").split("/"))
+    target = root
+    for key in keys:
+        if isinstance(target, dict) and key in target:
+            target = target[key]
+        elif isinstance(target, list) and key.isdigit() and int(key) < len(target):
+            target = target[int(key)]
+        else:
+            return None
+    return keys, target
+
+
 class GrammarBuilder:
     """Rules for one grammar, from one or more schemas (each its own `$ref` root)."""
 
@@ -341,18 +358,13 @@ class GrammarBuilder:
             return self._refs[ref]
         if ref in self._resolving or ref == "#":
             raise SchemaError(path, "recursive schemas are not supported")
-        target: Any = self._root
-        keys = [p.replace("~1", "/").replace("~0", "~") for p in ref[1:].lstrip("/").split("/")]
-        for key in keys:
-            if isinstance(target, dict) and key in target:
-                target = target[key]
-            elif isinstance(target, list) and key.isdigit() and int(key) < len(target):
-                target = target[int(key)]
-            else:
-                raise SchemaError(path, f"{ref} does not resolve")
+        found = resolve_local_ref(self._root, ref)
+        if found is None:
+            raise SchemaError(path, f"{ref} does not resolve")
+        keys, target = found
         self._resolving.add(ref)
         try:  # errors inside name the place the reference points to
-            rule = self._visit(target, tuple(keys), ref.rsplit("/", 1)[-1])
+            rule = self._visit(target, keys, ref.rsplit("/", 1)[-1])
         finally:
             self._resolving.discard(ref)
         self._refs[ref] = rule
