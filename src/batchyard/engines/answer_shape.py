@@ -28,7 +28,7 @@ from batchyard.wire.messages import (
     MessageCreateParams,
     ToolUseContent,
 )
-from batchyard.wire.request_checks import is_custom_tool
+from batchyard.wire.request_checks import forced_tools
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,11 +58,7 @@ def tool_use_of(text: str) -> ToolUseContent:
 
 
 def _forced_call(params: MessageCreateParams, choice: dict[str, Any]) -> AnswerShape:
-    tools = [
-        (k, t)
-        for k, t in enumerate(params.tools or [])
-        if is_custom_tool(t) and (choice["type"] == "any" or t["name"] == choice.get("name"))
-    ]
+    tools = forced_tools(params)
     try:
         grammar = tool_call_grammar([(t["name"], t["input_schema"]) for _, t in tools])
     except SchemaError as exc:

@@ -34,6 +34,7 @@ from batchyard.wire.messages import (
     Usage,
     text_of,
 )
+from batchyard.wire.request_checks import forced_tools
 from batchyard.wire.streaming import StreamEvent
 
 _FAULTS = (
@@ -79,14 +80,9 @@ def _document(schema: dict[str, Any], params: MessageCreateParams, prompt: str, 
 
 def forced_tool(params: MessageCreateParams) -> dict[str, Any] | None:
     """The tool the request makes the model call: the one `tool_choice` names, or
-    with `{"type": "any"}` the first tool that has an `input_schema`."""
-    choice = params.tool_choice or {}
-    tools = [t for t in params.tools or [] if isinstance(t, dict) and t.get("name")]
-    if choice.get("type") == "tool":
-        return next((t for t in tools if t["name"] == choice.get("name")), None)
-    if choice.get("type") == "any":
-        return next((t for t in tools if "input_schema" in t), tools[0] if tools else None)
-    return None
+    with `{"type": "any"}` the first client tool."""
+    forced = forced_tools(params)
+    return forced[0][1] if forced else None
 
 
 class _Answer(NamedTuple):

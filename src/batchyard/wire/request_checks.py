@@ -35,6 +35,19 @@ def is_custom_tool(tool: dict[str, Any]) -> bool:
     return tool.get("type") in (None, "custom")
 
 
+def forced_tools(params: MessageCreateParams) -> list[tuple[int, dict[str, Any]]]:
+    """The client tools `tool_choice` makes the model call one of (with their index in
+    `tools`): all of them for `any`, the named one for `tool`, none otherwise."""
+    choice = params.tool_choice or {}
+    if choice.get("type") not in ("any", "tool"):
+        return []
+    return [
+        (k, t)
+        for k, t in enumerate(params.tools or [])
+        if is_custom_tool(t) and (choice["type"] == "any" or t.get("name") == choice.get("name"))
+    ]
+
+
 def _check_tools(tools: list[dict[str, Any]]) -> list[str]:
     names = []
     for k, tool in enumerate(tools):
