@@ -19,8 +19,7 @@ from typing import Any
 import msgspec
 
 from batchyard import ids
-from batchyard.engines.answer_shape import answer_shape, call_text, tool_use_of
-from batchyard.engines.base import stream_whole_message
+from batchyard.engines.answer_shape import AnswerShape, answer_shape, call_text, tool_use_of
 from batchyard.engines.prefix_cache import common_prefix
 from batchyard.engines.slots import PrioritySlots
 from batchyard.errors import EngineError
@@ -47,6 +46,7 @@ from batchyard.wire.streaming import (
     ContentBlockStop,
     StreamEvent,
     TextDelta,
+    events_from_message,
     message_end,
     message_start,
 )
@@ -187,9 +187,8 @@ class LocalEngine:
 
     # --- prompt -------------------------------------------------------------------
 
-    def _chat(self, params: MessageCreateParams) -> list[dict[str, str]]:
+    def _chat(self, params: MessageCreateParams, shape: AnswerShape) -> list[dict[str, str]]:
         system = text_of(params.system)
-        shape = answer_shape(params)
         if shape.instructions:
             system = f"{system}\n\n{shape.instructions}" if system else shape.instructions
         chat: list[dict[str, str]] = []
@@ -223,7 +222,7 @@ class LocalEngine:
         return self.runtime.tokenize(prompt, add_special=self._add_bos)
 
     def breakpoints(
-        self, params: MessageCreateParams, tokens: list[int]
+        self, params: MessageCreateParams, tokens: list[int], shape: AnswerShape
     ) -> list[tuple[int, float]]:
         """Where the prompt's `cache_control` breakpoints fall, in tokens, with their ttl.
 
@@ -234,7 +233,7 @@ class LocalEngine:
         if params.cache_control is not None:
             marks.append((len(tokens), ttl_seconds(params.cache_control)))
         for cut, ttl in self._cuts(params):
-            upto = self._tokens(self._chat(cut))
+            upto = self._tokens(self._chat(cut, shape))  # a cut keeps tools and format
             marks.append((common_prefix(upto, tokens), ttl))
         return sorted({(p, t) for p, t in marks if p > 0})
 
@@ -258,8 +257,10 @@ class LocalEngine:
                 cuts.append((msgspec.structs.replace(params, messages=messages), ttl))
         return cuts
 
-    def prompt_tokens(self, params: MessageCreateParams) -> list[int]:
-        tokens = self._tokens(self._chat(params))
+    def prompt_tokens(
+        self, params: MessageCreateParams, shape: AnswerShape | None = None
+    ) -> list[int]:
+        tokens = self._tokens(self._chat(params, shape or answer_shape(params)))
         if len(tokens) >= self.context_tokens:
             raise _invalid(
                 f"prompt is too long: {len(tokens)} tokens, and the context window of"
@@ -269,23 +270,25 @@ class LocalEngine:
 
     # --- generation ---------------------------------------------------------------
 
-    def _grammar(self, params: MessageCreateParams) -> str | None:
-        grammar = answer_shape(params).grammar
+    def _grammar(self, shape: AnswerShape) -> str | None:
+        grammar = shape.grammar
         if grammar is not None and not self.runtime.grammar_ok(grammar):
             raise EngineError(
                 "api_error", "llama.cpp did not take the answer's grammar", retryable=False
             )
         return grammar
 
-    def _generation(self, params: MessageCreateParams, done: Any, on_text: Any = None) -> Any:
+    def _generation(
+        self, params: MessageCreateParams, shape: AnswerShape, done: Any, on_text: Any = None
+    ) -> Any:
         from batchyard.engines.llama_runtime import Generation, Sampling
 
         temperature = 1.0 if params.temperature is None else params.temperature
-        prompt = self.prompt_tokens(params)
+        prompt = self.prompt_tokens(params, shape)
         return Generation(
-            grammar=self._grammar(params),
+            grammar=self._grammar(shape),
             prompt=prompt,
-            breakpoints=self.breakpoints(params, prompt),
+            breakpoints=self.breakpoints(params, prompt, shape),
             max_tokens=params.max_tokens,
             stop=[s for s in params.stop_sequences or [] if s],
             sampling=Sampling(temperature=temperature, top_p=params.top_p, top_k=params.top_k),
@@ -293,10 +296,10 @@ class LocalEngine:
             on_text=on_text,
         )
 
-    def _message(self, params: MessageCreateParams, generation: Any) -> Message:
+    def _message(self, params: MessageCreateParams, shape: AnswerShape, generation: Any) -> Message:
         content: ContentBlock = TextContent(text=generation.text)
         stop_reason = generation.stop_reason
-        if answer_shape(params).tool_call and stop_reason == "end_turn":
+        if shape.tool_call and stop_reason == "end_turn":
             content, stop_reason = tool_use_of(generation.text), "tool_use"
         return Message(
             id=ids.message_id(),
@@ -308,6 +311,9 @@ class LocalEngine:
         )
 
     async def create_message(self, params: MessageCreateParams) -> Message:
+        return await self._answer(params, answer_shape(params))
+
+    async def _answer(self, params: MessageCreateParams, shape: AnswerShape) -> Message:
         loop = asyncio.get_running_loop()
         finished: asyncio.Future[Any] = loop.create_future()
 
@@ -318,7 +324,7 @@ class LocalEngine:
         def done(g: Any) -> None:
             loop.call_soon_threadsafe(resolve, g)
 
-        generation = self._generation(params, done)
+        generation = self._generation(params, shape, done)
         self.runtime.submit(generation)
         try:
             await finished
@@ -327,12 +333,13 @@ class LocalEngine:
             raise
         if generation.error:
             raise EngineError("api_error", generation.error, retryable=True)
-        return self._message(params, generation)
+        return self._message(params, shape, generation)
 
     async def stream_message(self, params: MessageCreateParams) -> AsyncIterator[StreamEvent]:
-        if answer_shape(params).tool_call:
+        shape = answer_shape(params)
+        if shape.tool_call:
             # a call's input is known once whole: then it goes out as one tool_use block
-            async for event in stream_whole_message(self, params):
+            for event in events_from_message(await self._answer(params, shape)):
                 yield event
             return
         loop = asyncio.get_running_loop()
@@ -344,7 +351,7 @@ class LocalEngine:
         def done(g: Any) -> None:
             loop.call_soon_threadsafe(pieces.put_nowait, None)
 
-        generation = self._generation(params, done, on_text)
+        generation = self._generation(params, shape, done, on_text)
         # admission puts an empty piece first: then the cache's share of the prompt is known
         generation.on_start = lambda g: on_text("")
         self.runtime.submit(generation)
