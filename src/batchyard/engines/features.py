@@ -11,7 +11,7 @@ engine does with every field is the table in the README.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 from batchyard.errors import EngineError
@@ -34,47 +34,29 @@ execution containers, context editing, …): only an Anthropic upstream has them
 ALL_FEATURES = frozenset({"server_tools", "citations", "task_budget", *SERVER_SIDE})
 
 
-def _server_tools(params: MessageCreateParams) -> Iterator[str]:
+def _uses(params: MessageCreateParams) -> Iterator[tuple[str, str]]:
+    """(feature, what of the request uses it) for every feature of this module it uses."""
     for k, tool in enumerate(params.tools or []):
         if isinstance(tool, dict) and not is_custom_tool(tool):
-            yield f"tools.{k}: server tools ({tool.get('type')}) run on the hosted platform"
-
-
-def _citations(params: MessageCreateParams) -> Iterator[str]:
+            problem = f"tools.{k}: server tools ({tool.get('type')}) run on the hosted platform"
+            yield "server_tools", problem
     for i, message in enumerate(params.messages):
         if isinstance(message.content, str):
             continue
         for j, block in enumerate(message.content):
             where = f"messages.{i}.content.{j}"
-            inner = block.content if isinstance(block, ToolResultBlock) else None
             pairs = [(where, block)]
-            if isinstance(inner, list):  # documents inside a tool's result
-                pairs += [(f"{where}.content.{k}", b) for k, b in enumerate(inner)]
-            for at, doc in pairs:
+            if isinstance(block, ToolResultBlock) and isinstance(block.content, list):
+                pairs += [(f"{where}.content.{k}", b) for k, b in enumerate(block.content)]
+            for at, doc in pairs:  # documents, and documents inside a tool's result
                 if isinstance(doc, DocumentBlock) and (doc.citations or {}).get("enabled"):
-                    yield f"{at}.citations: cited answers are not supported"
-
-
-def _task_budget(params: MessageCreateParams) -> Iterator[str]:
+                    yield "citations", f"{at}.citations: cited answers are not supported"
     if params.output_config is not None and params.output_config.task_budget is not None:
-        yield "output_config.task_budget: runs on the hosted platform"
-
-
-def _server_side(name: str) -> Callable[[MessageCreateParams], Iterator[str]]:
-    def used(params: MessageCreateParams) -> Iterator[str]:
+        yield "task_budget", "output_config.task_budget: runs on the hosted platform"
+    for name in SERVER_SIDE:
         value: Any = getattr(params, name)
         if value is not None and value != []:
-            yield f"{name}: runs on the hosted platform"
-
-    return used
-
-
-_USES: dict[str, Callable[[MessageCreateParams], Iterator[str]]] = {
-    "server_tools": _server_tools,
-    "citations": _citations,
-    "task_budget": _task_budget,
-    **{name: _server_side(name) for name in SERVER_SIDE},
-}
+            yield name, f"{name}: runs on the hosted platform"
 
 
 def refuse_unsupported(
@@ -82,10 +64,10 @@ def refuse_unsupported(
 ) -> None:
     """Raises EngineError (invalid_request_error) naming the first field used that the
     engine does not honour."""
-    for feature, uses in _USES.items():
-        if feature in features:
-            continue
-        for problem in uses(params):
+    if features >= ALL_FEATURES:
+        return
+    for feature, problem in _uses(params):
+        if feature not in features:
             raise EngineError(
                 "invalid_request_error",
                 f"{problem}; the {engine_name!r} engine serving {params.model!r} cannot do it",
