@@ -14,7 +14,8 @@ from pathlib import Path
 
 import httpx
 
-from batchyard.store.base import NewBatch, Outcome, RequestState
+from batchyard.store.layout import RequestState
+from batchyard.store.records import NewBatch, Outcome
 from batchyard.store.sqlite import SQLiteStore
 from bench.common import batch_body, headers, start_server, wait_ended
 

@@ -10,8 +10,14 @@ from typing_extensions import Buffer
 from batchyard import ids
 from batchyard.clock import Clock, to_datetime, to_datetime_or_none
 from batchyard.errors import InvalidRequest, NotFound, RateLimited
-from batchyard.store.base import BatchRecord, NewBatch, QueueFull, Store, UnknownCursor
-from batchyard.store.sql import Statement
+from batchyard.store.port import Store
+from batchyard.store.records import (
+    BatchRecord,
+    NewBatch,
+    OpenAIBatchRecord,
+    QueueFull,
+    UnknownCursor,
+)
 from batchyard.webhooks import WebhookPolicy
 from batchyard.wire.batches import (
     MAX_REQUESTS,
@@ -139,11 +145,11 @@ class BatchService:
         api_key_id: str | None = None,
         queued_limit: int | None = None,
         dialect: str = "anthropic",
-        also: Callable[[str], Sequence[Statement]] | None = None,
+        openai: Callable[[str], OpenAIBatchRecord] | None = None,
         webhook_url: str | None = None,
     ) -> BatchRecord:
-        """Write a checked batch (either dialect) and wake the worker. `also(batch_id)`
-        gives statements that belong to the same transaction."""
+        """Write a checked batch (either dialect) and wake the worker. `openai(batch_id)`:
+        the OpenAI Batch API's record of it, written in the same transaction."""
         now = self.clock.now()
         new = NewBatch(
             id=ids.batch_id(),
@@ -157,7 +163,7 @@ class BatchService:
         )
         try:
             record = await self.store.create_batch(
-                new, custom_ids, params, queued_limit, also=also(new.id) if also else ()
+                new, custom_ids, params, queued_limit, openai(new.id) if openai else None
             )
         except QueueFull as exc:
             raise RateLimited(

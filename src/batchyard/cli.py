@@ -16,7 +16,7 @@ from batchyard import __version__, cli_client, cli_keys, logs
 from batchyard.config import DAY, LOCAL_MODEL, Settings, WorkerSettings, default_data_dir
 from batchyard.engines import config as engine_config
 from batchyard.engines.config import EngineConfig
-from batchyard.store.base import RateLimits
+from batchyard.store.records import RateLimits
 
 
 def _env_flag(name: str, default: bool) -> bool:

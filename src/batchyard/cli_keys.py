@@ -14,7 +14,7 @@ from batchyard.auth.tenancy import Tenancy
 from batchyard.clock import SystemClock, to_datetime
 from batchyard.config import Settings
 from batchyard.store import open_store
-from batchyard.store.base import DEFAULT_WORKSPACE
+from batchyard.store.records import DEFAULT_WORKSPACE
 
 T = TypeVar("T")
 log = logging.getLogger("batchyard")

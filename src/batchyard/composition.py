@@ -15,7 +15,7 @@ from batchyard.metrics import Metrics
 from batchyard.openai_batches import OpenAIBatchService, after_batches_end, build_service
 from batchyard.scheduler.worker import Worker
 from batchyard.store import open_store
-from batchyard.store.base import Store
+from batchyard.store.port import Store
 from batchyard.webhooks import WebhookPolicy
 
 

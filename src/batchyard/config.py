@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from batchyard.engines.config import EngineConfig, ModelConfig
-from batchyard.store.base import RateLimits
+from batchyard.store.records import RateLimits
 
 DAY = 86_400.0
 

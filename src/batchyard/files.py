@@ -8,7 +8,8 @@ from batchyard import ids
 from batchyard.blobs import BlobStore
 from batchyard.clock import Clock
 from batchyard.errors import InvalidRequest, NotFound
-from batchyard.store.base import FileRecord, FileStore, UnknownCursor
+from batchyard.store.port import FileStore
+from batchyard.store.records import FileRecord, UnknownCursor
 from batchyard.wire.openai import FileObject
 
 MAX_FILE_BYTES = 512 * 1024 * 1024

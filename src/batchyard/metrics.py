@@ -17,7 +17,7 @@ from prometheus_client import (
     start_http_server,
 )
 
-from batchyard.store.base import BatchRecord, TokenUsage
+from batchyard.store.records import BatchRecord, TokenUsage
 
 _BATCH_BUCKETS = (1, 5, 15, 60, 300, 900, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600, 24 * 3600)
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)

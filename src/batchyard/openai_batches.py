@@ -18,7 +18,7 @@ import json
 import logging
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, cast
+from typing import Any
 
 import msgspec
 
@@ -28,9 +28,7 @@ from batchyard.blobs import LocalBlobs
 from batchyard.config import Settings
 from batchyard.errors import InvalidRequest, NotFound, http_status_of
 from batchyard.files import FileService
-from batchyard.store.base import BatchRecord, UnknownCursor
-from batchyard.store.openai_batches_sql import OpenAIBatchRecord
-from batchyard.store.sql import SqlRunner, Statement
+from batchyard.store.records import BatchRecord, OpenAIBatchRecord, UnknownCursor
 from batchyard.translate.chat_answers import chat_completion
 from batchyard.translate.envelope import unservable, wrap_chat_body
 from batchyard.webhooks import WebhookSender
@@ -327,9 +325,9 @@ class OpenAIBatchService:
             return to_wire(failed, None)
         holder: list[OpenAIBatchRecord] = []
 
-        def insert(batch_id: str) -> list[Statement]:
+        def running(batch_id: str) -> OpenAIBatchRecord:
             holder.append(dataclasses.replace(record, batch_id=batch_id))
-            return [batches.insert(holder[0])]
+            return holder[0]
 
         created = await self.batches.store_batch(
             workspace_id,
@@ -338,7 +336,7 @@ class OpenAIBatchService:
             api_key_id=api_key_id,
             queued_limit=queued_limit,
             dialect="openai",
-            also=insert,
+            openai=running,
         )
         record = holder[0]
         return to_wire(record, created)
@@ -415,7 +413,7 @@ def after_batches_end(
     batches: BatchService, openai: OpenAIBatchService
 ) -> Callable[[], Awaitable[int]]:
     """What workers do when batches end: the OpenAI output files, then the webhooks."""
-    sender = WebhookSender(cast(SqlRunner, batches.store), batches.webhooks, batches.to_wire)
+    sender = WebhookSender(batches.store.webhooks, batches.webhooks, batches.to_wire)
 
     async def run() -> int:
         return await openai.finalize_ended() + await sender.deliver_due()

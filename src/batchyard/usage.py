@@ -15,7 +15,8 @@ from datetime import datetime
 
 from batchyard.clock import to_datetime
 from batchyard.errors import InvalidRequest
-from batchyard.store.base import TenancyStore, UsageRow
+from batchyard.store.port import TenancyStore
+from batchyard.store.records import UsageRow
 from batchyard.wire.admin import CacheCreation, UsageBucket, UsageReport, UsageResult
 
 WIDTHS = {"1h": 3600, "1d": 86400}

@@ -26,8 +26,8 @@ import msgspec
 
 from batchyard import ids
 from batchyard.errors import InvalidRequest
-from batchyard.store.base import BatchRecord
-from batchyard.store.sql import BATCH_COLUMNS, SqlRunner, batch_record
+from batchyard.store.port import WebhookStore
+from batchyard.store.records import BatchRecord
 
 log = logging.getLogger("batchyard.webhooks")
 
@@ -81,50 +81,24 @@ def _backoff(attempts: int) -> float:
 class WebhookSender:
     def __init__(
         self,
-        db: SqlRunner,
+        store: WebhookStore,
         policy: WebhookPolicy,
         to_wire: Callable[[BatchRecord], object],
         now: Callable[[], float] = time.time,
     ) -> None:
-        self.db = db
+        self.store = store
         self.policy = policy
         self.to_wire = to_wire
         self.now = now
 
-    async def _due(self) -> list[tuple[BatchRecord, str, int]]:
-        now = self.now()
-        rows = await self.db.fetchall(
-            f"SELECT {BATCH_COLUMNS}, webhook_url, webhook_attempts FROM batches"
-            " WHERE webhook_url IS NOT NULL AND webhook_done_at IS NULL"
-            " AND processing_status = 'ended' AND coalesce(webhook_next_at, 0) <= ?"
-            " ORDER BY seq LIMIT 20",
-            now,
-        )
-        taken = []
-        for row in rows:
-            record = batch_record(row[:-2])
-            # Take it for a while (another worker skips it), or lose to who took it first.
-            [won] = await self.db.write(
-                (
-                    "UPDATE batches SET webhook_next_at = ? WHERE seq = ?"
-                    " AND coalesce(webhook_next_at, 0) <= ? AND webhook_done_at IS NULL"
-                    " RETURNING seq",
-                    (now + LEASE_SECONDS, record.seq, now),
-                ),
-                durable=False,
-            )
-            if won is not None:
-                taken.append((record, str(row[-2]), int(row[-1])))  # type: ignore[call-overload]
-        return taken
-
     async def deliver_due(self) -> int:
         """Send every due event once; returns how many were delivered."""
-        due = await self._due()
+        due = await self.store.take_due(self.now(), LEASE_SECONDS)
         if not due:
             return 0
         delivered = 0
         async with httpx.AsyncClient(timeout=10, follow_redirects=False) as client:
-            for record, url, attempts in due:
+            for record, url, attempts in ((d.batch, d.url, d.attempts) for d in due):
                 body = msgspec.json.encode(
                     {
                         "id": f"evt_{ids.request_id().removeprefix('req_')}",
@@ -155,8 +129,7 @@ class WebhookSender:
                 log.warning(
                     "webhook of %s failed %d times (%s); giving up", record.id, attempts, detail
                 )
-            sql = "UPDATE batches SET webhook_attempts = ?, webhook_done_at = ? WHERE seq = ?"
-            params: tuple[object, ...] = (attempts, now, record.seq)
+            await self.store.record_attempt(record.seq, attempts, done_at=now, next_at=None)
         else:
             log.info(
                 "webhook of %s failed (%s); attempt %d of %d",
@@ -165,6 +138,6 @@ class WebhookSender:
                 attempts,
                 MAX_ATTEMPTS,
             )
-            sql = "UPDATE batches SET webhook_attempts = ?, webhook_next_at = ? WHERE seq = ?"
-            params = (attempts, now + _backoff(attempts), record.seq)
-        await self.db.write((sql, params), durable=False)
+            await self.store.record_attempt(
+                record.seq, attempts, done_at=None, next_at=now + _backoff(attempts)
+            )

@@ -27,7 +27,8 @@ from batchyard.errors import (
     http_status_of,
     type_of_status,
 )
-from batchyard.store.base import DEFAULT_WORKSPACE, RateLimits, TenancyStore, WorkspaceRecord
+from batchyard.store.port import TenancyStore
+from batchyard.store.records import DEFAULT_WORKSPACE, RateLimits, WorkspaceRecord
 
 ADMIN = "sk-by-admin01-unit-tests-0123456789"
 

@@ -11,7 +11,9 @@ import pytest
 
 from batchyard.clock import ManualClock
 from batchyard.store import migrations
-from batchyard.store.base import NewBatch, Outcome, RequestState, Store, UnknownCursor
+from batchyard.store.layout import RequestState
+from batchyard.store.port import Store
+from batchyard.store.records import NewBatch, Outcome, UnknownCursor
 from batchyard.store.sql import SqlRunner
 from batchyard.store.sqlite import SQLiteStore
 

@@ -6,8 +6,9 @@ import msgspec
 import pytest
 
 from batchyard.clock import ManualClock
-from batchyard.store.base import BatchRecord, NewBatch, Outcome, RequestState, Store
-from batchyard.store.openai_batches_sql import OpenAIBatchRecord
+from batchyard.store.layout import RequestState
+from batchyard.store.port import Store
+from batchyard.store.records import BatchRecord, NewBatch, OpenAIBatchRecord, Outcome
 
 pytestmark = pytest.mark.anyio
 HOUR = 3600.0

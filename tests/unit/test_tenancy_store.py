@@ -12,13 +12,13 @@ from batchyard.auth import keys
 from batchyard.auth.tenancy import Tenancy
 from batchyard.clock import ManualClock
 from batchyard.errors import InvalidRequest
-from batchyard.store.base import (
+from batchyard.store.layout import RequestState
+from batchyard.store.port import Store
+from batchyard.store.records import (
     DEFAULT_WORKSPACE,
     NewBatch,
     Outcome,
     QueueFull,
-    RequestState,
-    Store,
     TokenUsage,
     UnknownCursor,
 )

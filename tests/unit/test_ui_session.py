@@ -13,7 +13,8 @@ from batchyard.auth.ratelimit import RateLimiter
 from batchyard.auth.tenancy import Tenancy
 from batchyard.clock import SystemClock
 from batchyard.errors import StoreUnavailable
-from batchyard.store.base import RateLimits, TenancyStore
+from batchyard.store.port import TenancyStore
+from batchyard.store.records import RateLimits
 from batchyard.ui import routes
 
 

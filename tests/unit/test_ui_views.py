@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import json
 
-from batchyard.store.base import BatchRecord, UsageRow
-from batchyard.store.views_sql import BatchRow, ResultRow
+from batchyard.store.records import BatchRecord, BatchRow, ResultRow, UsageRow
 from batchyard.ui.views import (
     NONE,
     batch_view,
@@ -181,7 +180,7 @@ def test_timelines_are_kept_for_ended_batches_and_briefly_for_running_ones() -> 
     from types import SimpleNamespace
     from typing import cast
 
-    from batchyard.store.base import Store
+    from batchyard.store.port import Store
     from batchyard.ui.routes import TimelineCache
 
     scans: list[str] = []
@@ -210,7 +209,7 @@ def test_timelines_are_kept_for_ended_batches_and_briefly_for_running_ones() -> 
 
 
 def test_workers_running_lost_and_stopped() -> None:
-    from batchyard.store.workers_sql import EngineLoad, WorkerStatus
+    from batchyard.store.records import EngineLoad, WorkerStatus
     from batchyard.ui.views import worker_views
 
     def w(wid: str, seen: float, stopped: float | None = None) -> WorkerStatus:

@@ -15,7 +15,7 @@ from batchyard.engines.config import ModelConfig
 from batchyard.engines.fake import FakeEngine
 from batchyard.engines.router import EngineRouter, Route
 from batchyard.scheduler.worker import Worker
-from batchyard.store.base import NewBatch
+from batchyard.store.records import NewBatch
 from batchyard.store.sqlite import SQLiteStore
 from batchyard.wire.messages import Message, MessageCreateParams
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from batchyard.store.base import Store
-from batchyard.store.workers_sql import FORGET_AFTER_SECONDS, EngineLoad, WorkerStatus
+from batchyard.store.port import Store
+from batchyard.store.records import FORGET_WORKERS_AFTER_SECONDS, EngineLoad, WorkerStatus
 
 pytestmark = pytest.mark.anyio
 T0 = 1_750_000_000.0
@@ -39,7 +39,7 @@ async def test_reports_are_upserted_and_listed_running_first(store: Store) -> No
 
 async def test_workers_gone_for_a_day_are_forgotten(store: Store) -> None:
     await store.workers.report(status("wrk_old", T0))
-    await store.workers.report(status("wrk_new", T0 + FORGET_AFTER_SECONDS - 1))
+    await store.workers.report(status("wrk_new", T0 + FORGET_WORKERS_AFTER_SECONDS - 1))
     assert sorted(w.id for w in await store.workers.list()) == ["wrk_new", "wrk_old"]
-    await store.workers.report(status("wrk_new", T0 + FORGET_AFTER_SECONDS + 1))
+    await store.workers.report(status("wrk_new", T0 + FORGET_WORKERS_AFTER_SECONDS + 1))
     assert [w.id for w in await store.workers.list()] == ["wrk_new"]

@@ -19,7 +19,7 @@ from batchyard.api.requests import page_limit, read_body
 from batchyard.api.responses import json_response
 from batchyard.clock import to_datetime, to_datetime_or_none
 from batchyard.errors import InvalidRequest, NotFound
-from batchyard.store.base import ApiKeyRecord, RateLimits, WorkspaceRecord
+from batchyard.store.records import ApiKeyRecord, RateLimits, WorkspaceRecord
 from batchyard.usage import UsageQuery, usage_report
 from batchyard.wire.admin import (
     ApiKey,

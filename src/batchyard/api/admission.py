@@ -11,7 +11,7 @@ from batchyard.api.headers import check_betas, check_version
 from batchyard.auth.principal import Authenticator, Principal
 from batchyard.auth.ratelimit import RateLimiter
 from batchyard.errors import PermissionDenied
-from batchyard.store.base import RateLimits, WorkspaceRecord
+from batchyard.store.records import RateLimits, WorkspaceRecord
 
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/openapi.json", "/docs", "/metrics", "/"})
 UI_PREFIX = "/ui"

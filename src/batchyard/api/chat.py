@@ -19,7 +19,7 @@ from batchyard.api.responses import json_response
 from batchyard.engines import dispatch
 from batchyard.engines.slots import Priority
 from batchyard.errors import EngineError, InvalidRequest
-from batchyard.store.base import TokenUsage
+from batchyard.store.records import TokenUsage
 from batchyard.translate.chat_answers import ChunkTranslator, chat_completion
 from batchyard.translate.chat_to_messages import ChatRequestError, messages_request
 from batchyard.wire.messages import MessageCreateParams

@@ -21,7 +21,7 @@ from batchyard.engines.router import EngineRouter, UnknownModel
 from batchyard.engines.slots import Priority
 from batchyard.errors import EngineError, InvalidRequest, NotFound
 from batchyard.metrics import Metrics
-from batchyard.store.base import TokenUsage, UsageRow
+from batchyard.store.records import TokenUsage, UsageRow
 from batchyard.wire.errors import ErrorObject, ErrorResponse
 from batchyard.wire.messages import (
     CountTokensResult,

@@ -9,7 +9,7 @@ from batchyard.auth.principal import Principal
 from batchyard.auth.tenancy import Tenancy
 from batchyard.batches import BatchService
 from batchyard.engines.router import EngineRouter
-from batchyard.store.base import WorkspaceRecord
+from batchyard.store.records import WorkspaceRecord
 
 
 def router(request: Request) -> EngineRouter:

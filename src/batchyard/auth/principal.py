@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from batchyard.auth import keys
 from batchyard.auth.tenancy import Tenancy
 from batchyard.errors import AuthenticationFailed, NotFound, PermissionDenied
-from batchyard.store.base import DEFAULT_WORKSPACE, WorkspaceRecord
+from batchyard.store.records import DEFAULT_WORKSPACE, WorkspaceRecord
 
 ENV_ADMIN_KEY_ID = "apikey_env_admin"
 """The key id of the `--admin-key` / BATCHYARD_ADMIN_KEY key (it is not stored)."""

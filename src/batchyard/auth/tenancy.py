@@ -8,11 +8,11 @@ from batchyard import ids
 from batchyard.auth import keys
 from batchyard.clock import Clock
 from batchyard.errors import InvalidRequest, NotFound
-from batchyard.store.base import (
+from batchyard.store.port import TenancyStore
+from batchyard.store.records import (
     DEFAULT_WORKSPACE,
     ApiKeyRecord,
     RateLimits,
-    TenancyStore,
     UnknownCursor,
     WorkspaceRecord,
 )

@@ -29,8 +29,9 @@ from batchyard.engines.slots import Priority
 from batchyard.errors import EngineError, StoreUnavailable
 from batchyard.metrics import Metrics
 from batchyard.scheduler.results import errored_line, succeeded_line
-from batchyard.store.base import ClaimedRequest, Outcome, RequestState, Store, TokenUsage
-from batchyard.store.workers_sql import EngineLoad, WorkerStatus
+from batchyard.store.layout import RequestState
+from batchyard.store.port import Store
+from batchyard.store.records import ClaimedRequest, EngineLoad, Outcome, TokenUsage, WorkerStatus
 from batchyard.translate.chat_to_messages import ChatRequestError, messages_request
 from batchyard.translate.envelope import unservable_reason, unwrap_chat_body
 from batchyard.wire.messages import InvalidParams, decode_params

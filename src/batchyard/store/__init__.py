@@ -1,14 +1,14 @@
 """The store port and its implementations. Only this package knows SQL."""
 
-from batchyard.store.base import (
+from batchyard.store.layout import RequestState
+from batchyard.store.port import Store
+from batchyard.store.records import (
     BatchRecord,
     ClaimedRequest,
     HousekeepingReport,
     NewBatch,
     Outcome,
     RecordReport,
-    RequestState,
-    Store,
     UnknownCursor,
 )
 

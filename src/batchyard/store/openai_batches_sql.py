@@ -2,34 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from batchyard.store.base import BatchRecord
+from batchyard.store.records import BatchRecord, OpenAIBatchRecord
 from batchyard.store.sql import BATCH_COLUMNS, Row, SqlRunner, Statement, batch_record, page
 
 _COLUMNS = (
     "id, workspace_id, batch_id, endpoint, input_file_id, completion_window, metadata, errors,"
     " created_at, failed_at, output_file_id, error_file_id, finalized_at"
 )
-
-
-@dataclass(frozen=True, slots=True)
-class OpenAIBatchRecord:
-    id: str
-    workspace_id: str
-    batch_id: str | None
-    endpoint: str
-    input_file_id: str
-    completion_window: str
-    metadata: str | None
-    """JSON object, as given."""
-    errors: str | None
-    """JSON list of validation errors (a failed batch)."""
-    created_at: float
-    failed_at: float | None = None
-    output_file_id: str | None = None
-    error_file_id: str | None = None
-    finalized_at: float | None = None
 
 
 def _record(row: Row) -> OpenAIBatchRecord:

@@ -28,29 +28,28 @@ from typing_extensions import Buffer
 
 from batchyard.errors import InvalidRequest, StoreUnavailable
 from batchyard.store import migrations
-from batchyard.store.base import (
+from batchyard.store.layout import COUNTER, KEY_BITS, RequestState, key_range
+from batchyard.store.openai_batches_sql import SqlOpenAIBatches
+from batchyard.store.records import (
     BatchRecord,
     ClaimedRequest,
     HousekeepingReport,
     NewBatch,
+    OpenAIBatchRecord,
     Outcome,
     QueueFull,
     RecordReport,
-    RequestState,
     UsageRow,
 )
 from batchyard.store.shared import SharedSql
 from batchyard.store.sql import (
     BATCH_COLUMNS,
-    COUNTER,
-    KEY_BITS,
     USAGE_UPSERT,
     Row,
     Statement,
     batch_record,
     created_record,
     fair_order,
-    key_range,
     result_line,
     shares,
     still_full,
@@ -219,7 +218,7 @@ class PostgresStore(SharedSql):
         custom_ids: Sequence[str],
         params: Sequence[Buffer],
         queued_limit: int | None = None,
-        also: Sequence[Statement] = (),
+        openai: OpenAIBatchRecord | None = None,
     ) -> BatchRecord:
         n = len(custom_ids)
         assert len(params) == n
@@ -258,7 +257,8 @@ class PostgresStore(SharedSql):
                 ),
                 columns=("key", "batch_seq", "custom_id", "params"),
             )
-            for sql, values in also:
+            if openai is not None:
+                sql, values = SqlOpenAIBatches.insert(openai)
                 await conn.execute(numbered(sql), *values)
             return created_record(seq, batch, n)
 

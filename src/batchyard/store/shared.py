@@ -3,12 +3,13 @@ files, OpenAI-batch, dashboard and worker-report queries, the batch list, and th
 
 from __future__ import annotations
 
-from batchyard.store.base import BatchRecord
 from batchyard.store.files_sql import SqlFiles
 from batchyard.store.openai_batches_sql import SqlOpenAIBatches
+from batchyard.store.records import BatchRecord
 from batchyard.store.sql import BATCH_COLUMNS, Row, Statement, batch_record, open_counts, page
 from batchyard.store.tenancy_sql import SqlTenancy
 from batchyard.store.views_sql import SqlBatchViews
+from batchyard.store.webhooks_sql import SqlWebhooks
 from batchyard.store.workers_sql import SqlWorkers
 
 
@@ -21,6 +22,7 @@ class SharedSql:
         self.openai_batches = SqlOpenAIBatches(self)
         self.views = SqlBatchViews(self)
         self.workers = SqlWorkers(self)
+        self.webhooks = SqlWebhooks(self)
 
     async def fetchone(self, sql: str, *params: object) -> Row | None:
         raise NotImplementedError

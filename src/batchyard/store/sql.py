@@ -9,38 +9,16 @@ from collections.abc import Sequence
 from typing import Protocol, TypeVar
 
 from batchyard.clock import hour_start
-from batchyard.store.base import (
-    BatchRecord,
-    NewBatch,
-    Outcome,
-    RequestState,
-    UnknownCursor,
-    UsageRow,
-)
+from batchyard.store.layout import KEY_BITS
+from batchyard.store.records import BatchRecord, NewBatch, Outcome, UnknownCursor, UsageRow
 
 Row = tuple[object, ...]
 Statement = tuple[str, Sequence[object]]
-
-KEY_BITS = 17
-"""A request's key is (batch seq << 17) | index: a batch is one key range (2^17 > 100,000)."""
-
-COUNTER = {
-    RequestState.SUCCEEDED: "succeeded",
-    RequestState.ERRORED: "errored",
-    RequestState.CANCELED: "canceled",
-    RequestState.EXPIRED: "expired",
-}
-"""The `batches` column that counts requests in each final state."""
 
 BATCH_COLUMNS = (
     "seq, id, workspace_id, processing_status, created_at, expires_at, cancel_initiated_at, "
     "ended_at, archived_at, total, processing, succeeded, errored, canceled, expired"
 )
-
-
-def key_range(seq: int) -> tuple[int, int]:
-    """The first and last possible request key of batch `seq`."""
-    return seq << KEY_BITS, ((seq + 1) << KEY_BITS) - 1
 
 
 def batch_record(row: Row) -> BatchRecord:

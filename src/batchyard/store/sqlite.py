@@ -25,32 +25,28 @@ from typing_extensions import Buffer
 
 from batchyard.errors import StoreUnavailable
 from batchyard.store import migrations
-from batchyard.store.base import (
+from batchyard.store.layout import COUNTER as _COUNTER
+from batchyard.store.layout import KEY_BITS, RequestState, key_range
+from batchyard.store.openai_batches_sql import SqlOpenAIBatches
+from batchyard.store.records import (
     BatchRecord,
     ClaimedRequest,
     HousekeepingReport,
     NewBatch,
+    OpenAIBatchRecord,
     Outcome,
     QueueFull,
     RecordReport,
-    RequestState,
     UsageRow,
 )
 from batchyard.store.shared import SharedSql
+from batchyard.store.sql import BATCH_COLUMNS as _BATCH_COLUMNS
 from batchyard.store.sql import (
-    BATCH_COLUMNS as _BATCH_COLUMNS,
-)
-from batchyard.store.sql import (
-    COUNTER as _COUNTER,
-)
-from batchyard.store.sql import (
-    KEY_BITS,
     USAGE_UPSERT,
     Row,
     Statement,
     created_record,
     fair_order,
-    key_range,
     result_line,
     shares,
     still_full,
@@ -58,9 +54,7 @@ from batchyard.store.sql import (
     usage_rows,
     usage_sums,
 )
-from batchyard.store.sql import (
-    batch_record as _batch,
-)
+from batchyard.store.sql import batch_record as _batch
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -240,9 +234,9 @@ class SQLiteStore(SharedSql):
         custom_ids: Sequence[str],
         params: Sequence[Buffer],
         queued_limit: int | None = None,
-        also: Sequence[Statement] = (),
+        openai: OpenAIBatchRecord | None = None,
     ) -> BatchRecord:
-        return await self.run(self._create_batch, batch, custom_ids, params, queued_limit, also)
+        return await self.run(self._create_batch, batch, custom_ids, params, queued_limit, openai)
 
     def _create_batch(
         self,
@@ -250,7 +244,7 @@ class SQLiteStore(SharedSql):
         custom_ids: Sequence[str],
         params: Sequence[Buffer],
         queued_limit: int | None,
-        also: Sequence[Statement],
+        openai: OpenAIBatchRecord | None,
     ) -> BatchRecord:
         n = len(custom_ids)
         assert len(params) == n
@@ -288,8 +282,8 @@ class SQLiteStore(SharedSql):
                 "INSERT INTO requests (key, batch_seq, custom_id, params) VALUES (?, ?, ?, ?)",
                 zip(range(base, base + n), itertools.repeat(seq), custom_ids, params),
             )
-            for sql, values in also:
-                conn.execute(sql, values)
+            if openai is not None:
+                conn.execute(*SqlOpenAIBatches.insert(openai))
         return created_record(seq, batch, n)
 
     async def get_batch(self, workspace_id: str, batch_id: str) -> BatchRecord | None:

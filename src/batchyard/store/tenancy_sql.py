@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from batchyard.store.base import ApiKeyRecord, RateLimits, UsageRow, WorkspaceRecord
+from batchyard.store.records import ApiKeyRecord, RateLimits, UsageRow, WorkspaceRecord
 from batchyard.store.sql import USAGE_UPSERT, Row, SqlRunner, page, usage_params
 
 _WORKSPACE_COLUMNS = (

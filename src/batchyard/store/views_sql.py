@@ -5,36 +5,13 @@ per interval, and batch records by id."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import cast
 
-from batchyard.store.base import BatchRecord, RequestState
-from batchyard.store.sql import BATCH_COLUMNS, Row, SqlRunner, batch_record, key_range
+from batchyard.store.layout import RESULT_KINDS, RequestState, key_range
+from batchyard.store.records import BatchRecord, BatchRow, ResultRow, made_line
+from batchyard.store.sql import BATCH_COLUMNS, Row, SqlRunner, batch_record
 
-RESULT_KINDS: dict[str, RequestState] = {
-    "errored": RequestState.ERRORED,
-    "succeeded": RequestState.SUCCEEDED,
-    "canceled": RequestState.CANCELED,
-    "expired": RequestState.EXPIRED,
-}
 _KIND_OF = {state: kind for kind, state in RESULT_KINDS.items()}
-
-
-@dataclass(frozen=True, slots=True)
-class BatchRow:
-    batch: BatchRecord
-    dialect: str
-    openai_id: str | None
-    """The OpenAI Batch API's id of a batch created through it."""
-
-
-@dataclass(frozen=True, slots=True)
-class ResultRow:
-    custom_id: str
-    kind: str
-    """succeeded | errored | canceled | expired"""
-    line: bytes
-    """The request's results line, as the results endpoint serves it."""
 
 
 _SELECT_ROWS = (
@@ -56,13 +33,8 @@ def _like(text: str) -> str:
 def _result(row: Row) -> ResultRow:
     custom_id, state, stored = row
     kind = _KIND_OF[RequestState(cast(int, state))]
-    if stored is None:  # canceled and expired requests have no stored line
-        line = b'{"custom_id":"%s","result":{"type":"%s"}}' % (
-            str(custom_id).encode(),
-            kind.encode(),
-        )
-    else:
-        line = bytes(cast(bytes, stored))
+    # Canceled and expired requests have no stored line.
+    line = made_line(str(custom_id), kind) if stored is None else bytes(cast(bytes, stored))
     return ResultRow(str(custom_id), kind, line)
 
 

@@ -4,35 +4,14 @@ shuts down; rows not heard from for a day are dropped."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import cast
 
 import msgspec
 
+from batchyard.store.records import FORGET_WORKERS_AFTER_SECONDS, EngineLoad, WorkerStatus
 from batchyard.store.sql import SqlRunner
 
-FORGET_AFTER_SECONDS = 86400.0
 _COLUMNS = "id, host, pid, started_at, seen_at, stopped_at, in_flight, processed, engines"
-
-
-class EngineLoad(msgspec.Struct, frozen=True):
-    name: str
-    capacity: int
-    in_use: int
-    waiting: int
-
-
-@dataclass(frozen=True, slots=True)
-class WorkerStatus:
-    id: str
-    host: str
-    pid: int
-    started_at: float
-    seen_at: float
-    stopped_at: float | None
-    in_flight: int
-    processed: int
-    engines: list[EngineLoad]
 
 
 _engines = msgspec.json.Decoder(list[EngineLoad])
@@ -62,7 +41,7 @@ class SqlWorkers:
                     msgspec.json.encode(w.engines).decode(),
                 ),
             ),
-            ("DELETE FROM workers WHERE seen_at < ?", (w.seen_at - FORGET_AFTER_SECONDS,)),
+            ("DELETE FROM workers WHERE seen_at < ?", (w.seen_at - FORGET_WORKERS_AFTER_SECONDS,)),
             durable=False,  # a lost report is replaced by the next one
         )
 

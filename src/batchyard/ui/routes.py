@@ -28,8 +28,9 @@ from batchyard import __version__
 from batchyard.api import state
 from batchyard.auth.tenancy import Tenancy
 from batchyard.errors import BatchyardError, InvalidRequest, NotFound, PermissionDenied
-from batchyard.store.base import BatchRecord, Store
-from batchyard.store.views_sql import RESULT_KINDS, BatchRow
+from batchyard.store.layout import RESULT_KINDS
+from batchyard.store.port import Store
+from batchyard.store.records import BatchRecord, BatchRow
 from batchyard.ui import session
 from batchyard.ui.session import LoginRequired, Viewer
 from batchyard.ui.views import (

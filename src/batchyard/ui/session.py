@@ -17,7 +17,7 @@ from starlette.responses import Response
 from batchyard.api.admission import Admission
 from batchyard.auth.principal import Principal
 from batchyard.errors import AuthenticationFailed, NotFound, PermissionDenied
-from batchyard.store.base import WorkspaceRecord
+from batchyard.store.records import WorkspaceRecord
 
 KEY_COOKIE = "batchyard_key"
 WORKSPACE_COOKIE = "batchyard_workspace"

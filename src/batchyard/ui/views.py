@@ -13,9 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from batchyard.engines.router import EngineRouter
-from batchyard.store.base import BatchRecord, UsageRow
-from batchyard.store.views_sql import BatchRow, ResultRow
-from batchyard.store.workers_sql import WorkerStatus
+from batchyard.store.records import BatchRecord, BatchRow, ResultRow, UsageRow, WorkerStatus
 
 NONE = "\N{EN DASH}"
 """Shown where there is no figure yet."""
