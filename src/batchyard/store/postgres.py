@@ -28,6 +28,7 @@ from typing_extensions import Buffer
 
 from batchyard.errors import InvalidRequest, StoreUnavailable
 from batchyard.store import migrations
+from batchyard.store.claims import fair_order, shares, still_full
 from batchyard.store.layout import COUNTER, KEY_BITS, RequestState, key_range
 from batchyard.store.openai_batches_sql import SqlOpenAIBatches
 from batchyard.store.records import (
@@ -40,6 +41,7 @@ from batchyard.store.records import (
     QueueFull,
     RecordReport,
     UsageRow,
+    created_record,
 )
 from batchyard.store.shared import SharedSql
 from batchyard.store.sql import (
@@ -48,15 +50,10 @@ from batchyard.store.sql import (
     Row,
     Statement,
     batch_record,
-    created_record,
-    fair_order,
     result_line,
-    shares,
-    still_full,
     usage_params,
-    usage_rows,
-    usage_sums,
 )
+from batchyard.store.tallies import usage_rows, usage_sums
 
 T = TypeVar("T")
 log = logging.getLogger("batchyard.store")

@@ -281,3 +281,24 @@ class WebhookDue:
     batch: BatchRecord
     url: str
     attempts: int
+
+
+def created_record(seq: int, batch: NewBatch, n: int) -> BatchRecord:
+    """The record of a batch just written: in progress, all `n` requests processing."""
+    return BatchRecord(
+        seq,
+        batch.id,
+        batch.workspace_id,
+        "in_progress",
+        batch.created_at,
+        batch.expires_at,
+        None,
+        None,
+        None,
+        n,
+        n,
+        0,
+        0,
+        0,
+        0,
+    )

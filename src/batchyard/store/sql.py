@@ -6,11 +6,9 @@ Shared SQL uses `?` placeholders; the PostgreSQL runner numbers them (`$1`, `$2`
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol, TypeVar
+from typing import Protocol
 
-from batchyard.clock import hour_start
-from batchyard.store.layout import KEY_BITS
-from batchyard.store.records import BatchRecord, NewBatch, Outcome, UnknownCursor, UsageRow
+from batchyard.store.records import BatchRecord, UnknownCursor, UsageRow
 
 Row = tuple[object, ...]
 Statement = tuple[str, Sequence[object]]
@@ -23,52 +21,6 @@ BATCH_COLUMNS = (
 
 def batch_record(row: Row) -> BatchRecord:
     return BatchRecord(*row)  # type: ignore[arg-type]
-
-
-def created_record(seq: int, batch: NewBatch, n: int) -> BatchRecord:
-    """The record of a batch just written: in progress, all `n` requests processing."""
-    return BatchRecord(
-        seq,
-        batch.id,
-        batch.workspace_id,
-        "in_progress",
-        batch.created_at,
-        batch.expires_at,
-        None,
-        None,
-        None,
-        n,
-        n,
-        0,
-        0,
-        0,
-        0,
-    )
-
-
-UsageSums = dict[tuple[int, str], list[int]]
-
-
-def usage_sums(finished: Sequence[Outcome]) -> UsageSums:
-    """(batch seq, model) -> [requests, then the token counts of `TokenUsage.counts`]."""
-    sums: UsageSums = {}
-    for o in finished:
-        if o.usage is not None:
-            acc = sums.setdefault((o.key >> KEY_BITS, o.usage.model), [0] * 6)
-            acc[0] += 1
-            for i, n in enumerate(o.usage.counts(), 1):
-                acc[i] += n
-    return sums
-
-
-def usage_rows(sums: UsageSums, owners: dict[int, tuple[str, str]], now: float) -> list[UsageRow]:
-    """The batch usage rows of `sums`; `owners` maps a batch seq to (workspace, key id)."""
-    bucket = hour_start(now)
-    return [
-        UsageRow(bucket, *owners[seq], model, "batch", *acc)
-        for (seq, model), acc in sums.items()
-        if seq in owners
-    ]
 
 
 def result_line(cast: str = "{}") -> str:
@@ -176,51 +128,6 @@ def usage_params(row: UsageRow) -> tuple[object, ...]:
         row.cache_creation_5m_input_tokens,
         row.cache_creation_1h_input_tokens,
     )
-
-
-T = TypeVar("T")
-
-
-def _rotated(items: list[T], turn: int) -> list[T]:
-    start = turn % len(items)
-    return items[start:] + items[:start]
-
-
-def fair_order(spaces: dict[str, list[int]], turn: int) -> list[list[int]]:
-    """Workspaces' batch lists for one claim: workspaces in rotating order, each
-    one's batches in rotating order too, so nobody is always served last."""
-    return [_rotated(seqs, turn) for seqs in _rotated(list(spaces.values()), turn)]
-
-
-def shares(order: list[list[int]], room: int) -> list[tuple[int, int]]:
-    """(batch, how many to claim) for one pass of a claim: an equal share per
-    workspace, split equally across its batches. Batches that gave all they were
-    asked for take part in the next pass, which hands out what the others lacked."""
-    wants: list[tuple[int, int]] = []
-    space_share = -(-room // len(order))
-    for seqs in order:
-        left = min(space_share, room)
-        if left <= 0:
-            break
-        share = -(-left // len(seqs))
-        for seq in seqs:
-            want = min(share, left)
-            if want <= 0:
-                break
-            wants.append((seq, want))
-            left -= want
-            room -= want
-    return wants
-
-
-def still_full(
-    order: list[list[int]], wants: list[tuple[int, int]], got: dict[int, int]
-) -> list[list[int]]:
-    """The batches (per workspace) that gave all they were asked for in this pass."""
-    asked = dict(wants)
-    return [
-        full for seqs in order if (full := [s for s in seqs if s in asked and got[s] == asked[s]])
-    ]
 
 
 async def open_counts(db: SqlRunner) -> tuple[int, int]:

@@ -25,6 +25,7 @@ from typing_extensions import Buffer
 
 from batchyard.errors import StoreUnavailable
 from batchyard.store import migrations
+from batchyard.store.claims import fair_order, shares, still_full
 from batchyard.store.layout import COUNTER as _COUNTER
 from batchyard.store.layout import KEY_BITS, RequestState, key_range
 from batchyard.store.openai_batches_sql import SqlOpenAIBatches
@@ -38,6 +39,7 @@ from batchyard.store.records import (
     QueueFull,
     RecordReport,
     UsageRow,
+    created_record,
 )
 from batchyard.store.shared import SharedSql
 from batchyard.store.sql import BATCH_COLUMNS as _BATCH_COLUMNS
@@ -45,16 +47,11 @@ from batchyard.store.sql import (
     USAGE_UPSERT,
     Row,
     Statement,
-    created_record,
-    fair_order,
     result_line,
-    shares,
-    still_full,
     usage_params,
-    usage_rows,
-    usage_sums,
 )
 from batchyard.store.sql import batch_record as _batch
+from batchyard.store.tallies import usage_rows, usage_sums
 
 P = ParamSpec("P")
 T = TypeVar("T")
