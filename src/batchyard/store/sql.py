@@ -1,4 +1,4 @@
-"""What both SQL stores share: a small runner port, cursor pages, and SQL written once.
+"""What the SQL code shares: a small runner port, cursor pages, records from rows.
 
 Shared SQL uses `?` placeholders; the PostgreSQL runner numbers them (`$1`, `$2`…).
 """
@@ -13,30 +13,9 @@ from batchyard.store.records import BatchRecord, UnknownCursor, UsageRow
 Row = tuple[object, ...]
 Statement = tuple[str, Sequence[object]]
 
-BATCH_COLUMNS = (
-    "seq, id, workspace_id, processing_status, created_at, expires_at, cancel_initiated_at, "
-    "ended_at, archived_at, total, processing, succeeded, errored, canceled, expired"
-)
-
 
 def batch_record(row: Row) -> BatchRecord:
     return BatchRecord(*row)  # type: ignore[arg-type]
-
-
-def result_line(cast: str = "{}") -> str:
-    """SQL for a request's results line: the stored one, or one made from its
-    `custom_id` for canceled (4) and expired (5) requests. `cast` wraps the made
-    text where the database needs it as bytes (PostgreSQL: `({})::bytea`;
-    custom_ids hold no backslashes, so the cast keeps them as they are)."""
-
-    def made(kind: str) -> str:
-        text = '\'{"custom_id":"\' || custom_id || \'","result":{"type":"' + kind + "\"}}'"
-        return cast.format(text)
-
-    return (
-        f"CASE WHEN result IS NOT NULL THEN result WHEN state = 4 THEN {made('canceled')}"
-        f" WHEN state = 5 THEN {made('expired')} END"
-    )
 
 
 class SqlRunner(Protocol):
@@ -98,22 +77,6 @@ async def page(
     return rows[:limit], len(rows) > limit
 
 
-USAGE_UPSERT = (
-    "INSERT INTO usage (bucket, workspace_id, api_key_id, model, service_tier, requests,"
-    " input_tokens, output_tokens, cache_read_input_tokens, cache_creation_5m_input_tokens,"
-    " cache_creation_1h_input_tokens) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-    " ON CONFLICT (bucket, workspace_id, api_key_id, model, service_tier) DO UPDATE SET"
-    " requests = usage.requests + excluded.requests,"
-    " input_tokens = usage.input_tokens + excluded.input_tokens,"
-    " output_tokens = usage.output_tokens + excluded.output_tokens,"
-    " cache_read_input_tokens = usage.cache_read_input_tokens + excluded.cache_read_input_tokens,"
-    " cache_creation_5m_input_tokens = usage.cache_creation_5m_input_tokens"
-    " + excluded.cache_creation_5m_input_tokens,"
-    " cache_creation_1h_input_tokens = usage.cache_creation_1h_input_tokens"
-    " + excluded.cache_creation_1h_input_tokens"
-)
-
-
 def usage_params(row: UsageRow) -> tuple[object, ...]:
     return (
         row.bucket,
@@ -128,13 +91,3 @@ def usage_params(row: UsageRow) -> tuple[object, ...]:
         row.cache_creation_5m_input_tokens,
         row.cache_creation_1h_input_tokens,
     )
-
-
-async def open_counts(db: SqlRunner) -> tuple[int, int]:
-    """(batches not ended, their unfinished requests) in the whole store."""
-    row = await db.fetchone(
-        "SELECT count(*), coalesce(sum(processing), 0) FROM batches"
-        " WHERE processing_status != 'ended'"
-    )
-    assert row is not None
-    return int(row[0]), int(row[1])  # type: ignore[call-overload]

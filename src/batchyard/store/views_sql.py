@@ -8,8 +8,9 @@ from __future__ import annotations
 from typing import cast
 
 from batchyard.store.layout import RESULT_KINDS, RequestState, key_range
+from batchyard.store.queries import BATCH_COLUMNS
 from batchyard.store.records import BatchRecord, BatchRow, ResultRow, made_line
-from batchyard.store.sql import BATCH_COLUMNS, Row, SqlRunner, batch_record
+from batchyard.store.sql import Row, SqlRunner, batch_record
 
 _KIND_OF = {state: kind for kind, state in RESULT_KINDS.items()}
 
