@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from batchyard.grammar.regex import UnsupportedPattern, pattern_rules
+from batchyard.grammar.regex import pattern_rules
+from batchyard.grammar.regex_tree import UnsupportedPattern
 
 # --- a GBNF reader: the subset of llama.cpp's grammar syntax the rules use -------------
 

@@ -9,13 +9,13 @@ import msgspec
 import pytest
 
 from batchyard.translate.chat_answers import chat_usage
+from batchyard.translate.chat_ending import usage_from_chat
 from batchyard.translate.messages_to_chat import (
     ChatStreamTranslator,
     MalformedReply,
     Untranslatable,
     from_chat_response,
     to_chat_request,
-    usage_from_chat,
 )
 from batchyard.wire.messages import TextContent, ThinkingContent, ToolUseContent, decode_params
 from batchyard.wire.streaming import (

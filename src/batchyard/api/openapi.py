@@ -116,36 +116,30 @@ def _op(
     return op
 
 
-def _paths() -> dict[str, Any]:
-    batch = [{"name": "batch_id", **_ID}]
-    workspace = [{"name": "workspace_id", **_ID}]
-    key = [{"name": "api_key_id", **_ID}]
-    file = [{"name": "file_id", **_ID}]
-    jsonl = {
-        "description": "One JSON object per line",
-        "content": {"application/x-jsonl": {"schema": {"type": "string"}}},
-    }
-    usage_query: list[dict[str, Any]] = [
-        {"name": "starting_at", "in": "query", "required": True, "schema": {"type": "string"}},
-        {"name": "ending_at", "in": "query", "schema": {"type": "string"}},
-        {"name": "bucket_width", "in": "query", "schema": {"enum": ["1h", "1d"]}},
-        {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1}},
-        {"name": "page", "in": "query", "schema": {"type": "string"}},
-    ]
+_BATCH = [{"name": "batch_id", **_ID}]
+_FILE = [{"name": "file_id", **_ID}]
+_JSONL = {
+    "description": "One JSON object per line",
+    "content": {"application/x-jsonl": {"schema": {"type": "string"}}},
+}
+
+
+def _message_paths() -> dict[str, Any]:
+    """Message Batches, Messages and Models."""
     return {
         "/v1/messages/batches": {
             "post": _op("Create a message batch", "MessageBatch", body="BatchCreate"),
             "get": _op("List message batches, newest first", "MessageBatchPage", params=_PAGE),
         },
         "/v1/messages/batches/{batch_id}": {
-            "get": _op("Retrieve a message batch", "MessageBatch", params=batch),
-            "delete": _op("Delete an ended batch", "DeletedMessageBatch", params=batch),
+            "get": _op("Retrieve a message batch", "MessageBatch", params=_BATCH),
+            "delete": _op("Delete an ended batch", "DeletedMessageBatch", params=_BATCH),
         },
         "/v1/messages/batches/{batch_id}/cancel": {
-            "post": _op("Cancel a message batch", "MessageBatch", params=batch)
+            "post": _op("Cancel a message batch", "MessageBatch", params=_BATCH)
         },
         "/v1/messages/batches/{batch_id}/results": {
-            "get": _op("Results as JSONL", jsonl, params=batch)
+            "get": _op("Results as JSONL", _JSONL, params=_BATCH)
         },
         "/v1/messages": {"post": _op("Create a message", "Message", body="MessageCreateParams")},
         "/v1/messages/count_tokens": {
@@ -160,6 +154,21 @@ def _paths() -> dict[str, Any]:
                 version=False,
             )
         },
+    }
+
+
+def _admin_paths() -> dict[str, Any]:
+    """The Admin API: the organization, workspaces, API keys and usage."""
+    workspace = [{"name": "workspace_id", **_ID}]
+    key = [{"name": "api_key_id", **_ID}]
+    usage_query: list[dict[str, Any]] = [
+        {"name": "starting_at", "in": "query", "required": True, "schema": {"type": "string"}},
+        {"name": "ending_at", "in": "query", "schema": {"type": "string"}},
+        {"name": "bucket_width", "in": "query", "schema": {"enum": ["1h", "1d"]}},
+        {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1}},
+        {"name": "page", "in": "query", "schema": {"type": "string"}},
+    ]
+    return {
         "/v1/organizations/me": {"get": _op("The organization", "OrganizationInfo")},
         "/v1/organizations/workspaces": {
             "get": _op("List workspaces", "WorkspacePage", params=_PAGE),
@@ -185,32 +194,32 @@ def _paths() -> dict[str, Any]:
         "/v1/organizations/usage_report/messages": {
             "get": _op("Usage report", "UsageReport", params=usage_query)
         },
-        # The OpenAI dialect (no anthropic-version; errors in OpenAI's shape).
+    }
+
+
+def _openai_paths() -> dict[str, Any]:
+    """The OpenAI dialect (no anthropic-version; errors in OpenAI's shape)."""
+    after = [
+        {"name": "limit", "in": "query", "schema": {"type": "integer"}},
+        {"name": "after", "in": "query", "schema": {"type": "string"}},
+    ]
+    return {
         "/v1/batches": {
             "post": _op("Create an OpenAI batch", "Batch", body="BatchCreateIn", version=False),
-            "get": _op(
-                "List OpenAI batches",
-                "BatchList",
-                params=[
-                    {"name": "limit", "in": "query", "schema": {"type": "integer"}},
-                    {"name": "after", "in": "query", "schema": {"type": "string"}},
-                ],
-                version=False,
-            ),
+            "get": _op("List OpenAI batches", "BatchList", params=after, version=False),
         },
         "/v1/batches/{batch_id}": {
-            "get": _op("Retrieve an OpenAI batch", "Batch", params=batch, version=False)
+            "get": _op("Retrieve an OpenAI batch", "Batch", params=_BATCH, version=False)
         },
         "/v1/batches/{batch_id}/cancel": {
-            "post": _op("Cancel an OpenAI batch", "Batch", params=batch, version=False)
+            "post": _op("Cancel an OpenAI batch", "Batch", params=_BATCH, version=False)
         },
         "/v1/files": {
             "get": _op(
                 "List files",
                 "FileList",
                 params=[
-                    {"name": "limit", "in": "query", "schema": {"type": "integer"}},
-                    {"name": "after", "in": "query", "schema": {"type": "string"}},
+                    *after,
                     {"name": "order", "in": "query", "schema": {"enum": ["asc", "desc"]}},
                     {"name": "purpose", "in": "query", "schema": {"type": "string"}},
                 ],
@@ -218,18 +227,13 @@ def _paths() -> dict[str, Any]:
             )
         },
         "/v1/files/{file_id}": {
-            "get": _op("Retrieve a file", "FileObject", params=file, version=False),
-            "delete": _op("Delete a file", "FileDeleted", params=file, version=False),
+            "get": _op("Retrieve a file", "FileObject", params=_FILE, version=False),
+            "delete": _op("Delete a file", "FileDeleted", params=_FILE, version=False),
         },
         "/v1/chat/completions": {
             "post": {
                 "summary": "Create a chat completion (the OpenAI dialect)",
-                "requestBody": {
-                    "required": True,
-                    "content": {
-                        "application/json": {"schema": {"$ref": "#/components/schemas/ChatRequest"}}
-                    },
-                },
+                "requestBody": {"required": True, **_json("ChatRequest")},
                 "responses": {
                     "200": {
                         "description": "A chat.completion",
@@ -242,53 +246,62 @@ def _paths() -> dict[str, Any]:
     }
 
 
+def _paths() -> dict[str, Any]:
+    return {**_message_paths(), **_admin_paths(), **_openai_paths()}
+
+
+_BATCH_CREATE = {
+    "type": "object",
+    "required": ["requests"],
+    "properties": {
+        "requests": {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": 100_000,
+            "items": {
+                "type": "object",
+                "required": ["custom_id", "params"],
+                "properties": {
+                    "custom_id": {"type": "string", "pattern": "^[a-zA-Z0-9_-]{1,64}$"},
+                    "params": _ref("MessageCreateParams"),
+                },
+            },
+        }
+    },
+}
+"""The create body: its `params` are kept as raw bytes by the decoder; documented as
+the Messages request they must be."""
+
+_CHAT_REQUEST = {
+    "type": "object",
+    "required": ["model", "messages"],
+    "properties": {
+        "model": {"type": "string"},
+        "max_tokens": {"type": "integer"},
+        "temperature": {"type": "number"},
+        "stop": {"type": "array", "items": {"type": "string"}},
+        "messages": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["role", "content"],
+                "properties": {
+                    "role": {"enum": ["system", "developer", "user", "assistant", "tool"]},
+                    "content": {"type": "string"},
+                },
+            },
+        },
+    },
+}
+
+
 @functools.cache
 def document() -> bytes:
     _, components = msgspec.json.schema_components(
         _TYPES, ref_template="#/components/schemas/{name}"
     )
-    # The create body's `params` are kept as raw bytes by the decoder; documented as
-    # the Messages request they must be.
-    components["BatchCreate"] = {
-        "type": "object",
-        "required": ["requests"],
-        "properties": {
-            "requests": {
-                "type": "array",
-                "minItems": 1,
-                "maxItems": 100_000,
-                "items": {
-                    "type": "object",
-                    "required": ["custom_id", "params"],
-                    "properties": {
-                        "custom_id": {"type": "string", "pattern": "^[a-zA-Z0-9_-]{1,64}$"},
-                        "params": _ref("MessageCreateParams"),
-                    },
-                },
-            }
-        },
-    }
-    components["ChatRequest"] = {
-        "type": "object",
-        "required": ["model", "messages"],
-        "properties": {
-            "model": {"type": "string"},
-            "max_tokens": {"type": "integer"},
-            "temperature": {"type": "number"},
-            "stop": {"type": "array", "items": {"type": "string"}},
-            "messages": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "required": ["role", "content"],
-                    "properties": {
-                        "role": {"enum": ["system", "developer", "user", "assistant", "tool"]},
-                        "content": {"type": "string"},
-                    },
-                },
-            },
-        },
-    }
+    components["BatchCreate"] = _BATCH_CREATE
+    components["ChatRequest"] = _CHAT_REQUEST
     doc = {
         "openapi": "3.1.0",
         "info": {

@@ -23,6 +23,7 @@ import json
 import re
 from typing import Any
 
+from batchyard.grammar.json_literals import json_literal, json_text, json_types
 from batchyard.grammar.json_rules import BASE_RULES, FORMATS
 from batchyard.grammar.subset import (
     ANNOTATIONS,
@@ -49,29 +50,6 @@ class SchemaError(ValueError):
         return f"{where}{tail}: {self.message}"
 
 
-def gbnf_literal(text: str) -> str:
-    """`text` as a GBNF string literal."""
-    out = []
-    for ch in text:
-        if ch in '"\\':
-            out.append("\\" + ch)
-        elif ch == "\n":
-            out.append("\\n")
-        elif ch == "\r":
-            out.append("\\r")
-        elif ch == "\t":
-            out.append("\\t")
-        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
-            out.append(f"\\x{ord(ch):02X}")
-        else:
-            out.append(ch)
-    return '"' + "".join(out) + '"'
-
-
-def _json_text(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False)
-
-
 def _alone(schema: dict[str, Any], path: Path, *keys: str) -> None:
     """Refuse keywords beside `keys` that would be ignored (annotations are fine)."""
     for key in schema:
@@ -80,20 +58,6 @@ def _alone(schema: dict[str, Any], path: Path, *keys: str) -> None:
                 (*path, key),
                 f"is not supported beside {keys[0]} (move it into the schemas it applies to)",
             )
-
-
-def _json_types(value: Any) -> set[str]:
-    if value is None:
-        return {"null"}
-    if isinstance(value, bool):
-        return {"boolean"}
-    if isinstance(value, int):
-        return {"integer", "number"}
-    if isinstance(value, float):
-        return {"number", "integer"} if value.is_integer() else {"number"}
-    if isinstance(value, str):
-        return {"string"}
-    return {"object"} if isinstance(value, dict) else {"array"}
 
 
 def resolve_local_ref(root: Any, ref: str) -> tuple[tuple[str, ...], Any] | None:
@@ -186,8 +150,8 @@ class GrammarBuilder:
         alternatives = []
         for i, value in enumerate(values):
             at = where if key == "const" else (*where, i)
-            if kinds is not None and not kinds & _json_types(value):
-                raise SchemaError(at, f"{_json_text(value)} is not of type {kind}")
+            if kinds is not None and not kinds & json_types(value):
+                raise SchemaError(at, f"{json_text(value)} is not of type {kind}")
             alternatives.append(self._constant(value, at))
         return self._rule(hint, " | ".join(alternatives))
 
@@ -218,9 +182,7 @@ class GrammarBuilder:
         members = []
         for name, sub in properties.items():
             value = self._visit(sub, (*path, "properties", name), f"{hint}-{name}")
-            kv = self._rule(
-                f"{hint}-{name}-kv", f'{gbnf_literal(_json_text(name))} ws ":" ws {value} ws'
-            )
+            kv = self._rule(f"{hint}-{name}-kv", f'{json_literal(name)} ws ":" ws {value} ws')
             members.append((kv, name in required))
         first = self._members(members, hint)
         return f'"{{" ws {first} "}}"' if first else '"{" ws "}"'
@@ -272,7 +234,8 @@ class GrammarBuilder:
         if pattern is not None:
             if not isinstance(pattern, str):
                 raise SchemaError((*path, "pattern"), "must be a string")
-            from batchyard.grammar.regex import UnsupportedPattern, pattern_rules
+            from batchyard.grammar.regex import pattern_rules
+            from batchyard.grammar.regex_tree import UnsupportedPattern
 
             # "pN" names, and their helpers "pN-…", are never made by `_rule` ("s-…")
             name = f"p{sum(n.startswith('p') for n in self.rules) + 1}"
@@ -288,7 +251,7 @@ class GrammarBuilder:
     def _constant(self, value: Any, path: Path) -> str:
         if value is not None and not isinstance(value, str | int | float | bool):
             raise SchemaError(path, "values must be strings, numbers, booleans or null")
-        return gbnf_literal(_json_text(value))
+        return json_literal(value)
 
     def _any_of(self, variants: Any, path: Path, hint: str) -> str:
         if not isinstance(variants, list) or not variants:
@@ -387,7 +350,7 @@ def _compiled(kind: str, text: str) -> str | SchemaError:
             except SchemaError as exc:
                 raise SchemaError((k, *exc.path), exc.message) from None
             calls.append(
-                f'"{{" ws "\\"name\\"" ws ":" ws {gbnf_literal(_json_text(name))} ws ","'
+                f'"{{" ws "\\"name\\"" ws ":" ws {json_literal(name)} ws ","'
                 f' ws "\\"input\\"" ws ":" ws {value} ws "}}"'
             )
         return builder.grammar(" | ".join(calls))

@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import random
 import socket
 import time
 import uuid
@@ -23,18 +22,13 @@ from collections.abc import Awaitable, Callable
 
 from batchyard.clock import Clock, SystemClock
 from batchyard.config import WorkerSettings
-from batchyard.engines import dispatch
-from batchyard.engines.router import EngineRouter, UnknownModel
-from batchyard.engines.slots import Priority
+from batchyard.engines.router import EngineRouter
 from batchyard.errors import EngineError, StoreUnavailable
 from batchyard.metrics import Metrics
-from batchyard.scheduler.results import errored_line, succeeded_line
+from batchyard.scheduler.attempts import Attempts
 from batchyard.store.layout import RequestState
 from batchyard.store.port import Store
-from batchyard.store.records import ClaimedRequest, EngineLoad, Outcome, TokenUsage, WorkerStatus
-from batchyard.translate.chat_to_messages import ChatRequestError, messages_request
-from batchyard.translate.envelope import unservable_reason, unwrap_chat_body
-from batchyard.wire.messages import InvalidParams, decode_params
+from batchyard.store.records import ClaimedRequest, EngineLoad, Outcome, WorkerStatus
 
 log = logging.getLogger("batchyard.worker")
 
@@ -90,6 +84,7 @@ class Worker:
         self.processed = 0
         """Requests this worker finished (succeeded or errored; retries not counted)."""
         self.started_at = self.clock.now()
+        self._attempts = Attempts(router, self.settings, self.clock, metrics)
 
     # --- public ------------------------------------------------------------------
 
@@ -202,7 +197,7 @@ class Worker:
 
     async def _execute(self, request: ClaimedRequest) -> None:
         try:
-            outcome = await self._outcome_of(request)
+            outcome = await self._attempts.run(request)
         except asyncio.CancelledError:
             if request.key not in self._timed_out:
                 raise
@@ -210,10 +205,12 @@ class Worker:
             timeout = EngineError(
                 "timeout_error", "The engine did not answer in time", retryable=True
             )
-            outcome = self._failure(request, timeout)
+            outcome = self._attempts.failed(request, timeout)
         except Exception as exc:  # never lose the request: it will be retried
             log.exception("unexpected failure running %s", request.custom_id)
-            outcome = self._failure(request, EngineError("api_error", str(exc), retryable=True))
+            outcome = self._attempts.failed(
+                request, EngineError("api_error", str(exc), retryable=True)
+            )
         finally:
             self._running.pop(request.key, None)
             # However the call ended, a timeout mark must not outlive it: the
@@ -221,66 +218,6 @@ class Worker:
             self._timed_out.discard(request.key)
         self._pending.append(outcome)
         self._outcomes.set()
-
-    async def _outcome_of(self, request: ClaimedRequest) -> Outcome:
-        reason = unservable_reason(request.params)
-        if reason is not None:
-            return self._errored(request, "invalid_request_error", reason)
-        try:
-            chat = unwrap_chat_body(request.params)  # an OpenAI batch line
-            params = messages_request(chat) if chat is not None else decode_params(request.params)
-        except (InvalidParams, ChatRequestError) as exc:
-            return self._errored(request, "invalid_request_error", str(exc))
-        started = time.monotonic()
-        try:
-            message = await dispatch.create_message(self.router, params, Priority.BATCH)
-        except UnknownModel:
-            return self._errored(
-                request, "invalid_request_error", f"model: {params.model!r} is not served here"
-            )
-        except EngineError as exc:
-            self._observe_engine(params.model, started, exc)
-            return self._failure(request, exc)
-        self._observe_engine(params.model, started, None)
-        message.usage.service_tier = "batch"
-        return Outcome(
-            request.key,
-            request.attempts,
-            RequestState.SUCCEEDED,
-            succeeded_line(request.custom_id, message),
-            usage=TokenUsage.of(params.model, message.usage),
-        )
-
-    def _observe_engine(self, model: str, started: float, error: EngineError | None) -> None:
-        if self.metrics is None:
-            return
-        engine = self.router.resolve(model).engine.name
-        if error is None:
-            self.metrics.engine_latency.labels(engine).observe(time.monotonic() - started)
-        else:
-            self.metrics.engine_errors.labels(engine, error.error_type).inc()
-
-    def _errored(self, request: ClaimedRequest, error_type: str, message: str) -> Outcome:
-        return Outcome(
-            request.key,
-            request.attempts,
-            RequestState.ERRORED,
-            errored_line(request.custom_id, error_type, message),
-        )
-
-    def _failure(self, request: ClaimedRequest, exc: EngineError) -> Outcome:
-        s = self.settings
-        if exc.retryable and request.attempts < s.max_attempts:
-            backoff = min(s.retry_max_seconds, s.retry_base_seconds * 2 ** (request.attempts - 1))
-            delay = exc.retry_after if exc.retry_after is not None else backoff
-            delay *= 1 + random.random() * 0.25
-            return Outcome(
-                request.key,
-                request.attempts,
-                RequestState.QUEUED,
-                available_at=self.clock.now() + delay,
-            )
-        return self._errored(request, exc.error_type, exc.message)
 
     async def _flush_loop(self) -> None:
         while True:

@@ -22,8 +22,9 @@ import json
 from typing import Any
 
 from batchyard import ids
+from batchyard.translate.chat_ending import stop_of, usage_from_chat
+from batchyard.translate.chat_reasoning import reasoning_controls, reasoning_of
 from batchyard.wire.messages import (
-    Base64Source,
     ContentBlock,
     DocumentBlock,
     ImageBlock,
@@ -32,16 +33,15 @@ from batchyard.wire.messages import (
     MessageCreateParams,
     TextBlock,
     TextContent,
-    TextSource,
     ThinkingBlock,
     ThinkingContent,
     ToolResultBlock,
     ToolUseBlock,
     ToolUseContent,
-    UrlSource,
     Usage,
     text_of,
 )
+from batchyard.wire.sources import Base64Source, TextSource, UrlSource
 from batchyard.wire.streaming import (
     ContentBlockDelta,
     ContentBlockStart,
@@ -186,33 +186,6 @@ def _response_format(params: MessageCreateParams) -> dict[str, Any] | None:
     return {"type": "json_object"}
 
 
-_EFFORT = {"low": "low", "medium": "medium", "high": "high", "xhigh": "high", "max": "high"}
-"""`output_config.effort` → `reasoning_effort`, which stops at "high"."""
-
-
-def _reasoning_controls(params: MessageCreateParams) -> dict[str, Any]:
-    """`thinking` and `output_config.effort` as the upstream's reasoning controls.
-
-    On or off is the chat template's `enable_thinking` (Qwen3-style templates in vLLM
-    and SGLang; a template without it ignores it). `budget_tokens` is vLLM's
-    `thinking_token_budget` (a per-request sampling parameter, enforced when the server
-    runs with `--reasoning-parser`; see vLLM's docs/features/reasoning_outputs.md,
-    "Thinking Budget Control"). Most servers ignore a key they lack; one that refuses
-    it is asked again without it (`engines/openai_compat.py`).
-    """
-    controls: dict[str, Any] = {}
-    if params.thinking:
-        enabled = params.thinking.get("type") != "disabled"  # enabled, adaptive, between_tools
-        controls["chat_template_kwargs"] = {"enable_thinking": enabled}
-        budget = params.thinking.get("budget_tokens")
-        if enabled and isinstance(budget, int):
-            controls["thinking_token_budget"] = budget
-    effort = params.output_config.effort if params.output_config else None
-    if effort is not None:
-        controls["reasoning_effort"] = _EFFORT[effort]
-    return controls
-
-
 def to_chat_request(params: MessageCreateParams, model: str) -> dict[str, Any]:
     request: dict[str, Any] = {
         "model": model,
@@ -236,35 +209,15 @@ def to_chat_request(params: MessageCreateParams, model: str) -> dict[str, Any]:
     response_format = _response_format(params)
     if response_format is not None:
         request["response_format"] = response_format
-    request.update(_reasoning_controls(params))
+    request.update(reasoning_controls(params))
     user = (params.metadata or {}).get("user_id")
     if user:
         request["user"] = user
     return request
 
 
-_FINISH = {
-    "stop": "end_turn",
-    "length": "max_tokens",
-    "tool_calls": "tool_use",
-    "function_call": "tool_use",
-    "content_filter": "refusal",
-}
-
-
 class MalformedReply(ValueError):
     """The server's answer is not a Chat Completion."""
-
-
-def _reasoning_of(message: dict[str, Any]) -> str:
-    """The reasoning text of a reply or stream delta: `reasoning_content` (SGLang,
-    llama-server, older vLLM) or `reasoning` (newer vLLM). One, not both: vLLM sent
-    the same text under both names while it renamed the field."""
-    for key in ("reasoning_content", "reasoning"):
-        value = message.get(key)
-        if isinstance(value, str) and value:
-            return value
-    return ""
 
 
 def from_chat_response(body: dict[str, Any], params: MessageCreateParams, model: str) -> Message:
@@ -273,7 +226,7 @@ def from_chat_response(body: dict[str, Any], params: MessageCreateParams, model:
         reply = choice["message"]
         usage = body.get("usage") or {}
         content: list[ContentBlock] = []
-        thought = _reasoning_of(reply)
+        thought = reasoning_of(reply)
         if thought:
             content.append(ThinkingContent(thinking=thought, signature=""))
         if reply.get("content"):
@@ -294,44 +247,21 @@ def from_chat_response(body: dict[str, Any], params: MessageCreateParams, model:
                     input=tool_input,
                 )
             )
-        finish = choice.get("finish_reason")
-        stop_reason = _FINISH.get(finish or "stop", "end_turn")
-        stop_sequence = None
-        matched = choice.get("stop_reason")  # vLLM: the stop string that ended the text
-        if (
-            stop_reason == "end_turn"
-            and isinstance(matched, str)
-            and matched in (params.stop_sequences or [])
-        ):
-            stop_reason, stop_sequence = "stop_sequence", matched
+        stop_reason, stop_sequence = stop_of(
+            choice.get("finish_reason"), choice.get("stop_reason"), params
+        )
         if stop_reason == "tool_use" and not any(isinstance(b, ToolUseContent) for b in content):
             stop_reason = "end_turn"
         return Message(
             id=ids.message_id(),
             model=model,
             content=content,
-            stop_reason=stop_reason,  # type: ignore[arg-type]
+            stop_reason=stop_reason,
             stop_sequence=stop_sequence,
             usage=usage_from_chat(usage),
         )
     except (KeyError, IndexError, TypeError, AttributeError) as exc:
         raise MalformedReply(f"not a chat completion ({exc!r})") from None
-
-
-def usage_from_chat(usage: dict[str, Any]) -> Usage:
-    """An upstream's Chat Completions usage as Messages usage: the prompt tokens it says
-    it served from its prefix cache (`prompt_tokens_details.cached_tokens`, as vLLM and
-    SGLang report them) are `cache_read_input_tokens`; an upstream that says nothing of
-    its cache gets no cache figure."""
-    prompt = int(usage.get("prompt_tokens", 0))
-    details = usage.get("prompt_tokens_details") or {}
-    cached = details.get("cached_tokens") if isinstance(details, dict) else None
-    read = min(int(cached), prompt) if isinstance(cached, int) else None
-    return Usage(
-        input_tokens=prompt - (read or 0),
-        output_tokens=int(usage.get("completion_tokens", 0)),
-        cache_read_input_tokens=read,
-    )
 
 
 class ChatStreamTranslator:
@@ -390,7 +320,7 @@ class ChatStreamTranslator:
                 self.usage = chunk["usage"]
             for choice in chunk.get("choices") or []:
                 delta = choice.get("delta") or {}
-                thought = _reasoning_of(delta)
+                thought = reasoning_of(delta)
                 if thought:
                     if self.open != "thinking":
                         events += self._open("thinking", ThinkingContent("", ""))
@@ -423,17 +353,10 @@ class ChatStreamTranslator:
     def end(self) -> list[StreamEvent]:
         events: list[StreamEvent] = [] if self.started else self.start()
         events += self._close()
-        stop_reason = _FINISH.get(self.finish or "stop", "end_turn")
-        stop_sequence = None
-        if (
-            stop_reason == "end_turn"
-            and isinstance(self.matched, str)
-            and self.matched in (self.params.stop_sequences or [])
-        ):
-            stop_reason, stop_sequence = "stop_sequence", self.matched
+        stop_reason, stop_sequence = stop_of(self.finish, self.matched, self.params)
         usage = usage_from_chat(self.usage)
         events += message_end(
-            stop_reason,  # type: ignore[arg-type]
+            stop_reason,
             stop_sequence,
             usage.output_tokens,
             usage.input_tokens,

@@ -14,35 +14,11 @@ import msgspec
 
 from batchyard.wire.errors import InvalidParams as InvalidParams  # the decoders raise it
 from batchyard.wire.errors import format_validation_error
+from batchyard.wire.pass_through import PASS_THROUGH_BLOCKS
 from batchyard.wire.request_checks import check_request
+from batchyard.wire.sources import DocumentSource, ImageSource
 
 # --- request -----------------------------------------------------------------
-
-
-class Base64Source(msgspec.Struct, tag="base64", tag_field="type"):
-    media_type: str
-    data: str
-
-
-class UrlSource(msgspec.Struct, tag="url", tag_field="type"):
-    url: str
-
-
-class FileSource(msgspec.Struct, tag="file", tag_field="type"):
-    file_id: str
-
-
-class TextSource(msgspec.Struct, tag="text", tag_field="type"):
-    media_type: str
-    data: str
-
-
-class ContentSource(msgspec.Struct, tag="content", tag_field="type"):
-    content: str | list[dict[str, Any]]
-
-
-ImageSource = Base64Source | UrlSource | FileSource
-DocumentSource = Base64Source | UrlSource | FileSource | TextSource | ContentSource
 
 
 class TextBlock(msgspec.Struct, tag="text", tag_field="type"):
@@ -87,28 +63,6 @@ class RedactedThinkingBlock(msgspec.Struct, tag="redacted_thinking", tag_field="
     data: str
 
 
-# Server-tool and newer blocks an engine may not use but a client may replay.
-_PASS_THROUGH_TAGS = (
-    "search_result",
-    "server_tool_use",
-    "web_search_tool_result",
-    "web_fetch_tool_result",
-    "code_execution_tool_result",
-    "bash_code_execution_tool_result",
-    "text_editor_code_execution_tool_result",
-    "tool_search_tool_result",
-    "container_upload",
-    "mcp_tool_use",
-    "mcp_tool_result",
-    "compaction",
-)
-_pass_through = tuple(
-    msgspec.defstruct(
-        f"PassThrough_{tag}", [], tag=tag, tag_field="type", forbid_unknown_fields=False
-    )
-    for tag in _PASS_THROUGH_TAGS
-)
-
 ContentBlockParam = (
     TextBlock
     | ImageBlock
@@ -121,7 +75,7 @@ ContentBlockParam = (
 if TYPE_CHECKING:
     _AnyBlock = ContentBlockParam
 else:
-    _AnyBlock = Union[(*ContentBlockParam.__args__, *_pass_through)]
+    _AnyBlock = Union[(*ContentBlockParam.__args__, *PASS_THROUGH_BLOCKS)]
 
 
 class MessageParam(msgspec.Struct):

@@ -1,0 +1,103 @@
+"""The parsed options of `batchyard serve | worker | doctor` as the server's Settings."""
+
+from __future__ import annotations
+
+import argparse
+
+import msgspec
+
+from batchyard.cli_options import env
+from batchyard.config import DAY, LOCAL_MODEL, Settings, WorkerSettings
+from batchyard.engines import config as engine_config
+from batchyard.engines.config import EngineConfig
+from batchyard.store.records import RateLimits
+
+_DEFAULT_MODELS = {
+    "local": [],
+    # a listed name first, so an SDK user finds one in /v1/models; the globs route the rest
+    "fake": ["fake-model", "claude-*", "fake-*"],
+    "anthropic": ["claude-*"],
+    "openai": [],
+}
+
+
+def _engines(args: argparse.Namespace) -> list[EngineConfig]:
+    if args.config:
+        try:
+            return engine_config.load(args.config)
+        except (OSError, ValueError) as exc:
+            raise SystemExit(f"batchyard: bad --config: {exc}") from None
+    names = args.models or [m.strip() for m in env("MODELS", "").split(",") if m.strip()]
+    names = names or _DEFAULT_MODELS[args.engine]
+    if args.engine == "local":
+        local = msgspec.structs.replace(
+            LOCAL_MODEL, max_input_tokens=args.context_tokens, max_tokens=args.context_tokens
+        )
+        models = [local, *engine_config.models_from_flags(names)]
+        return [
+            EngineConfig(
+                kind="local",
+                models=models,
+                capacity=args.capacity,
+                context_tokens=args.context_tokens,
+                prefix_cache_mb=args.prefix_cache_mb,
+                deterministic=args.deterministic,
+                flash_attention=args.flash_attention,
+                model_path=args.model_path,
+            )
+        ]
+    if not names:
+        raise SystemExit(f"batchyard: --engine {args.engine} needs at least one --model")
+    if args.engine == "openai" and not args.upstream_url:
+        raise SystemExit("batchyard: --engine openai needs --upstream-url")
+    return [
+        EngineConfig(
+            kind=args.engine,
+            models=engine_config.models_from_flags(names),
+            capacity=args.capacity or (args.fake_capacity if args.engine == "fake" else None),
+            base_url=args.upstream_url,
+            api_key=args.upstream_key,
+            timeout_seconds=args.upstream_timeout,
+            latency_ms=args.fake_latency_ms,
+            error_rate=args.fake_error_rate,
+            hang_rate=args.fake_hang_rate,
+            seed=args.fake_seed,
+        )
+    ]
+
+
+def settings_of(args: argparse.Namespace, *, run_worker: bool) -> Settings:
+    """The Settings the options in `args` give (`run_worker`: also run a worker)."""
+    return Settings(
+        database=args.database,
+        host=getattr(args, "host", "127.0.0.1"),
+        port=getattr(args, "port", 8000),
+        public_base_url=getattr(args, "public_base_url", None),
+        path_prefix=getattr(args, "path_prefix", None),
+        batch_expiry_seconds=getattr(args, "batch_expiry", DAY),
+        results_retention_seconds=getattr(args, "results_retention", 29 * DAY),
+        sqlite_synchronous=args.sqlite_synchronous,
+        run_worker=run_worker,
+        engines=_engines(args),
+        auth=not getattr(args, "no_auth", False),
+        admin_key=getattr(args, "admin_key", None),
+        webhook_hosts=args.webhook_hosts
+        or [h.strip() for h in env("WEBHOOK_HOSTS", "").split(",") if h.strip()],
+        webhook_secret=args.webhook_secret,
+        rate_limits=RateLimits(
+            getattr(args, "requests_per_minute", None),
+            getattr(args, "batch_requests_per_minute", None),
+            getattr(args, "batch_queued_requests", None),
+        ),
+        worker=WorkerSettings(
+            lease_seconds=args.lease,
+            max_attempts=args.max_attempts,
+            engine_timeout_seconds=args.engine_timeout,
+            retry_base_seconds=args.retry_base,
+            concurrency=args.concurrency,
+            housekeeping_seconds=args.housekeeping_interval,
+            poll_seconds=args.poll_interval,
+            status_seconds=args.status_interval,
+            shutdown_grace_seconds=args.shutdown_grace,
+        ),
+    )

@@ -1,0 +1,72 @@
+"""A llama.cpp model loaded, and a context laid out for the runtime's sequences."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import llama_cpp as ll
+
+from batchyard.engines.kv_memory import make_and_release
+
+
+def load_model(model_path: str | Path) -> Any:
+    """The model in a GGUF file (llama.cpp's backend set up first); raises RuntimeError if
+    llama.cpp cannot load it."""
+    ll.llama_backend_init()
+    mparams = ll.llama_model_default_params()
+    model = ll.llama_model_load_from_file(str(model_path).encode(), mparams)
+    if not model:
+        raise RuntimeError(f"llama.cpp could not load {model_path}")
+    return model
+
+
+def new_context(
+    model: Any, *, n_seq: int, n_ctx_seq: int, n_batch: int, threads: int, flash: bool
+) -> tuple[Any, int]:
+    """A context for `model`, and how many bytes of its KV cache went back to the system
+    until used (`kv_memory.make_and_release`); raises RuntimeError if there is none."""
+    cparams = _params(
+        n_seq=n_seq, n_ctx_seq=n_ctx_seq, n_batch=n_batch, threads=threads, flash=flash
+    )
+    ctx, released = make_and_release(
+        lambda: ll.llama_init_from_model(model, cparams), lambda made: _kv_bytes(model, made)
+    )
+    if not ctx:
+        raise RuntimeError("llama.cpp could not create a context")
+    return ctx, released
+
+
+def slice_tokens(ctx: Any, asked: int) -> int:
+    """How many tokens a sequence's slice of `ctx` holds (`asked`, where this llama.cpp
+    cannot tell)."""
+    return ll.llama_n_ctx_seq(ctx) if hasattr(ll, "llama_n_ctx_seq") else asked
+
+
+def _params(*, n_seq: int, n_ctx_seq: int, n_batch: int, threads: int, flash: bool) -> Any:
+    """A context of `n_seq` slices of `n_ctx_seq` tokens each, plus a spare sequence (for
+    the padding of `PaddedCalls.decode`), computing `n_batch` tokens a call in one piece."""
+    cparams = ll.llama_context_default_params()
+    cparams.n_ctx = n_ctx_seq * (n_seq + 1)
+    cparams.n_batch = n_batch
+    cparams.n_ubatch = n_batch
+    cparams.n_seq_max = n_seq + 1
+    cparams.n_threads = threads
+    cparams.n_threads_batch = threads
+    cparams.kv_unified = False
+    cparams.flash_attn_type = (
+        ll.LLAMA_FLASH_ATTN_TYPE_ENABLED if flash else ll.LLAMA_FLASH_ATTN_TYPE_DISABLED
+    )
+    cparams.no_perf = True
+    return cparams
+
+
+def _kv_bytes(model: Any, ctx: Any) -> int:
+    """The size of the KV cache llama.cpp allocates for `ctx` (F16 keys and values)."""
+    if not ctx:
+        return 0
+    heads, kv_heads = ll.llama_model_n_head(model), ll.llama_model_n_head_kv(model)
+    head_dim = ll.llama_model_n_embd(model) // heads
+    per_token = int(ll.llama_model_n_layer(model)) * 2 * kv_heads * head_dim * 2
+    n_ctx: int = ll.llama_n_ctx(ctx)
+    return int(n_ctx * per_token)
