@@ -11,9 +11,8 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from batchyard.auth.tenancy import Tenancy
-from batchyard.clock import SystemClock, to_datetime
+from batchyard.clock import to_datetime
 from batchyard.config import Settings
-from batchyard.store import open_store
 from batchyard.store.records import DEFAULT_WORKSPACE
 
 T = TypeVar("T")
@@ -21,12 +20,10 @@ log = logging.getLogger("batchyard")
 
 
 async def _with_tenancy(database: str, fn: Callable[[Tenancy], Awaitable[T]]) -> T:
-    store = open_store(database)
-    await store.open()
-    try:
-        return await fn(Tenancy(store.tenancy, SystemClock()))
-    finally:
-        await store.close()
+    from batchyard.composition import open_tenancy  # not at import: the CLI starts quicker
+
+    async with open_tenancy(database) as tenancy:
+        return await fn(tenancy)
 
 
 def add_commands(

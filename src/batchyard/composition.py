@@ -1,22 +1,30 @@
 """The composition root: the store, the engines, the services and the worker, built from
-`Settings` in one place, for `batchyard serve` (the ASGI app) and `batchyard worker`."""
+`Settings` in one place, for `batchyard serve` (the ASGI app) and `batchyard worker`;
+and the store's tenancy alone, for `batchyard keys|workspaces`."""
 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
-from batchyard.batches import BatchService
+from batchyard.auth.tenancy import Tenancy
 from batchyard.clock import Clock, SystemClock
 from batchyard.config import Settings
 from batchyard.engines.build import build_router
 from batchyard.engines.router import EngineRouter
 from batchyard.metrics import Metrics
-from batchyard.openai_batches import OpenAIBatchService, after_batches_end, build_service
 from batchyard.scheduler.worker import Worker
+from batchyard.services.blobs import LocalBlobs
+from batchyard.services.dashboard import DashboardService
+from batchyard.services.files import FileService
+from batchyard.services.health import HealthService
+from batchyard.services.message_batches import BatchService
+from batchyard.services.openai_batches import OpenAIBatchService
+from batchyard.services.usage import UsageService
+from batchyard.services.webhooks import WebhookPolicy, WebhookSender
 from batchyard.store import open_store
 from batchyard.store.port import Store
-from batchyard.webhooks import WebhookPolicy
 
 
 @dataclass(slots=True)
@@ -25,12 +33,21 @@ class Services:
     router: EngineRouter
     batches: BatchService
     openai_batches: OpenAIBatchService
+    files: FileService
+    tenancy: Tenancy
+    usage: UsageService
+    dashboard: DashboardService
+    health: HealthService
     metrics: Metrics
     worker: Worker | None
     """None when this process runs no worker (`--no-worker`)."""
 
+    async def open(self) -> None:
+        """Connect the store and bring its schema up to date (before any use)."""
+        await self.store.open()
+
     async def close(self) -> None:
-        """The engines, then the store (call `store.open()` before use, this after)."""
+        """The engines, then the store (call `open()` before use, this after)."""
         with contextlib.suppress(Exception):
             await self.router.aclose()
         await self.store.close()
@@ -49,8 +66,10 @@ def build_services(
         retention_seconds=settings.results_retention_seconds,
         public_base_url=settings.public_base_url,
         webhooks=WebhookPolicy(settings.webhook_hosts, settings.webhook_secret),
+        on_ended=metrics.observe_batch,
     )
-    openai_batches = build_service(batches, settings)
+    files = FileService(store.files, LocalBlobs(settings.files_dir), clock)
+    openai_batches = OpenAIBatchService(batches, files)
     worker: Worker | None = None
     if run_worker:
         worker = Worker(
@@ -62,4 +81,39 @@ def build_services(
             metrics=metrics,
         )
         batches.on_created = worker.wake  # a new batch is claimed at once, not at the next poll
-    return Services(store, router, batches, openai_batches, metrics, worker)
+    return Services(
+        store=store,
+        router=router,
+        batches=batches,
+        openai_batches=openai_batches,
+        files=files,
+        tenancy=Tenancy(store.tenancy, clock),
+        usage=UsageService(store.tenancy, clock),
+        dashboard=DashboardService(store, clock),
+        health=HealthService(store),
+        metrics=metrics,
+        worker=worker,
+    )
+
+
+def after_batches_end(
+    batches: BatchService, openai: OpenAIBatchService
+) -> Callable[[], Awaitable[int]]:
+    """What workers do when batches end: the OpenAI output files, then the webhooks."""
+    sender = WebhookSender(batches.store.webhooks, batches.webhooks, batches.to_wire)
+
+    async def run() -> int:
+        return await openai.finalize_ended() + await sender.deliver_due()
+
+    return run
+
+
+@contextlib.asynccontextmanager
+async def open_tenancy(database: str) -> AsyncIterator[Tenancy]:
+    """Workspaces and keys on the store at `database`, opened for one command, then closed."""
+    store = open_store(database)
+    await store.open()
+    try:
+        yield Tenancy(store.tenancy, SystemClock())
+    finally:
+        await store.close()

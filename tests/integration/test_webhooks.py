@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import anthropic
 import pytest
 
-from batchyard.webhooks import SIGNATURE_HEADER, verify
+from batchyard.services.webhooks import SIGNATURE_HEADER, verify
 from tests.conftest import ServerFactory, client_for, make_requests
 
 SECRET = "webhook-secret-for-tests"

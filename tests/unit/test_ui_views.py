@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from batchyard.services.dashboard import timeline_window
 from batchyard.store.records import BatchRecord, BatchRow, ResultRow, UsageRow
 from batchyard.ui.views import (
     NONE,
@@ -13,7 +14,6 @@ from batchyard.ui.views import (
     recent_done,
     result_view,
     timeline_view,
-    timeline_window,
     usage_view,
 )
 
@@ -180,8 +180,8 @@ def test_timelines_are_kept_for_ended_batches_and_briefly_for_running_ones() -> 
     from types import SimpleNamespace
     from typing import cast
 
+    from batchyard.services.dashboard import TimelineCache
     from batchyard.store.port import Store
-    from batchyard.ui.routes import TimelineCache
 
     scans: list[str] = []
 

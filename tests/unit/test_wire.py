@@ -7,9 +7,9 @@ from typing import Any
 import msgspec
 import pytest
 
-from batchyard.batches import parse_create_body
 from batchyard.engines.fake import FakeEngine
 from batchyard.errors import EngineError, InvalidRequest
+from batchyard.services.message_batches import parse_create_body
 from batchyard.wire.messages import InvalidParams, body_as_sent, decode_params, with_model
 
 

@@ -14,14 +14,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
-from batchyard.api import admin, batches, chat, files, messages, models, openapi
-from batchyard.api import openai_batches as openai_batch_routes
+from batchyard.api import openapi, state
 from batchyard.api.admission import Admission
 from batchyard.api.context import RequestContext
 from batchyard.api.errors import error_response
+from batchyard.api.routes import ROUTES
 from batchyard.auth.principal import Authenticator
 from batchyard.auth.ratelimit import RateLimiter
-from batchyard.auth.tenancy import Tenancy
 from batchyard.clock import Clock, SystemClock
 from batchyard.composition import build_services
 from batchyard.config import Settings
@@ -43,7 +42,7 @@ async def healthz(request: Request) -> Response:
 async def metrics(request: Request) -> Response:
     """Prometheus text format; the store-wide gauges are read now."""
     m: Metrics = request.app.state.metrics
-    batches, requests = await request.app.state.store.open_counts()
+    batches, requests = await state.health(request).open_counts()
     m.open_batches.set(batches)
     m.queue_depth.set(requests)
     return Response(m.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
@@ -51,26 +50,23 @@ async def metrics(request: Request) -> Response:
 
 async def readyz(request: Request) -> Response:
     """The store answers too (a StoreUnavailable becomes a 503 in the error shape)."""
-    await request.app.state.store.get_batch("", "")
+    await state.health(request).check()
     return JSONResponse({"status": "ready"})
 
 
 def create_app(settings: Settings, clock: Clock | None = None) -> Starlette:
     clock = clock or SystemClock()
     built = build_services(settings, Metrics(), run_worker=settings.run_worker, clock=clock)
-    tenancy = Tenancy(built.store.tenancy, clock)
     admission = Admission(
-        Authenticator(tenancy, admin_key=settings.admin_key, enabled=settings.auth),
+        Authenticator(built.tenancy, admin_key=settings.admin_key, enabled=settings.auth),
         RateLimiter(),
         settings.rate_limits,
     )
-    store, router, worker, meters = built.store, built.router, built.worker, built.metrics
-    service, openai_batches = built.batches, built.openai_batches
-    service.on_ended = meters.observe_batch
+    worker = built.worker
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        await store.open()
+        await built.open()
         task = asyncio.create_task(worker.run(), name="worker") if worker else None
         try:
             yield
@@ -81,15 +77,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> Starlette:
                     await task
             await built.close()
 
-    api_routes: list[BaseRoute] = [
-        *batches.routes,
-        *messages.routes,
-        *models.routes,
-        *admin.routes,
-        *files.routes,
-        *chat.routes,
-        *openai_batch_routes.routes,
-    ]
+    api_routes: list[BaseRoute] = list(ROUTES)
     prefix = (settings.path_prefix or "").rstrip("/")
     app = Starlette(
         routes=[
@@ -106,13 +94,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> Starlette:
         exception_handlers={HTTPException: _http_error},
         lifespan=lifespan,
     )
-    app.state.batches = service
-    app.state.metrics = meters
-    app.state.tenancy = tenancy
-    app.state.files = openai_batches.files
-    app.state.openai_batches = openai_batches
+    app.state.services = built
+    app.state.metrics = built.metrics  # the request middleware counts into it
     app.state.admission = admission
-    app.state.store = store
-    app.state.worker = worker
-    app.state.router = router
     return app

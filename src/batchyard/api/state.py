@@ -1,29 +1,69 @@
-"""Typed access to what the application and the request context hold."""
+"""Typed access to what the application and the request context hold: the services
+(built by `composition.build_services`) and what admission found of this request."""
 
 from __future__ import annotations
 
 from starlette.requests import Request
 
-from batchyard.api.admission import Admitted
+from batchyard.api.admission import Admission, Admitted
 from batchyard.auth.principal import Principal
 from batchyard.auth.tenancy import Tenancy
-from batchyard.batches import BatchService
+from batchyard.composition import Services
 from batchyard.engines.router import EngineRouter
+from batchyard.scheduler.worker import Worker
+from batchyard.services.dashboard import DashboardService
+from batchyard.services.files import FileService
+from batchyard.services.health import HealthService
+from batchyard.services.message_batches import BatchService
+from batchyard.services.openai_batches import OpenAIBatchService
+from batchyard.services.usage import UsageService
 from batchyard.store.records import WorkspaceRecord
 
 
-def router(request: Request) -> EngineRouter:
-    value: EngineRouter = request.app.state.router
+def services(request: Request) -> Services:
+    value: Services = request.app.state.services
     return value
+
+
+def router(request: Request) -> EngineRouter:
+    return services(request).router
 
 
 def batch_service(request: Request) -> BatchService:
-    value: BatchService = request.app.state.batches
-    return value
+    return services(request).batches
+
+
+def openai_batch_service(request: Request) -> OpenAIBatchService:
+    return services(request).openai_batches
+
+
+def file_service(request: Request) -> FileService:
+    return services(request).files
 
 
 def tenancy(request: Request) -> Tenancy:
-    value: Tenancy = request.app.state.tenancy
+    return services(request).tenancy
+
+
+def usage(request: Request) -> UsageService:
+    return services(request).usage
+
+
+def dashboard(request: Request) -> DashboardService:
+    return services(request).dashboard
+
+
+def health(request: Request) -> HealthService:
+    return services(request).health
+
+
+def worker(request: Request) -> Worker | None:
+    """This process's worker; None with `--no-worker`."""
+    return services(request).worker
+
+
+def admission(request: Request) -> Admission:
+    value: Admission = request.app.state.admission
     return value
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from batchyard import ids
-from batchyard.blobs import BlobStore
 from batchyard.clock import Clock
 from batchyard.errors import InvalidRequest, NotFound
+from batchyard.services.blobs import BlobStore
 from batchyard.store.port import FileStore
 from batchyard.store.records import FileRecord, UnknownCursor
 from batchyard.wire.openai import FileObject

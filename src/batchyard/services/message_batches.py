@@ -10,6 +10,7 @@ from typing_extensions import Buffer
 from batchyard import ids
 from batchyard.clock import Clock, to_datetime, to_datetime_or_none
 from batchyard.errors import InvalidRequest, NotFound, RateLimited
+from batchyard.services.webhooks import WebhookPolicy
 from batchyard.store.port import Store
 from batchyard.store.records import (
     BatchRecord,
@@ -18,7 +19,6 @@ from batchyard.store.records import (
     QueueFull,
     UnknownCursor,
 )
-from batchyard.webhooks import WebhookPolicy
 from batchyard.wire.batches import (
     MAX_REQUESTS,
     BatchCreateIn,

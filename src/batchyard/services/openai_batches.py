@@ -3,58 +3,43 @@ run on the same workers and engines as any other; when it ends, its results beco
 OpenAI output and error files.
 
 - `create` validates every line of the input file the way OpenAI does (a bad file
-  fails the batch with `errors.data[]` naming the lines) and translates each Chat
-  Completions body into the Messages request the workers run; the batch and its
-  OpenAI record are written in one transaction.
+  fails the batch with `errors.data[]` naming the lines; `openai_batch_input`) and
+  translates each Chat Completions body into the Messages request the workers run;
+  the batch and its OpenAI record are written in one transaction.
 - The Batch object's status is derived from the batch: in_progress, cancelling,
   finalizing (ended, files not written yet), then completed / cancelled / expired.
-- `finalize_ended` (run by workers) writes the output and error files.
+- `finalize_ended` (run by workers) writes the output and error files
+  (`openai_batch_output`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import logging
-import re
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from collections.abc import AsyncIterator
 
 import msgspec
 
 from batchyard import ids
-from batchyard.batches import BatchService
-from batchyard.blobs import LocalBlobs
-from batchyard.config import Settings
-from batchyard.errors import InvalidRequest, NotFound, http_status_of
-from batchyard.files import FileService
-from batchyard.store.records import BatchRecord, OpenAIBatchRecord, UnknownCursor
-from batchyard.translate.chat_answers import chat_completion
-from batchyard.translate.envelope import unservable, wrap_chat_body
-from batchyard.webhooks import WebhookSender
-from batchyard.wire.errors import format_validation_error
-from batchyard.wire.messages import Message
+from batchyard.errors import InvalidRequest, NotFound
+from batchyard.services.files import FileService
+from batchyard.services.message_batches import BatchService
+from batchyard.services.openai_batch_input import (
+    ENDPOINTS,
+    MAX_INPUT_BYTES,
+    lines_of,
+    validate,
+)
+from batchyard.services.openai_batch_output import output_lines
+from batchyard.store.records import BatchRecord, FileRecord, OpenAIBatchRecord, UnknownCursor
 from batchyard.wire.openai import (
     Batch,
     BatchCreateIn,
     BatchError,
     BatchErrors,
     BatchRequestCounts,
-    ChatProbe,
-    EmbeddingProbe,
-    InputLine,
 )
 
-log = logging.getLogger("batchyard.openai")
-
-MAX_LINES = 50_000
-MAX_INPUT_BYTES = 200 * 1024 * 1024
-MAX_ERRORS = 1000
-ENDPOINTS = ("/v1/chat/completions", "/v1/embeddings")
-_SAFE_CUSTOM_ID = re.compile(r'^[^"\\\x00-\x1f]{1,512}$')
-_line_decoder = msgspec.json.Decoder(InputLine)
-_chat_probe = msgspec.json.Decoder(ChatProbe)
-_embedding_probe = msgspec.json.Decoder(EmbeddingProbe)
 _encoder = msgspec.json.Encoder()
 
 
@@ -126,144 +111,6 @@ def _check_metadata(metadata: dict[str, str] | None) -> None:
             )
 
 
-async def lines_of(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    """The lines of a byte stream, without their newlines."""
-    rest = b""
-    async for chunk in chunks:
-        parts = (rest + chunk).split(b"\n")
-        rest = parts.pop()
-        for part in parts:
-            yield part
-    if rest:
-        yield rest
-
-
-class Validated:
-    """What the input file holds: the requests to run, or the reasons it fails."""
-
-    def __init__(self) -> None:
-        self.custom_ids: list[str] = []
-        self.params: list[bytes] = []
-        self.errors: list[BatchError] = []
-
-    def fail(self, code: str, message: str, line: int | None, param: str | None = None) -> None:
-        if len(self.errors) < MAX_ERRORS:
-            self.errors.append(BatchError(code, message, param, line))
-
-
-async def validate(lines: AsyncIterator[bytes], endpoint: str) -> Validated:
-    out = Validated()
-    seen: set[str] = set()
-    n = 0
-    async for raw in lines:
-        n += 1
-        if not raw.strip():
-            continue
-        try:
-            line = _line_decoder.decode(raw)
-        except msgspec.ValidationError as exc:
-            text = format_validation_error(exc)
-            missing = re.search(r"missing required field `(\w+)`", text)
-            if missing:
-                out.fail("missing_required_parameter", text, n, missing.group(1))
-            else:
-                out.fail("invalid_request", text, n)
-            continue
-        except msgspec.DecodeError as exc:
-            out.fail("invalid_json_line", f"This line is not valid JSON: {exc}", n)
-            continue
-        if not _SAFE_CUSTOM_ID.match(line.custom_id):
-            out.fail(
-                "invalid_custom_id",
-                "custom_id: 1 to 512 characters, without quotes, backslashes or control characters",
-                n,
-                "custom_id",
-            )
-            continue
-        if line.custom_id in seen:
-            out.fail("duplicate_custom_id", f"custom_id {line.custom_id!r} is used twice", n)
-            continue
-        seen.add(line.custom_id)
-        if line.method.upper() != "POST":
-            out.fail("invalid_method", "method: must be POST", n, "method")
-            continue
-        if line.url != endpoint:
-            out.fail(
-                "invalid_url",
-                f"url: {line.url!r} does not match the batch's endpoint {endpoint!r}",
-                n,
-                "url",
-            )
-            continue
-        try:
-            if endpoint == "/v1/embeddings":
-                model = _embedding_probe.decode(line.body).model
-            else:
-                probe = _chat_probe.decode(line.body)
-        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-            text = format_validation_error(exc)
-            field = text.split(":")[0] if ": " in text else ""
-            out.fail("invalid_request", f"body.{text}", n, f"body.{field}" if field else "body")
-            continue
-        out.custom_ids.append(line.custom_id)
-        if endpoint == "/v1/embeddings":
-            # No engine here computes embeddings: each line ends with its own error.
-            out.params.append(
-                unservable(f"/v1/embeddings: no engine here computes embeddings (model {model!r})")
-            )
-            continue
-        if probe.stream:
-            out.fail("invalid_request", "body.stream: not supported in a batch", n, "body.stream")
-        elif probe.n not in (None, 1):
-            out.fail("invalid_request", "body.n: only 1 choice per request", n, "body.n")
-        # The rest of the body is checked when the request runs (an invalid one ends
-        # in the error file), as the hosted API does with Messages batches.
-        out.params.append(wrap_chat_body(bytes(line.body)))
-    if n == 0 or (not out.custom_ids and not out.errors):
-        out.fail("empty_file", "The input file holds no requests", None)
-    if len(out.custom_ids) > MAX_LINES:
-        out.fail("too_many_requests", f"A batch holds at most {MAX_LINES:,} requests", None)
-    return out
-
-
-def output_line(result: dict[str, Any]) -> tuple[bool, bytes]:
-    """A results line (Messages) as an OpenAI batch output line; (succeeded?, line)."""
-    custom_id = result["custom_id"]
-    outcome = result["result"]
-    kind = outcome.get("type")
-    response: dict[str, Any] | None = None
-    error: dict[str, Any] | None = None
-    if kind == "succeeded":
-        message = msgspec.convert(outcome["message"], Message)
-        body = chat_completion(message, message.model)
-        response = {"status_code": 200, "request_id": ids.request_id(), "body": body}
-    elif kind == "errored":
-        detail = outcome["error"]["error"]
-        response = {
-            "status_code": http_status_of(detail["type"]),
-            "request_id": outcome["error"].get("request_id") or ids.request_id(),
-            "body": {
-                "error": {
-                    "message": detail["message"],
-                    "type": detail["type"],
-                    "param": None,
-                    "code": None,
-                }
-            },
-        }
-    elif kind == "canceled":
-        error = {"code": "batch_cancelled", "message": "The batch was cancelled before this ran"}
-    else:
-        error = {"code": "batch_expired", "message": "The batch expired before this ran"}
-    line = {
-        "id": ids.batch_request_id(),
-        "custom_id": custom_id,
-        "response": response,
-        "error": error,
-    }
-    return kind == "succeeded", _encoder.encode(line) + b"\n"
-
-
 class OpenAIBatchService:
     def __init__(self, batches: BatchService, files: FileService) -> None:
         self.batches = batches
@@ -288,21 +135,7 @@ class OpenAIBatchService:
                 f"endpoint: must be one of {', '.join(ENDPOINTS)}", param="endpoint"
             )
         _check_metadata(body.metadata)
-        try:
-            source = await self.files.get(workspace_id, body.input_file_id)
-        except NotFound:
-            raise InvalidRequest(
-                f"input_file_id: no file {body.input_file_id!r}", param="input_file_id"
-            ) from None
-        if source.purpose != "batch":
-            raise InvalidRequest(
-                "input_file_id: the file must be uploaded with purpose batch", param="input_file_id"
-            )
-        if source.bytes > MAX_INPUT_BYTES:
-            raise InvalidRequest(
-                f"input_file_id: batch input files hold at most {MAX_INPUT_BYTES:,} bytes",
-                param="input_file_id",
-            )
+        source = await self._input_file(workspace_id, body.input_file_id)
         checked = await validate(lines_of(self.files.blobs.read(source.blob)), body.endpoint)
         now = self.clock.now()
         record = OpenAIBatchRecord(
@@ -341,6 +174,24 @@ class OpenAIBatchService:
         record = holder[0]
         return to_wire(record, created)
 
+    async def _input_file(self, workspace_id: str, file_id: str) -> FileRecord:
+        try:
+            source = await self.files.get(workspace_id, file_id)
+        except NotFound:
+            raise InvalidRequest(
+                f"input_file_id: no file {file_id!r}", param="input_file_id"
+            ) from None
+        if source.purpose != "batch":
+            raise InvalidRequest(
+                "input_file_id: the file must be uploaded with purpose batch", param="input_file_id"
+            )
+        if source.bytes > MAX_INPUT_BYTES:
+            raise InvalidRequest(
+                f"input_file_id: batch input files hold at most {MAX_INPUT_BYTES:,} bytes",
+                param="input_file_id",
+            )
+        return source
+
     async def _get(
         self, workspace_id: str, batch_id: str
     ) -> tuple[OpenAIBatchRecord, BatchRecord | None]:
@@ -371,12 +222,7 @@ class OpenAIBatchService:
         """Write the output and error files of every ended batch that lacks them."""
         done = 0
         for record, batch in await self.store.openai_batches.unfinalized():
-            succeeded: list[bytes] = []
-            failed: list[bytes] = []
-            async for chunk in self.store.result_lines(batch):
-                for raw in chunk.splitlines():
-                    ok, line = output_line(msgspec.json.decode(raw))
-                    (succeeded if ok else failed).append(line)
+            succeeded, failed = await output_lines(self.store.result_lines(batch))
             output = await self._file(record, "output", succeeded)
             errors = await self._file(record, "error", failed)
             won = await self.store.openai_batches.finalize(
@@ -401,21 +247,3 @@ class OpenAIBatchService:
             record.workspace_id, f"{record.id}_{kind}.jsonl", "batch_output", chunks()
         )
         return made.id
-
-
-def build_service(batches: BatchService, settings: Settings) -> OpenAIBatchService:
-    """The OpenAI Batch service on the batches' store, with files on local disk beside it."""
-    files = FileService(batches.store.files, LocalBlobs(settings.files_dir), batches.clock)
-    return OpenAIBatchService(batches, files)
-
-
-def after_batches_end(
-    batches: BatchService, openai: OpenAIBatchService
-) -> Callable[[], Awaitable[int]]:
-    """What workers do when batches end: the OpenAI output files, then the webhooks."""
-    sender = WebhookSender(batches.store.webhooks, batches.webhooks, batches.to_wire)
-
-    async def run() -> int:
-        return await openai.finalize_ended() + await sender.deliver_due()
-
-    return run

@@ -1,8 +1,9 @@
-"""The usage report: hourly counters summed into time buckets and groups.
+"""Usage: interactive calls counted into the hourly counters, and the usage report that
+sums them into time buckets and groups.
 
-The shape and parameters are the hosted Admin API's
+The report's shape and parameters are the hosted Admin API's
 `GET /v1/organizations/usage_report/messages`; `service_tier` tells batch
-results (`batch`) from interactive calls (`standard`).
+results (`batch`, counted by the workers) from interactive calls (`standard`).
 """
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from batchyard.clock import to_datetime
+from batchyard.clock import Clock, hour_start, to_datetime
 from batchyard.errors import InvalidRequest
 from batchyard.store.port import TenancyStore
-from batchyard.store.records import UsageRow
+from batchyard.store.records import TokenUsage, UsageRow
 from batchyard.wire.admin import CacheCreation, UsageBucket, UsageReport, UsageResult
 
 WIDTHS = {"1h": 3600, "1d": 86400}
@@ -61,6 +62,28 @@ def _decode_page(page: str) -> int:
 
 def _encode_page(start: int) -> str:
     return base64.urlsafe_b64encode(str(start).encode()).decode()
+
+
+class UsageService:
+    def __init__(self, store: TenancyStore, clock: Clock) -> None:
+        self.store = store
+        self.clock = clock
+
+    async def count_call(self, workspace_id: str, api_key_id: str, usage: TokenUsage) -> None:
+        """Add one interactive call (service tier `standard`) to this hour's counters."""
+        row = UsageRow(
+            hour_start(self.clock.now()),
+            workspace_id,
+            api_key_id,
+            usage.model,
+            "standard",
+            1,
+            *usage.counts(),
+        )
+        await self.store.add_usage([row])
+
+    async def report(self, q: UsageQuery) -> UsageReport:
+        return await usage_report(self.store, q)
 
 
 async def usage_report(store: TenancyStore, q: UsageQuery) -> UsageReport:

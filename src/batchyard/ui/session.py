@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 from starlette.requests import Request
 from starlette.responses import Response
 
-from batchyard.api.admission import Admission
+from batchyard.api import state
 from batchyard.auth.principal import Principal
 from batchyard.errors import AuthenticationFailed, NotFound, PermissionDenied
 from batchyard.store.records import WorkspaceRecord
@@ -50,8 +50,7 @@ def csrf_token(key: str | None) -> str:
 
 async def viewer(request: Request) -> Viewer:
     """The principal and workspace of this dashboard request, or LoginRequired."""
-    admission: Admission = request.app.state.admission
-    authenticator = admission.authenticator
+    authenticator = state.admission(request).authenticator
     key = request.cookies.get(KEY_COOKIE) or None
     try:
         principal = await authenticator.authenticate(key)
@@ -82,7 +81,7 @@ def check_origin(request: Request) -> None:
     if not origin or origin == "null":
         return
     ours = {request.headers.get("host"), request.headers.get("x-forwarded-host")}
-    public = request.app.state.batches.public_base_url
+    public = state.batch_service(request).public_base_url
     if public:
         ours.add(urlsplit(public).netloc)
     if urlsplit(origin).netloc not in ours:

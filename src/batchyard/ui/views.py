@@ -6,7 +6,6 @@ arithmetic."""
 from __future__ import annotations
 
 import json
-import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -129,7 +128,6 @@ def batch_view(
     )
 
 
-CHART_BUCKETS = 60
 CHART_HEIGHT = 56.0
 
 
@@ -149,13 +147,6 @@ class Timeline:
     """How long one bar is."""
     peak: str
     """The fastest bar's rate."""
-
-
-def timeline_window(b: BatchRecord, now: float) -> tuple[float, float]:
-    """(start, bucket width in whole seconds) so that the batch's life so far
-    fits CHART_BUCKETS bars."""
-    elapsed = (b.ended_at or now) - b.created_at
-    return b.created_at, float(max(1, math.ceil(elapsed / CHART_BUCKETS)))
 
 
 def recent_done(

@@ -19,8 +19,8 @@ from batchyard.api.requests import page_limit, read_body
 from batchyard.api.responses import json_response
 from batchyard.clock import to_datetime, to_datetime_or_none
 from batchyard.errors import InvalidRequest, NotFound
+from batchyard.services.usage import UsageQuery
 from batchyard.store.records import ApiKeyRecord, RateLimits, WorkspaceRecord
-from batchyard.usage import UsageQuery, usage_report
 from batchyard.wire.admin import (
     ApiKey,
     ApiKeyCreateIn,
@@ -232,7 +232,7 @@ async def messages_usage_report(request: Request) -> Response:
         limit=int(raw_limit) if raw_limit is not None else None,
         page=q.get("page"),
     )
-    return json_response(await usage_report(state.tenancy(request).store, query))
+    return json_response(await state.usage(request).report(query))
 
 
 async def not_offered(request: Request) -> Response:

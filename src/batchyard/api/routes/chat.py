@@ -13,7 +13,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from batchyard.api import state
-from batchyard.api.messages import MAX_MESSAGE_BYTES, count_usage, engine_errors
+from batchyard.api.interactive import MAX_MESSAGE_BYTES, count_usage, engine_errors
 from batchyard.api.requests import read_body
 from batchyard.api.responses import json_response
 from batchyard.engines import dispatch

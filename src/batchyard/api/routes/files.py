@@ -12,17 +12,12 @@ from starlette.routing import Route
 
 from batchyard.api import state
 from batchyard.api.responses import json_response
-from batchyard.blobs import CHUNK
 from batchyard.errors import InvalidRequest, RequestTooLarge
-from batchyard.files import MAX_FILE_BYTES, FileService, to_wire
+from batchyard.services.blobs import CHUNK
+from batchyard.services.files import MAX_FILE_BYTES, to_wire
 from batchyard.wire.openai import FILE_PURPOSES, FileDeleted, FileList
 
 EXPIRY_RANGE = (3600, 30 * 86400)
-
-
-def service(request: Request) -> FileService:
-    value: FileService = request.app.state.files
-    return value
 
 
 async def _chunks(upload: UploadFile) -> AsyncIterator[bytes]:
@@ -74,7 +69,7 @@ async def create_file(request: Request) -> Response:
         )
         if upload.size is not None and upload.size > MAX_FILE_BYTES:
             raise RequestTooLarge(f"Files may be at most {MAX_FILE_BYTES:,} bytes", param="file")
-        record = await service(request).create(
+        record = await state.file_service(request).create(
             state.workspace(request),
             upload.filename or "upload",
             purpose,
@@ -92,7 +87,7 @@ async def list_files(request: Request) -> Response:
     order = q.get("order", "desc")
     if order not in ("asc", "desc"):
         raise InvalidRequest("order: must be asc or desc", param="order")
-    records, more = await service(request).list(
+    records, more = await state.file_service(request).list(
         state.workspace(request), int(raw_limit), q.get("after"), order == "asc", q.get("purpose")
     )
     data = [to_wire(r) for r in records]
@@ -107,17 +102,21 @@ async def list_files(request: Request) -> Response:
 
 
 async def retrieve_file(request: Request) -> Response:
-    record = await service(request).get(state.workspace(request), request.path_params["file_id"])
+    record = await state.file_service(request).get(
+        state.workspace(request), request.path_params["file_id"]
+    )
     return json_response(to_wire(record))
 
 
 async def delete_file(request: Request) -> Response:
-    record = await service(request).delete(state.workspace(request), request.path_params["file_id"])
+    record = await state.file_service(request).delete(
+        state.workspace(request), request.path_params["file_id"]
+    )
     return json_response(FileDeleted(id=record.id))
 
 
 async def file_content(request: Request) -> Response:
-    chunks = await service(request).content(
+    chunks = await state.file_service(request).content(
         state.workspace(request), request.path_params["file_id"]
     )
     return StreamingResponse(chunks, media_type="application/octet-stream")

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import logging
-import time
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable
 
 import msgspec
 from starlette.requests import Request
@@ -13,15 +10,14 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from batchyard.api import state
+from batchyard.api.interactive import MAX_MESSAGE_BYTES, count_usage, engine_errors
 from batchyard.api.requests import read_body
 from batchyard.api.responses import json_response
-from batchyard.clock import hour_start
 from batchyard.engines import dispatch
-from batchyard.engines.router import EngineRouter, UnknownModel
+from batchyard.engines.router import EngineRouter
 from batchyard.engines.slots import Priority
-from batchyard.errors import EngineError, InvalidRequest, NotFound
-from batchyard.metrics import Metrics
-from batchyard.store.records import TokenUsage, UsageRow
+from batchyard.errors import EngineError, InvalidRequest
+from batchyard.store.records import TokenUsage
 from batchyard.wire.errors import ErrorObject, ErrorResponse
 from batchyard.wire.messages import (
     CountTokensResult,
@@ -39,20 +35,6 @@ from batchyard.wire.streaming import (
     sse,
     sse_error,
 )
-
-log = logging.getLogger("batchyard.api")
-
-MAX_MESSAGE_BYTES = 32 * 1024 * 1024
-
-
-@contextmanager
-def engine_errors(model: str) -> Iterator[None]:
-    """An unknown model is a 404 (as the hosted API answers); engine errors keep their
-    type (an EngineError is an API error of its own)."""
-    try:
-        yield
-    except UnknownModel:
-        raise NotFound(f"model: {model}") from None
 
 
 async def _params(
@@ -74,27 +56,6 @@ async def create_message(request: Request) -> Response:
     message.usage.service_tier = "standard"
     await count_usage(request, TokenUsage.of(params.model, message.usage))
     return json_response(message)
-
-
-async def count_usage(request: Request, usage: TokenUsage) -> None:
-    """Add one interactive call to the workspace's usage; a store hiccup costs the
-    count, never the answer."""
-    row = UsageRow(
-        hour_start(time.time()),
-        state.workspace(request),
-        state.principal(request).key_id,
-        usage.model,
-        "standard",
-        1,
-        *usage.counts(),
-    )
-    metrics: Metrics | None = getattr(request.app.state, "metrics", None)
-    if metrics is not None:
-        metrics.count_tokens("standard", usage)
-    try:
-        await state.tenancy(request).store.add_usage([row])
-    except Exception:
-        log.warning("could not count usage of %s", request.state.request_id, exc_info=True)
 
 
 async def _stream(request: Request, router: EngineRouter, params: MessageCreateParams) -> Response:

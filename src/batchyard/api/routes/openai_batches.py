@@ -11,16 +11,10 @@ from batchyard.api import state
 from batchyard.api.requests import read_body
 from batchyard.api.responses import json_response
 from batchyard.errors import InvalidRequest
-from batchyard.openai_batches import OpenAIBatchService
 from batchyard.wire.errors import format_validation_error
 from batchyard.wire.openai import BatchCreateIn, BatchList
 
 _create_decoder = msgspec.json.Decoder(BatchCreateIn)
-
-
-def service(request: Request) -> OpenAIBatchService:
-    value: OpenAIBatchService = request.app.state.openai_batches
-    return value
 
 
 async def create_batch(request: Request) -> Response:
@@ -30,7 +24,7 @@ async def create_batch(request: Request) -> Response:
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         text = format_validation_error(exc)
         raise InvalidRequest(text, param=text.split(":")[0] if ":" in text else None) from None
-    batch = await service(request).create(
+    batch = await state.openai_batch_service(request).create(
         state.workspace(request),
         body,
         api_key_id=state.principal(request).key_id,
@@ -43,7 +37,7 @@ async def list_batches(request: Request) -> Response:
     raw = request.query_params.get("limit", "20")
     if not raw.isdigit() or not 1 <= int(raw) <= 100:
         raise InvalidRequest("limit: must be an integer between 1 and 100", param="limit")
-    data, more = await service(request).page(
+    data, more = await state.openai_batch_service(request).page(
         state.workspace(request), int(raw), request.query_params.get("after")
     )
     return json_response(
@@ -58,13 +52,17 @@ async def list_batches(request: Request) -> Response:
 
 async def retrieve_batch(request: Request) -> Response:
     return json_response(
-        await service(request).retrieve(state.workspace(request), request.path_params["batch_id"])
+        await state.openai_batch_service(request).retrieve(
+            state.workspace(request), request.path_params["batch_id"]
+        )
     )
 
 
 async def cancel_batch(request: Request) -> Response:
     return json_response(
-        await service(request).cancel(state.workspace(request), request.path_params["batch_id"])
+        await state.openai_batch_service(request).cancel(
+            state.workspace(request), request.path_params["batch_id"]
+        )
     )
 
 
