@@ -1,4 +1,4 @@
-"""The store contract, on SQLite and on PostgreSQL, with a manual clock (no sleeping)."""
+"""The store contract, on SQLite, PostgreSQL and in memory, with a manual clock (no sleeping)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from batchyard.clock import ManualClock
 from batchyard.store import migrations
 from batchyard.store.layout import RequestState
 from batchyard.store.port import Store
-from batchyard.store.records import NewBatch, Outcome, UnknownCursor
+from batchyard.store.records import BatchRecord, NewBatch, Outcome, UnknownCursor
 from batchyard.store.sql import SqlRunner
 from batchyard.store.sqlite import SQLiteStore
 
@@ -187,7 +187,8 @@ async def test_expiry_expires_queued_and_claimed(store: Store) -> None:
     assert [line["result"] for line in lines] == [{"type": "expired"}] * 4
 
 
-async def test_retention_archives_and_deletes_results(store: Store) -> None:
+async def archived_batch(store: Store) -> BatchRecord:
+    """A batch of two succeeded requests, kept until its retention ran out."""
     clock = ManualClock()
     await store.create_batch(new_batch(clock), *reqs(2))
     claimed = await store.claim_requests("w", clock.now(), 60, 2)
@@ -198,7 +199,19 @@ async def test_retention_archives_and_deletes_results(store: Store) -> None:
     assert (await store.housekeeping(clock.now())).archived_batches == ["msgbatch_b"]
     b = await store.get_batch("ws", "msgbatch_b")
     assert b is not None and b.archived_at == clock.now() and b.succeeded == 2
-    assert await cast(SqlRunner, store).fetchone("SELECT count(*) FROM requests") == (0,)
+    return b
+
+
+async def test_retention_archives_and_deletes_results(store: Store) -> None:
+    b = await archived_batch(store)
+    assert [chunk async for chunk in store.result_lines(b)] == []
+    assert await store.views.results(b) == ([], 0)
+    assert await store.views.result(b, "r0") is None
+
+
+async def test_retention_deletes_the_request_rows(sql_store: Store) -> None:
+    await archived_batch(sql_store)
+    assert await cast(SqlRunner, sql_store).fetchone("SELECT count(*) FROM requests") == (0,)
 
 
 async def test_delete_only_when_ended(store: Store) -> None:

@@ -1,4 +1,4 @@
-"""The dashboard's store reads, on SQLite and on PostgreSQL."""
+"""The dashboard's store reads, on SQLite, PostgreSQL and in memory."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Workspaces, keys, usage and workspace-fair claims in the SQLite store."""
+"""Workspaces, keys, usage and workspace-fair claims, on every store."""
 
 from __future__ import annotations
 
@@ -16,11 +16,13 @@ from batchyard.store.layout import RequestState
 from batchyard.store.port import Store
 from batchyard.store.records import (
     DEFAULT_WORKSPACE,
+    ApiKeyRecord,
     NewBatch,
     Outcome,
     QueueFull,
     TokenUsage,
     UnknownCursor,
+    WorkspaceRecord,
 )
 from batchyard.store.sql import SqlRunner
 
@@ -107,18 +109,31 @@ def database_bytes(folder: Path) -> bytes:
     return b"".join(p.read_bytes() for p in folder.glob("store.sqlite*"))
 
 
-async def test_keys_are_stored_as_digests_and_revocation_is_immediate(
-    store: Store, tmp_path: Path
-) -> None:
-    """Stored as a digest (checked in the rows, and in the SQLite file's bytes)."""
-    clock = ManualClock()
-    tenancy = Tenancy(store.tenancy, clock)
+async def new_key(store: Store) -> tuple[Tenancy, WorkspaceRecord, ApiKeyRecord, str]:
+    """A workspace's new key: (tenancy, workspace, key record, secret)."""
+    tenancy = Tenancy(store.tenancy, ManualClock())
     workspace = await tenancy.create_workspace("team-a")
     record, secret = await tenancy.create_key("ci", workspace_id=workspace.id)
     assert secret.startswith(keys.API_PREFIX) and record.hint.startswith("sk-by-api01-")
     assert secret not in record.hint and record.hint.endswith(secret[-4:])
+    return tenancy, workspace, record, secret
+
+
+async def test_keys_are_found_by_digest_and_revocation_is_immediate(store: Store) -> None:
+    tenancy, workspace, record, secret = await new_key(store)
     found = await store.tenancy.key_by_digest(keys.digest(secret))
     assert found == (record, workspace)
+    await tenancy.update_key(record.id, None, "inactive")
+    again = await store.tenancy.key_by_digest(keys.digest(secret))
+    assert again is not None and again[0].status == "inactive"
+    admin, admin_secret = await tenancy.create_key("ops", admin=True)
+    assert await store.tenancy.key_by_digest(keys.digest(admin_secret)) == (admin, None)
+
+
+async def test_keys_are_stored_as_digests(sql_store: Store, tmp_path: Path) -> None:
+    """Stored as a digest (checked in the rows, and in the SQLite file's bytes)."""
+    store = sql_store
+    _, workspace, record, secret = await new_key(store)
     rows = await cast(SqlRunner, store).fetchall("SELECT * FROM api_keys")
     assert secret not in repr(rows) and keys.digest(secret) in repr(rows)
     if (tmp_path / "store.sqlite").exists():
@@ -126,11 +141,7 @@ async def test_keys_are_stored_as_digests_and_revocation_is_immediate(
         raw = database_bytes(tmp_path)
         assert secret.encode() not in raw and keys.digest(secret).encode() in raw
         await store.open()
-    await tenancy.update_key(record.id, None, "inactive")
-    again = await store.tenancy.key_by_digest(keys.digest(secret))
-    assert again is not None and again[0].status == "inactive"
-    admin, admin_secret = await tenancy.create_key("ops", admin=True)
-    assert await store.tenancy.key_by_digest(keys.digest(admin_secret)) == (admin, None)
+    assert await store.tenancy.key_by_digest(keys.digest(secret)) == (record, workspace)
 
 
 async def test_archiving_a_workspace_archives_its_keys(store: Store) -> None:

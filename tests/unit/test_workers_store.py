@@ -1,4 +1,4 @@
-"""Workers' reports of themselves, on SQLite and on PostgreSQL."""
+"""Workers' reports of themselves, on SQLite, PostgreSQL and in memory."""
 
 from __future__ import annotations
 

@@ -25,13 +25,21 @@ __all__ = [
 ]
 
 
+MEMORY_URL = "memory://"
+
+
 def is_postgres(url: str) -> bool:
     return url.startswith(("postgresql://", "postgres://"))
 
 
 def open_store(url: str, *, synchronous: str = "NORMAL", pool_size: int = 10) -> Store:
-    """The store named by `url`: `postgresql://…` (asyncpg), else a SQLite file path
-    (or `sqlite:///path`)."""
+    """The store named by `url`: `postgresql://…` (asyncpg), `memory://` (in this
+    process's memory, for tests and trying things: nothing survives the process), else
+    a SQLite file path (or `sqlite:///path`)."""
+    if url == MEMORY_URL:
+        from batchyard.store.memory import MemoryStore
+
+        return MemoryStore()
     if is_postgres(url):
         from batchyard.store.postgres import PostgresStore
 
