@@ -118,7 +118,7 @@ async def _worker(settings: Settings, metrics_port: int | None, metrics_host: st
     from batchyard.metrics import Metrics
 
     built = build_services(settings, Metrics(store_gauges=False), run_worker=True)
-    await built.store.open()
+    await built.open()
     worker, metrics = built.worker, built.metrics
     assert worker is not None
     if metrics_port is not None:

@@ -6,6 +6,8 @@
   batch>}`, signed as `batchyard-signature: t=<unix>,v1=<hex HMAC-SHA256 of "t.body">`
   with `--webhook-secret` (the scheme of Stripe's and Svix's webhooks; a receiver
   checks the HMAC and that `t` is recent).
+- The event's `id` and `created_at` (when the batch ended) are the same on every
+  attempt, so a receiver whose 2xx was lost can recognise the resend.
 - Delivery retries with backoff (2 s, 4 s, … up to 1 h) until a 2xx, at most
   `MAX_ATTEMPTS` times; a worker takes a due delivery with a short lease, so two
   workers never send the same attempt.
@@ -24,7 +26,6 @@ from urllib.parse import urlsplit
 import httpx
 import msgspec
 
-from batchyard import ids
 from batchyard.errors import InvalidRequest
 from batchyard.store.port import WebhookStore
 from batchyard.store.records import BatchRecord
@@ -41,7 +42,14 @@ def sign(secret: str, timestamp: int, body: bytes) -> str:
     return f"t={timestamp},v1={mac.hexdigest()}"
 
 
-def verify(secret: str, header: str, body: bytes, tolerance: float = 300.0) -> bool:
+def event_id(batch: BatchRecord) -> str:
+    """The same on every attempt, so a receiver can drop a resend it has already seen."""
+    return "evt_" + batch.id.removeprefix("msgbatch_")
+
+
+def verify(
+    secret: str, header: str, body: bytes, tolerance: float = 300.0, now: float | None = None
+) -> bool:
     """What a receiver does: the HMAC matches and the timestamp is recent."""
     parts = dict(p.split("=", 1) for p in header.split(",") if "=" in p)
     try:
@@ -49,7 +57,10 @@ def verify(secret: str, header: str, body: bytes, tolerance: float = 300.0) -> b
     except (KeyError, ValueError):
         return False
     expected = sign(secret, timestamp, body)
-    return hmac.compare_digest(expected, header) and abs(time.time() - timestamp) <= tolerance
+    return (
+        hmac.compare_digest(expected, header)
+        and abs((time.time() if now is None else now) - timestamp) <= tolerance
+    )
 
 
 @dataclass(frozen=True)
@@ -85,11 +96,14 @@ class WebhookSender:
         policy: WebhookPolicy,
         to_wire: Callable[[BatchRecord], object],
         now: Callable[[], float] = time.time,
+        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.store = store
         self.policy = policy
         self.to_wire = to_wire
         self.now = now
+        self.transport = transport
+        """Where the POSTs go (tests pass an `httpx.MockTransport`); None: the network."""
 
     async def deliver_due(self) -> int:
         """Send every due event once; returns how many were delivered."""
@@ -97,13 +111,15 @@ class WebhookSender:
         if not due:
             return 0
         delivered = 0
-        async with httpx.AsyncClient(timeout=10, follow_redirects=False) as client:
+        async with httpx.AsyncClient(
+            timeout=10, follow_redirects=False, transport=self.transport
+        ) as client:
             for record, url, attempts in ((d.batch, d.url, d.attempts) for d in due):
                 body = msgspec.json.encode(
                     {
-                        "id": f"evt_{ids.request_id().removeprefix('req_')}",
+                        "id": event_id(record),
                         "type": "message_batch.ended",
-                        "created_at": int(self.now()),
+                        "created_at": int(record.ended_at or self.now()),
                         "data": self.to_wire(record),
                     }
                 )

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from typing import TypeVar
 
+CLAIM_PASSES = 3
+"""A claim asks each batch for its share, then again (twice) for what the others lacked."""
+
 T = TypeVar("T")
 
 

@@ -60,6 +60,9 @@ RESULT_KINDS: dict[str, RequestState] = {
 }
 """A results line's `result.type` → the state of a request that has it."""
 
+KIND_OF: dict[RequestState, str] = {state: kind for kind, state in RESULT_KINDS.items()}
+"""A final state → its results line's `result.type`."""
+
 KEY_BITS = 17
 """A request's key is (batch seq << 17) | index: a batch is one key range (2^17 > 100,000)."""
 

@@ -18,7 +18,7 @@ from typing import Protocol, cast
 from typing_extensions import Buffer
 
 from batchyard.store import queries as q
-from batchyard.store.claims import fair_order, shares, still_full
+from batchyard.store.claims import CLAIM_PASSES, fair_order, shares, still_full
 from batchyard.store.layout import COUNTER, RequestState, batch_of, key_range
 from batchyard.store.openai_batches_sql import SqlOpenAIBatches
 from batchyard.store.records import (
@@ -35,9 +35,6 @@ from batchyard.store.records import (
 )
 from batchyard.store.sql import Row, batch_record, usage_params
 from batchyard.store.tallies import usage_rows, usage_sums
-
-CLAIM_PASSES = 3
-"""A claim asks each batch for its share, then again (twice) for what the others lacked."""
 
 
 class Tx(Protocol):
@@ -176,8 +173,8 @@ async def record_outcomes(
 ) -> RecordReport:
     """Write the outcomes of requests this worker still holds, move the counters, count
     the usage, and end the batches that are done."""
-    finals = [o for o in outcomes if o.state != RequestState.QUEUED]
-    retries = [o for o in outcomes if o.state == RequestState.QUEUED]
+    finals = _once(o for o in outcomes if o.state != RequestState.QUEUED)
+    retries = _once(o for o in outcomes if o.state == RequestState.QUEUED)
     finished = await tx.finish_leased(finals, worker_id, now) if finals else []
     requeued = await tx.requeue_leased(retries, worker_id) if retries else []
     deltas: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
@@ -201,6 +198,19 @@ async def record_outcomes(
         ended_batches=await end_if_done(tx, set(deltas) | set(retried), now),
         applied=finished + requeued,
     )
+
+
+def _once(outcomes: Iterable[Outcome]) -> list[Outcome]:
+    """The first of outcomes that name the same request and attempt: one bulk statement
+    would write the row once but report each (a later one is stale, as it would be in a
+    second call)."""
+    seen: set[tuple[int, int]] = set()
+    once = []
+    for o in outcomes:
+        if (o.key, o.attempts) not in seen:
+            seen.add((o.key, o.attempts))
+            once.append(o)
+    return once
 
 
 async def _usage_of(tx: Tx, finished: Sequence[Outcome], now: float) -> list[UsageRow]:

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 
 from typing_extensions import Buffer
 
-from batchyard.store.claims import fair_order, shares, still_full
+from batchyard.store.claims import CLAIM_PASSES, fair_order, shares, still_full
 from batchyard.store.layout import RequestState, batch_of
 from batchyard.store.memory_openai import MemoryFiles, MemoryOpenAIBatches
 from batchyard.store.memory_rows import BatchTable, page, record_of
@@ -32,10 +32,6 @@ from batchyard.store.records import (
     created_record,
 )
 from batchyard.store.tallies import usage_rows, usage_sums
-
-CLAIM_PASSES = 3
-"""As the SQL stores' `lifecycle.CLAIM_PASSES`: each batch's share, then twice what the
-others lacked."""
 
 
 class MemoryStore:

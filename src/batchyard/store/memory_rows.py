@@ -8,11 +8,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from batchyard.store.layout import FINAL_STATES, KEY_BITS, RESULT_KINDS, RequestState, batch_of
+from batchyard.store.layout import FINAL_STATES, KEY_BITS, KIND_OF, RequestState, batch_of
 from batchyard.store.records import BatchRecord, ClaimedRequest, NewBatch, UnknownCursor, made_line
 
 R = TypeVar("R")
-KIND_OF = {state: kind for kind, state in RESULT_KINDS.items()}
 """A final state → the `result.type` of its results line."""
 
 

@@ -8,9 +8,9 @@ import itertools
 from collections import Counter
 from collections.abc import Callable
 
-from batchyard.store.layout import RESULT_KINDS, RequestState
+from batchyard.store.layout import KIND_OF, RESULT_KINDS, RequestState
 from batchyard.store.memory_openai import MemoryOpenAIBatches
-from batchyard.store.memory_rows import KIND_OF, BatchTable, MemBatch, MemRequest, record_of
+from batchyard.store.memory_rows import BatchTable, MemBatch, MemRequest, record_of
 from batchyard.store.records import (
     FORGET_WORKERS_AFTER_SECONDS,
     BatchRecord,

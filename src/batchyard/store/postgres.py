@@ -271,8 +271,8 @@ class PgTx:
             [o.line for o in finals],
             worker_id,
         )
-        written = {r[0] for r in rows}
-        return [o for o in finals if o.key in written]
+        written = {(r[0], r[1]) for r in rows}
+        return [o for o in finals if (o.key, o.attempts) in written]
 
     async def requeue_leased(self, retries: Sequence[Outcome], worker_id: str) -> list[Outcome]:
         rows = await self.conn.fetch(
@@ -282,8 +282,8 @@ class PgTx:
             [o.available_at for o in retries],
             worker_id,
         )
-        requeued = {r[0] for r in rows}
-        return [o for o in retries if o.key in requeued]
+        requeued = {(r[0], r[1]) for r in rows}
+        return [o for o in retries if (o.key, o.attempts) in requeued]
 
 
 _CLAIM_PASS = (
@@ -291,7 +291,7 @@ _CLAIM_PASS = (
     " lease_until = $1, worker = $2"
     " FROM (SELECT q.key FROM unnest($3::bigint[], $4::int[]) AS t(seq, want)"
     "  CROSS JOIN LATERAL (SELECT key FROM requests WHERE batch_seq = t.seq"
-    f"   AND state = {q.QUEUED} AND available_at <= $5 ORDER BY available_at LIMIT t.want"
+    f"   AND state = {q.QUEUED} AND available_at <= $5 ORDER BY available_at, key LIMIT t.want"
     "   FOR UPDATE SKIP LOCKED) q) picked"
     " WHERE r.key = picked.key"
     " RETURNING r.key, r.batch_seq, r.custom_id, r.params, r.attempts"
@@ -303,7 +303,7 @@ _FINISH_LEASED = (
     " FROM unnest($2::bigint[], $3::int[], $4::smallint[], $5::bytea[])"
     "  AS u(key, attempts, state, line)"
     f" WHERE r.key = u.key AND r.state = {q.CLAIMED} AND r.worker = $6"
-    "  AND r.attempts = u.attempts RETURNING r.key"
+    "  AND r.attempts = u.attempts RETURNING r.key, r.attempts"
 )
 """`queries.FINISH_LEASED` for a whole flush in one statement."""
 _REQUEUE_LEASED = (
@@ -311,6 +311,6 @@ _REQUEUE_LEASED = (
     " lease_until = NULL, worker = NULL"
     " FROM unnest($1::bigint[], $2::int[], $3::float8[]) AS u(key, attempts, available_at)"
     f" WHERE r.key = u.key AND r.state = {q.CLAIMED} AND r.worker = $4"
-    "  AND r.attempts = u.attempts RETURNING r.key"
+    "  AND r.attempts = u.attempts RETURNING r.key, r.attempts"
 )
 """`queries.REQUEUE_LEASED` for a whole flush in one statement."""

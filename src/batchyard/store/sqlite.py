@@ -306,7 +306,7 @@ class SqliteTx:
 _CLAIM_FROM_BATCH = (
     f"UPDATE requests SET state = {q.CLAIMED}, attempts = attempts + 1, lease_until = ?,"
     " worker = ? WHERE key IN (SELECT key FROM requests WHERE batch_seq = ?"
-    f" AND state = {q.QUEUED} AND available_at <= ? ORDER BY available_at LIMIT ?)"
+    f" AND state = {q.QUEUED} AND available_at <= ? ORDER BY available_at, key LIMIT ?)"
     " RETURNING key, custom_id, params, attempts"
 )
 

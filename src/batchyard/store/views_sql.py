@@ -7,13 +7,10 @@ from __future__ import annotations
 
 from typing import cast
 
-from batchyard.store.layout import RESULT_KINDS, RequestState, key_range
+from batchyard.store.layout import KIND_OF, RESULT_KINDS, RequestState, key_range
 from batchyard.store.queries import BATCH_COLUMNS
 from batchyard.store.records import BatchRecord, BatchRow, ResultRow, made_line
 from batchyard.store.sql import Row, SqlRunner, batch_record
-
-_KIND_OF = {state: kind for kind, state in RESULT_KINDS.items()}
-
 
 _SELECT_ROWS = (
     f"SELECT {', '.join('b.' + c.strip() for c in BATCH_COLUMNS.split(','))}, b.dialect, o.id"
@@ -33,7 +30,7 @@ def _like(text: str) -> str:
 
 def _result(row: Row) -> ResultRow:
     custom_id, state, stored = row
-    kind = _KIND_OF[RequestState(cast(int, state))]
+    kind = KIND_OF[RequestState(cast(int, state))]
     # Canceled and expired requests have no stored line.
     line = made_line(str(custom_id), kind) if stored is None else bytes(cast(bytes, stored))
     return ResultRow(str(custom_id), kind, line)
@@ -136,7 +133,7 @@ class SqlBatchViews:
         rows = await self.db.fetchall(
             f"SELECT state, count(*) FROM requests WHERE {where} GROUP BY state", *params
         )
-        return {_KIND_OF[RequestState(cast(int, state))]: cast(int, n) for state, n in rows}
+        return {KIND_OF[RequestState(cast(int, state))]: cast(int, n) for state, n in rows}
 
     async def result(self, batch: BatchRecord, custom_id: str) -> ResultRow | None:
         """The finished request `custom_id` of the batch, if it has finished."""

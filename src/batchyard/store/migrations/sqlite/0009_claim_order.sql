@@ -1,0 +1,3 @@
+-- Claims take a batch's queued requests by (available_at, key). SQLite's index
+-- requests_queued (batch_seq, available_at) already ends with the rowid, which is
+-- the key: nothing to change (the version is kept in step with PostgreSQL's).
