@@ -278,6 +278,33 @@ def messages_request(body: dict[str, Any]) -> MessageCreateParams:
     if not isinstance(chat, list) or not chat:
         raise ChatRequestError("messages: must be a non-empty list", "messages")
     _check_fields(body)
+    system, turns = _turns(chat)
+    params: dict[str, Any] = {
+        "model": body["model"],
+        "max_tokens": body.get("max_completion_tokens")
+        or body.get("max_tokens")
+        or DEFAULT_MAX_TOKENS,
+        "messages": turns,
+    }
+    if system:
+        params["system"] = "\n\n".join(system)
+    _add_sampling(body, params)
+    if body.get("tools"):
+        params["tools"] = _tools(body["tools"])
+        choice = _tool_choice(body.get("tool_choice"), body.get("parallel_tool_calls"))
+        if choice is not None:
+            params["tool_choice"] = choice
+    output_config = _output_config(body)
+    if output_config is not None:
+        params["output_config"] = output_config
+    try:
+        return decode_params(msgspec.json.encode(params))
+    except InvalidParams as exc:
+        raise _chat_error(exc) from None
+
+
+def _turns(chat: list[Any]) -> tuple[list[str], list[dict[str, Any]]]:
+    """The system texts and the alternating user/assistant turns of a chat."""
     system: list[str] = []
     turns: list[dict[str, Any]] = []
 
@@ -305,15 +332,10 @@ def messages_request(body: dict[str, Any]) -> MessageCreateParams:
             add("user", [result])
         else:
             raise ChatRequestError(f"{where}.role: unsupported role {role!r}", "messages")
-    params: dict[str, Any] = {
-        "model": body["model"],
-        "max_tokens": body.get("max_completion_tokens")
-        or body.get("max_tokens")
-        or DEFAULT_MAX_TOKENS,
-        "messages": turns,
-    }
-    if system:
-        params["system"] = "\n\n".join(system)
+    return system, turns
+
+
+def _add_sampling(body: dict[str, Any], params: dict[str, Any]) -> None:
     stop = body.get("stop")
     if stop:
         params["stop_sequences"] = [stop] if isinstance(stop, str) else list(stop)
@@ -329,15 +351,3 @@ def messages_request(body: dict[str, Any]) -> MessageCreateParams:
     for key in ("top_p", "top_k"):
         if body.get(key) is not None:
             params[key] = body[key]
-    if body.get("tools"):
-        params["tools"] = _tools(body["tools"])
-        choice = _tool_choice(body.get("tool_choice"), body.get("parallel_tool_calls"))
-        if choice is not None:
-            params["tool_choice"] = choice
-    output_config = _output_config(body)
-    if output_config is not None:
-        params["output_config"] = output_config
-    try:
-        return decode_params(msgspec.json.encode(params))
-    except InvalidParams as exc:
-        raise _chat_error(exc) from None
