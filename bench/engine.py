@@ -21,7 +21,7 @@ import httpx
 import msgspec
 
 from batchyard.engines.local import LocalEngine
-from batchyard.wire.messages import decode_params
+from batchyard.wire.params import decode_params
 from bench.common import headers, start_server, wait_ended
 
 MODEL = "smollm2-135m-instruct"

@@ -23,7 +23,8 @@ from pathlib import Path
 
 import llama_cpp as ll
 
-from batchyard.engines.llama_runtime import Generation, LlamaRuntime, Sampling
+from batchyard.engines.llama_generation import Generation, Sampling
+from batchyard.engines.llama_runtime import LlamaRuntime
 from batchyard.engines.local import f16_weights, shipped_weights
 from batchyard.grammar import json_schema as js
 

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from batchyard.engines.llama_runtime import Generation, LlamaRuntime, Sampling
+from batchyard.engines.llama_generation import Generation, Sampling
+from batchyard.engines.llama_runtime import LlamaRuntime
 from batchyard.engines.local import f16_weights, shipped_weights
 
 SYSTEM = "You sort customer messages into one word labels. " + " ".join(

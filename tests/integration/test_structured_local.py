@@ -13,7 +13,8 @@ import jsonschema_rs
 import pydantic
 import pytest
 
-from batchyard.engines.llama_runtime import Generation, LlamaRuntime
+from batchyard.engines.llama_generation import Generation
+from batchyard.engines.llama_runtime import LlamaRuntime
 from batchyard.engines.local import f16_weights, shipped_weights
 from batchyard.grammar.json_schema import json_schema_grammar
 from tests.conftest import client_for, openai_client_for

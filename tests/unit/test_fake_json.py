@@ -15,7 +15,8 @@ from batchyard.engines.fake import FakeEngine
 from batchyard.engines.fake_json import UnsupportedSchema, example, pattern_example
 from batchyard.errors import EngineError
 from batchyard.grammar.json_rules import FORMATS
-from batchyard.wire.messages import MessageCreateParams, TextContent, ToolUseContent, decode_params
+from batchyard.wire.messages import MessageCreateParams, TextContent, ToolUseContent
+from batchyard.wire.params import decode_params
 
 PROMPT = "Extract the invoice fields from: ACME Corp, 12 May, total 340.50 EUR"
 WORDS = PROMPT.split()

@@ -9,7 +9,7 @@ import pytest
 
 from batchyard.engines.features import ALL_FEATURES, refuse_unsupported
 from batchyard.errors import EngineError
-from batchyard.wire.messages import decode_params
+from batchyard.wire.params import decode_params
 
 DOC = {
     "type": "document",

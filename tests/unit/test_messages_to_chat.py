@@ -17,7 +17,8 @@ from batchyard.translate.messages_to_chat import (
     from_chat_response,
     to_chat_request,
 )
-from batchyard.wire.messages import TextContent, ThinkingContent, ToolUseContent, decode_params
+from batchyard.wire.messages import TextContent, ThinkingContent, ToolUseContent
+from batchyard.wire.params import decode_params
 from batchyard.wire.streaming import (
     ContentBlockDelta,
     ContentBlockStart,

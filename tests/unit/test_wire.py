@@ -10,7 +10,8 @@ import pytest
 from batchyard.engines.fake import FakeEngine
 from batchyard.errors import EngineError, InvalidRequest
 from batchyard.services.message_batches import parse_create_body
-from batchyard.wire.messages import InvalidParams, body_as_sent, decode_params, with_model
+from batchyard.wire.errors import InvalidParams
+from batchyard.wire.params import body_as_sent, decode_params, with_model
 
 
 def p(**kw: Any) -> dict[str, Any]:

@@ -15,7 +15,8 @@ from batchyard.engines.features import ALL_FEATURES
 from batchyard.engines.remote import AdaptiveLimit, error_for_exception, error_for_status
 from batchyard.engines.slots import PrioritySlots
 from batchyard.errors import EngineError
-from batchyard.wire.messages import Message, MessageCreateParams, body_as_sent
+from batchyard.wire.messages import Message, MessageCreateParams
+from batchyard.wire.params import body_as_sent
 from batchyard.wire.streaming import StreamEvent
 
 _message_decoder = msgspec.json.Decoder(Message)

@@ -11,7 +11,8 @@ from collections.abc import AsyncGenerator
 from batchyard.engines.features import refuse_unsupported
 from batchyard.engines.router import EngineRouter, Resolved
 from batchyard.engines.slots import Priority
-from batchyard.wire.messages import Message, MessageCreateParams, with_model
+from batchyard.wire.messages import Message, MessageCreateParams
+from batchyard.wire.params import with_model
 from batchyard.wire.streaming import MessageStart, StreamEvent
 
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import llama_cpp as ll
 
 if TYPE_CHECKING:
-    from batchyard.engines.llama_runtime import Generation
+    from batchyard.engines.llama_generation import Generation
 
 FLASH_TILE_ROWS = 64
 """ggml's CPU flash attention takes its tiled loop from this many query rows a

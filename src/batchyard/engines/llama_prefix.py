@@ -12,7 +12,7 @@ import llama_cpp as ll
 from batchyard.engines.prefix_cache import PrefixCache, common_prefix
 
 if TYPE_CHECKING:
-    from batchyard.engines.llama_runtime import Generation
+    from batchyard.engines.llama_generation import Generation
 
 log = logging.getLogger("batchyard.llama")
 

@@ -12,7 +12,7 @@ import llama_cpp as ll
 from batchyard.engines.llama_grammar import Candidates
 
 if TYPE_CHECKING:
-    from batchyard.engines.llama_runtime import Generation, Sampling
+    from batchyard.engines.llama_generation import Generation, Sampling
 
 
 def sampler_chain(sampling: Sampling) -> Any:

@@ -23,8 +23,8 @@ from batchyard.engines.answer_shape import AnswerShape, answer_shape, call_text,
 from batchyard.engines.prefix_cache import common_prefix
 from batchyard.engines.slots import PrioritySlots
 from batchyard.errors import EngineError
+from batchyard.wire.cache_control import CACHE_TTL_SECONDS, cache_marks
 from batchyard.wire.messages import (
-    CACHE_TTL_SECONDS,
     CacheCreationUsage,
     ContentBlock,
     Message,
@@ -37,7 +37,6 @@ from batchyard.wire.messages import (
     ToolResultBlock,
     ToolUseBlock,
     Usage,
-    cache_marks,
     text_of,
 )
 from batchyard.wire.streaming import (
@@ -281,7 +280,7 @@ class LocalEngine:
     def _generation(
         self, params: MessageCreateParams, shape: AnswerShape, done: Any, on_text: Any = None
     ) -> Any:
-        from batchyard.engines.llama_runtime import Generation, Sampling
+        from batchyard.engines.llama_generation import Generation, Sampling
 
         temperature = 1.0 if params.temperature is None else params.temperature
         prompt = self.prompt_tokens(params, shape)

@@ -17,7 +17,8 @@ from batchyard.store.layout import RequestState
 from batchyard.store.records import ClaimedRequest, Outcome, TokenUsage
 from batchyard.translate.chat_to_messages import ChatRequestError, messages_request
 from batchyard.translate.envelope import unservable_reason, unwrap_chat_body
-from batchyard.wire.messages import InvalidParams, decode_params
+from batchyard.wire.errors import InvalidParams
+from batchyard.wire.params import decode_params
 
 
 class Attempts:

@@ -14,13 +14,7 @@ from typing import Any
 
 import msgspec
 
-from batchyard.wire.messages import (
-    Message,
-    TextContent,
-    ThinkingContent,
-    ToolUseContent,
-    Usage,
-)
+from batchyard.wire.messages import Message, TextContent, ThinkingContent, ToolUseContent, Usage
 from batchyard.wire.streaming import (
     ContentBlockDelta,
     ContentBlockStart,

@@ -11,7 +11,9 @@ from typing import Any
 
 import msgspec
 
-from batchyard.wire.messages import InvalidParams, MessageCreateParams, decode_params
+from batchyard.wire.errors import InvalidParams
+from batchyard.wire.messages import MessageCreateParams
+from batchyard.wire.params import decode_params
 
 DEFAULT_MAX_TOKENS = 4096
 

@@ -7,15 +7,11 @@ through untouched, unknown ones are rejected.
 
 from __future__ import annotations
 
-import re
-from typing import TYPE_CHECKING, Annotated, Any, Literal, NamedTuple, TypeVar, Union
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
 import msgspec
 
-from batchyard.wire.errors import InvalidParams as InvalidParams  # the decoders raise it
-from batchyard.wire.errors import format_validation_error
 from batchyard.wire.pass_through import PASS_THROUGH_BLOCKS
-from batchyard.wire.request_checks import check_request
 from batchyard.wire.sources import DocumentSource, ImageSource
 
 # --- request -----------------------------------------------------------------
@@ -189,125 +185,6 @@ class CountTokensParams(msgspec.Struct, forbid_unknown_fields=True):
 
 class CountTokensResult(msgspec.Struct):
     input_tokens: int
-
-
-_P = TypeVar("_P", MessageCreateParams, CountTokensParams)
-_params_decoder = msgspec.json.Decoder(MessageCreateParams)
-
-
-_count_decoder = msgspec.json.Decoder(CountTokensParams)
-
-
-def _decode(decoder: msgspec.json.Decoder[_P], raw: bytes | bytearray | memoryview) -> _P:
-    """Decode and check a Messages-shaped body; any problem is an InvalidParams."""
-    try:
-        params = decoder.decode(raw)
-    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-        raise InvalidParams(_extra_input(str(exc)) or format_validation_error(exc)) from None
-    if params.messages[0].role != "user":
-        raise InvalidParams("messages: the first message must use the `user` role")
-    check_cache_control(params)
-    check_request(params)
-    return params
-
-
-_UNKNOWN_FIELD = re.compile(r"^Object contains unknown field `(.+?)`(?: - at `\$\.?(.*)`)?$")
-
-
-def _extra_input(error: str) -> str | None:
-    """A key no Messages request has, as the hosted API words its refusal."""
-    match = _UNKNOWN_FIELD.match(error)
-    if match is None:
-        return None
-    key, at = match.group(1), (match.group(2) or "").replace("[", ".").replace("]", "")
-    return f"{at + '.' if at else ''}{key}: Extra inputs are not permitted"
-
-
-CACHE_TTL_SECONDS = {"5m": 300.0, "1h": 3600.0}
-"""The `ttl`s a `cache_control` breakpoint may ask for (the hosted API's), in seconds."""
-MAX_CACHE_BREAKPOINTS = 4
-
-
-class CacheMark(NamedTuple):
-    """A `cache_control` breakpoint and where it is: `system` (block `block`), `messages`
-    (message `message`, block `block`), `tools` (tool `block`) or the top level."""
-
-    where: str
-    mark: object
-    part: Literal["top", "system", "messages", "tools"]
-    message: int = -1
-    block: int = -1
-
-
-def cache_marks(params: MessageCreateParams | CountTokensParams) -> list[CacheMark]:
-    """Every `cache_control` of a request, in prompt order (the top-level one first)."""
-    marks: list[CacheMark] = []
-    if params.cache_control is not None:
-        marks.append(CacheMark("cache_control", params.cache_control, "top"))
-    if isinstance(params.system, list):
-        marks += [
-            CacheMark(f"system.{j}.cache_control", b.cache_control, "system", block=j)
-            for j, b in enumerate(params.system)
-            if b.cache_control is not None
-        ]
-    for i, message in enumerate(params.messages):
-        if not isinstance(message.content, str):
-            for j, block in enumerate(message.content):
-                mark = getattr(block, "cache_control", None)
-                if mark is not None:
-                    where = f"messages.{i}.content.{j}.cache_control"
-                    marks.append(CacheMark(where, mark, "messages", i, j))
-    for k, tool in enumerate(params.tools or []):
-        if isinstance(tool, dict) and tool.get("cache_control") is not None:
-            where = f"tools.{k}.cache_control"
-            marks.append(CacheMark(where, tool["cache_control"], "tools", block=k))
-    return marks
-
-
-def check_cache_control(params: MessageCreateParams | CountTokensParams) -> None:
-    """`cache_control` as the hosted API takes it: `{"type": "ephemeral"}` with an optional
-    `ttl` of 5m or 1h, at most four breakpoints."""
-    marks = cache_marks(params)
-    if len(marks) > MAX_CACHE_BREAKPOINTS:
-        raise InvalidParams(
-            f"A maximum of {MAX_CACHE_BREAKPOINTS} blocks with cache_control may be"
-            f" provided. Found {len(marks)}."
-        )
-    for where, mark, *_ in marks:
-        if not isinstance(mark, dict) or mark.get("type") != "ephemeral":
-            raise InvalidParams(f"{where}.type: Input should be 'ephemeral'")
-        if mark.get("ttl", "5m") not in CACHE_TTL_SECONDS:
-            raise InvalidParams(f"{where}.ttl: Input should be '5m' or '1h'")
-        unknown = sorted(set(mark) - {"type", "ttl"})
-        if unknown:
-            raise InvalidParams(f"{where}.{unknown[0]}: Extra inputs are not permitted")
-
-
-def decode_params(raw: bytes | bytearray | memoryview) -> MessageCreateParams:
-    return _kept(_decode(_params_decoder, raw), raw)
-
-
-def decode_count_params(raw: bytes | bytearray | memoryview) -> MessageCreateParams:
-    return _kept(_decode(_count_decoder, raw).as_create_params(), raw)
-
-
-def _kept(params: MessageCreateParams, raw: bytes | bytearray | memoryview) -> MessageCreateParams:
-    params.__dict__["body"] = bytes(raw)
-    return params
-
-
-def body_as_sent(params: MessageCreateParams) -> bytes | None:
-    """The JSON the request was decoded from, every block and field as the client sent it
-    (for an upstream that takes all of it); None for a request built here."""
-    body: bytes | None = params.__dict__.get("body")
-    return body
-
-
-def with_model(params: MessageCreateParams, model: str) -> MessageCreateParams:
-    """`params` for another model name, the body as sent kept with it."""
-    renamed = msgspec.structs.replace(params, model=model)
-    renamed.__dict__.update(params.__dict__)
-    return renamed
 
 
 def text_of(content: str | list[Any] | None) -> str:

@@ -18,15 +18,9 @@ from batchyard.engines.router import EngineRouter
 from batchyard.engines.slots import Priority
 from batchyard.errors import EngineError, InvalidRequest
 from batchyard.store.records import TokenUsage
-from batchyard.wire.errors import ErrorObject, ErrorResponse
-from batchyard.wire.messages import (
-    CountTokensResult,
-    InvalidParams,
-    MessageCreateParams,
-    Usage,
-    decode_count_params,
-    decode_params,
-)
+from batchyard.wire.errors import ErrorObject, ErrorResponse, InvalidParams
+from batchyard.wire.messages import CountTokensResult, MessageCreateParams, Usage
+from batchyard.wire.params import decode_count_params, decode_params
 from batchyard.wire.streaming import (
     MessageDelta,
     MessageStart,

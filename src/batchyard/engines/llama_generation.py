@@ -1,0 +1,67 @@
+"""One request as the llama.cpp runtime sees it: its prompt, sampling and answer shape,
+what it produced, and the runtime's state of it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(slots=True)
+class Sampling:
+    temperature: float = 1.0
+    top_p: float | None = None
+    top_k: int | None = None
+    seed: int | None = None
+
+
+@dataclass(slots=True)
+class Generation:
+    """One request for the runtime; `done` is called from the runtime thread."""
+
+    prompt: list[int]
+    max_tokens: int
+    stop: list[str]
+    sampling: Sampling
+    done: Callable[[Generation], None]
+    on_text: Callable[[str], None] | None = None
+    breakpoints: list[tuple[int, float]] = field(default_factory=list)
+    """`cache_control` breakpoints: (prompt position, seconds to keep that prefix)."""
+    on_start: Callable[[Generation], None] | None = None
+    """Called once the prompt's cached part is known (before its first token)."""
+    logit_digests: list[bytes] | None = None
+    """When a list: a digest of the logits each token was sampled from (for tests of
+    determinism, bit for bit)."""
+    grammar: str | None = None
+    """GBNF the answer must follow (structured outputs, forced tool calls); checked
+    with `LlamaRuntime.grammar_ok` before it is submitted."""
+    # results
+    text: str = ""
+    output_tokens: int = 0
+    stop_reason: str = "end_turn"
+    stop_sequence: str | None = None
+    error: str | None = None
+    cancelled: bool = False
+    cache_read: int = 0
+    """Prompt tokens whose KV was copied, not computed."""
+    cache_creation: int = 0
+    """Prompt tokens newly kept in the cache at a `cache_control` breakpoint."""
+    cache_creation_1h: int = 0
+    """The part of `cache_creation` kept for an hour (the rest for five minutes)."""
+    # runtime state
+    seq: int = -1
+    prefilled: int = 0
+    n_past: int = 0
+    last_token: int = -1
+    logit_index: int = -1
+    out: bytearray = field(default_factory=bytearray)
+    sampler: Any = None
+    grammar_sampler: Any = None
+    emitted: int = 0
+    decoded: list[int] = field(default_factory=list)
+    """Generated tokens whose KV is in the sequence (all but the last sampled one)."""
+
+    def kv_tokens(self) -> list[int]:
+        """The tokens whose KV this sequence holds, from position 0."""
+        return self.prompt[: self.prefilled] + self.decoded
