@@ -14,7 +14,7 @@ from batchyard.store import migrations
 from batchyard.store.layout import RequestState
 from batchyard.store.port import Store
 from batchyard.store.records import BatchRecord, NewBatch, Outcome, UnknownCursor
-from batchyard.store.sql import SqlRunner
+from batchyard.store.sql_runner import SqlRunner
 from batchyard.store.sqlite import SQLiteStore
 
 pytestmark = pytest.mark.anyio

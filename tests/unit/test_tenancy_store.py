@@ -24,7 +24,7 @@ from batchyard.store.records import (
     UnknownCursor,
     WorkspaceRecord,
 )
-from batchyard.store.sql import SqlRunner
+from batchyard.store.sql_runner import SqlRunner
 
 pytestmark = pytest.mark.anyio
 DAY = 86400.0

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from batchyard.store.records import FileRecord
-from batchyard.store.sql import Row, SqlRunner, page
+from batchyard.store.sql_runner import Row, SqlRunner, page
 
 _COLUMNS = "id, workspace_id, filename, purpose, bytes, created_at, expires_at, blob"
 

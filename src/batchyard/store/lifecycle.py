@@ -33,7 +33,7 @@ from batchyard.store.records import (
     UsageRow,
     created_record,
 )
-from batchyard.store.sql import Row, batch_record, usage_params
+from batchyard.store.sql_runner import Row, batch_record, usage_params
 from batchyard.store.tallies import usage_rows, usage_sums
 
 

@@ -1,5 +1,5 @@
 """The in-memory store's rows: a batch holding its requests, the table of batches, and
-cursor pages over a table (the rules of `store.sql.page`, on Python lists)."""
+cursor pages over a table (the rules of `store.sql_runner.page`, on Python lists)."""
 
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from batchyard.store.queries import BATCH_COLUMNS
 from batchyard.store.records import BatchRecord, OpenAIBatchRecord
-from batchyard.store.sql import Row, SqlRunner, Statement, batch_record, page
+from batchyard.store.sql_runner import Row, SqlRunner, Statement, batch_record, page
 
 _COLUMNS = (
     "id, workspace_id, batch_id, endpoint, input_file_id, completion_window, metadata, errors,"

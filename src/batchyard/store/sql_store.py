@@ -23,7 +23,7 @@ from batchyard.store.records import (
     Outcome,
     RecordReport,
 )
-from batchyard.store.sql import Row, Statement, batch_record, page
+from batchyard.store.sql_runner import Row, Statement, batch_record, page
 from batchyard.store.tenancy_sql import SqlTenancy
 from batchyard.store.views_sql import SqlBatchViews
 from batchyard.store.webhooks_sql import SqlWebhooks

@@ -27,7 +27,7 @@ from batchyard.store import migrations
 from batchyard.store import queries as q
 from batchyard.store.layout import KEY_BITS, key_range
 from batchyard.store.records import BatchRecord, ClaimedRequest, Outcome
-from batchyard.store.sql import Row
+from batchyard.store.sql_runner import Row
 from batchyard.store.sql_store import SqlStore, TxBody
 
 P = ParamSpec("P")

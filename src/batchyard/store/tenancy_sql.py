@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from batchyard.store.queries import USAGE_UPSERT
 from batchyard.store.records import ApiKeyRecord, RateLimits, UsageRow, WorkspaceRecord
-from batchyard.store.sql import Row, SqlRunner, page, usage_params
+from batchyard.store.sql_runner import Row, SqlRunner, page, usage_params
 
 _WORKSPACE_COLUMNS = (
     "id, name, display_color, created_at, archived_at,"

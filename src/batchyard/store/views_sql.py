@@ -10,7 +10,7 @@ from typing import cast
 from batchyard.store.layout import KIND_OF, RESULT_KINDS, RequestState, key_range
 from batchyard.store.queries import BATCH_COLUMNS
 from batchyard.store.records import BatchRecord, BatchRow, ResultRow, made_line
-from batchyard.store.sql import Row, SqlRunner, batch_record
+from batchyard.store.sql_runner import Row, SqlRunner, batch_record
 
 _SELECT_ROWS = (
     f"SELECT {', '.join('b.' + c.strip() for c in BATCH_COLUMNS.split(','))}, b.dialect, o.id"

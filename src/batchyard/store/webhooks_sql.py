@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from batchyard.store.queries import BATCH_COLUMNS
 from batchyard.store.records import WebhookDue
-from batchyard.store.sql import SqlRunner, batch_record
+from batchyard.store.sql_runner import SqlRunner, batch_record
 
 
 class SqlWebhooks:

@@ -9,7 +9,7 @@ from typing import cast
 import msgspec
 
 from batchyard.store.records import FORGET_WORKERS_AFTER_SECONDS, EngineLoad, WorkerStatus
-from batchyard.store.sql import SqlRunner
+from batchyard.store.sql_runner import SqlRunner
 
 _COLUMNS = "id, host, pid, started_at, seen_at, stopped_at, in_flight, processed, engines"
 
