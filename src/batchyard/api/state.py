@@ -11,6 +11,7 @@ from batchyard.auth.tenancy import Tenancy
 from batchyard.composition import Services
 from batchyard.engines.router import EngineRouter
 from batchyard.scheduler.worker import Worker
+from batchyard.services.costs import CostService
 from batchyard.services.dashboard import DashboardService
 from batchyard.services.files import FileService
 from batchyard.services.health import HealthService
@@ -47,6 +48,10 @@ def tenancy(request: Request) -> Tenancy:
 
 def usage(request: Request) -> UsageService:
     return services(request).usage
+
+
+def costs(request: Request) -> CostService:
+    return services(request).costs
 
 
 def dashboard(request: Request) -> DashboardService:

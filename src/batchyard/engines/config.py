@@ -9,7 +9,8 @@ common one-engine case:
     api_key_env = "VLLM_API_KEY"           # or api_key = "..."
     capacity = 64
     models = [
-      { id = "llama-3.1-8b", upstream = "meta-llama/Llama-3.1-8B-Instruct", aliases = ["llama"] },
+      { id = "llama-3.1-8b", upstream = "meta-llama/Llama-3.1-8B-Instruct", aliases = ["llama"],
+        prices = { input = 0.20, output = 0.60 } },   # USD per million tokens (cost report)
     ]
 """
 
@@ -23,6 +24,41 @@ import msgspec
 EngineKind = Literal["fake", "local", "openai", "anthropic"]
 
 
+class ModelPrices(msgspec.Struct, forbid_unknown_fields=True):
+    """USD per million tokens, for the cost report. Cache prices default to the hosted
+    API's multiples of the input price (reads 0.1x, 5-minute writes 1.25x, 1-hour
+    writes 2x); batch results cost `batch_discount` of the price (the hosted 50%)."""
+
+    input: float
+    output: float
+    cache_read: float | None = None
+    cache_write_5m: float | None = None
+    cache_write_1h: float | None = None
+    batch_discount: float = 0.5
+
+    def __post_init__(self) -> None:
+        for name in ("input", "output", "cache_read", "cache_write_5m", "cache_write_1h"):
+            value = getattr(self, name)
+            if value is not None and value < 0:
+                raise ValueError(f"prices.{name}: must not be negative")
+        if not 0 < self.batch_discount <= 1:
+            raise ValueError("prices.batch_discount: must be in (0, 1]")
+
+    def per_million(self) -> dict[str, float]:
+        """Each token type of the usage report → its price."""
+        return {
+            "uncached_input_tokens": self.input,
+            "output_tokens": self.output,
+            "cache_read_input_tokens": _or(self.cache_read, self.input * 0.1),
+            "cache_creation.ephemeral_5m_input_tokens": _or(self.cache_write_5m, self.input * 1.25),
+            "cache_creation.ephemeral_1h_input_tokens": _or(self.cache_write_1h, self.input * 2),
+        }
+
+
+def _or(value: float | None, default: float) -> float:
+    return default if value is None else value
+
+
 class ModelConfig(msgspec.Struct, forbid_unknown_fields=True):
     id: str
     """The name clients send; a glob (`claude-*`) routes every matching name."""
@@ -32,6 +68,8 @@ class ModelConfig(msgspec.Struct, forbid_unknown_fields=True):
     display_name: str | None = None
     max_input_tokens: int | None = None
     max_tokens: int | None = None
+    prices: ModelPrices | None = None
+    """What its tokens cost (the cost report); none: not priced."""
 
 
 class EngineConfig(msgspec.Struct, forbid_unknown_fields=True):

@@ -44,14 +44,27 @@ class EngineRouter:
                 for name in (route.model.id, *route.model.aliases):
                     self._exact.setdefault(name, route)
 
-    def resolve(self, model: str) -> Resolved:
+    def _route(self, model: str) -> Route:
         route = self._exact.get(model)
         if route is not None:
-            return Resolved(route.engine, route.model.id, route.model.upstream or route.model.id)
+            return route
         for route in self.routes:
             if route.is_pattern and fnmatch.fnmatchcase(model, route.model.id):
-                return Resolved(route.engine, model, route.model.upstream or model)
+                return route
         raise UnknownModel(model)
+
+    def resolve(self, model: str) -> Resolved:
+        route = self._route(model)
+        if route.is_pattern:
+            return Resolved(route.engine, model, route.model.upstream or model)
+        return Resolved(route.engine, route.model.id, route.model.upstream or route.model.id)
+
+    def config_of(self, model: str) -> ModelConfig | None:
+        """The configuration of the route `model` takes (None: it routes nowhere now)."""
+        try:
+            return self._route(model).model
+        except UnknownModel:
+            return None
 
     def engine_for(self, model: str) -> Engine:
         return self.resolve(model).engine

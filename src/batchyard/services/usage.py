@@ -86,36 +86,60 @@ class UsageService:
         return await usage_report(self.store, q)
 
 
-async def usage_report(store: TenancyStore, q: UsageQuery) -> UsageReport:
-    if q.bucket_width not in WIDTHS:
+@dataclass(frozen=True, slots=True)
+class Window:
+    """One page of a report: buckets of `width` seconds from `start` to `end`, and the
+    cursor of the next page (None on the last)."""
+
+    start: int
+    end: int
+    width: int
+    next_page: str | None
+
+
+def report_window(
+    starting_at: str, ending_at: str | None, bucket_width: str, limit: int | None, page: str | None
+) -> Window:
+    """The page of buckets a usage or cost report's parameters ask for (hosted rules:
+    buckets snapped to their width, a default and a most per page, `page` cursors)."""
+    if bucket_width not in WIDTHS:
         raise InvalidRequest(
-            f"bucket_width: {q.bucket_width!r} is not available here; usage is counted per"
+            f"bucket_width: {bucket_width!r} is not available here; usage is counted per"
             " hour, so use 1h or 1d"
         )
-    for name in q.group_by:
-        if name not in GROUPS:
-            raise InvalidRequest(f"group_by: {name!r} is not one of {', '.join(GROUPS)}")
-    width = WIDTHS[q.bucket_width]
-    default_size, most = _PAGE_SIZES[q.bucket_width]
-    size = q.limit or default_size
+    width = WIDTHS[bucket_width]
+    default_size, most = _PAGE_SIZES[bucket_width]
+    size = limit or default_size
     if not 1 <= size <= most:
-        raise InvalidRequest(
-            f"limit: must be between 1 and {most} for bucket_width {q.bucket_width}"
-        )
-    start = _instant("starting_at", q.starting_at) // width * width
-    end = _instant("ending_at", q.ending_at) if q.ending_at else start + size * width
+        raise InvalidRequest(f"limit: must be between 1 and {most} for bucket_width {bucket_width}")
+    start = _instant("starting_at", starting_at) // width * width
+    end = _instant("ending_at", ending_at) if ending_at else start + size * width
     if end <= start:
         raise InvalidRequest("ending_at: must be after starting_at")
-    cursor = _decode_page(q.page) if q.page else start
+    cursor = _decode_page(page) if page else start
     if not start <= cursor < end:
         raise InvalidRequest("page: the cursor is outside this report's range")
     n = min(size, -(-(end - cursor) // width))
     page_end = min(end, cursor + n * width)
-    rows = [r for r in await store.usage(cursor, page_end) if _wanted(r, q.filters)]
-    buckets = _buckets(rows, cursor, page_end, width, q.group_by)
-    more = page_end < end
+    return Window(cursor, page_end, width, _encode_page(page_end) if page_end < end else None)
+
+
+def bucket_bounds(window: Window) -> list[tuple[datetime, datetime]]:
+    return [
+        (to_datetime(lo), to_datetime(min(lo + window.width, window.end)))
+        for lo in range(window.start, window.end, window.width)
+    ]
+
+
+async def usage_report(store: TenancyStore, q: UsageQuery) -> UsageReport:
+    for name in q.group_by:
+        if name not in GROUPS:
+            raise InvalidRequest(f"group_by: {name!r} is not one of {', '.join(GROUPS)}")
+    window = report_window(q.starting_at, q.ending_at, q.bucket_width, q.limit, q.page)
+    rows = [r for r in await store.usage(window.start, window.end) if _wanted(r, q.filters)]
+    buckets = _buckets(rows, window, q.group_by)
     return UsageReport(
-        data=buckets, has_more=more, next_page=_encode_page(page_end) if more else None
+        data=buckets, has_more=window.next_page is not None, next_page=window.next_page
     )
 
 
@@ -125,15 +149,13 @@ def _wanted(row: UsageRow, filters: dict[str, Sequence[str]]) -> bool:
     )
 
 
-def _buckets(
-    rows: list[UsageRow], start: int, end: int, width: int, group_by: Sequence[str]
-) -> list[UsageBucket]:
+def _buckets(rows: list[UsageRow], window: Window, group_by: Sequence[str]) -> list[UsageBucket]:
     sums: dict[int, dict[tuple[str, ...], list[int]]] = defaultdict(
         lambda: defaultdict(lambda: [0] * 6)
     )
     for row in rows:
         group = tuple(_group_value(row, name) for name in group_by)
-        acc = sums[(row.bucket - start) // width][group]
+        acc = sums[(row.bucket - window.start) // window.width][group]
         counts = (
             row.input_tokens,
             row.output_tokens,
@@ -145,7 +167,7 @@ def _buckets(
         for k, n in enumerate(counts):
             acc[k] += n
     buckets = []
-    for i, lo in enumerate(range(start, end, width)):
+    for i, (lo, hi) in enumerate(bucket_bounds(window)):
         results = []
         for group, acc in sorted(sums.get(i, {}).items()):
             tokens_in, tokens_out, requests, read, created_5m, created_1h = acc
@@ -161,7 +183,7 @@ def _buckets(
             for name, value in zip(group_by, group, strict=True):
                 setattr(result, name, value or None)
             results.append(result)
-        buckets.append(UsageBucket(to_datetime(lo), to_datetime(min(lo + width, end)), results))
+        buckets.append(UsageBucket(lo, hi, results))
     return buckets
 
 

@@ -147,6 +147,37 @@ class UsageReport(msgspec.Struct):
     next_page: str | None
 
 
+class CostResult(msgspec.Struct):
+    """One cost item of a bucket (the hosted cost report's); the fields other than
+    `amount`/`currency` are null unless the report is grouped by them."""
+
+    amount: str
+    """In cents, as a decimal string ("123.45" is $1.23)."""
+    currency: str = "USD"
+    workspace_id: str | None = None
+    description: str | None = None
+    cost_type: str | None = None
+    context_window: str | None = None
+    model: str | None = None
+    service_tier: str | None = None
+    token_type: str | None = None
+    inference_geo: str | None = None
+
+
+class CostBucket(msgspec.Struct):
+    starting_at: datetime
+    ending_at: datetime
+    results: list[CostResult]
+
+
+class CostReport(msgspec.Struct, omit_defaults=True):
+    data: list[CostBucket]
+    has_more: bool
+    next_page: str | None
+    batchyard_note: str | None = None
+    """batchyard: why the report is empty or partial (models without prices)."""
+
+
 class OrganizationInfo(msgspec.Struct):
     id: str
     name: str

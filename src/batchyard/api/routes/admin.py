@@ -1,6 +1,6 @@
 """The Admin API under `/v1/organizations/` (admin keys only; admission checks that).
 
-Workspaces, API keys and the usage report, in the hosted API's paths and shapes.
+Workspaces, API keys, the usage report and the cost report, in the hosted API's paths and shapes.
 Users, invites, service accounts and the rest of the hosted Admin API are not
 part of batchyard: they answer 404 saying so.
 """
@@ -19,6 +19,7 @@ from batchyard.api.requests import page_limit, read_body
 from batchyard.api.responses import json_response
 from batchyard.clock import to_datetime, to_datetime_or_none
 from batchyard.errors import InvalidRequest, NotFound
+from batchyard.services.costs import CostQuery
 from batchyard.services.usage import UsageQuery
 from batchyard.store.records import ApiKeyRecord, RateLimits, WorkspaceRecord
 from batchyard.wire.admin import (
@@ -235,10 +236,29 @@ async def messages_usage_report(request: Request) -> Response:
     return json_response(await state.usage(request).report(query))
 
 
+async def cost_report(request: Request) -> Response:
+    q = request.query_params
+    starting_at = q.get("starting_at")
+    if not starting_at:
+        raise InvalidRequest("starting_at: required (an RFC 3339 date-time)")
+    raw_limit = q.get("limit")
+    if raw_limit is not None and not raw_limit.isdigit():
+        raise InvalidRequest("limit: must be an integer")
+    query = CostQuery(
+        starting_at=starting_at,
+        ending_at=q.get("ending_at"),
+        bucket_width=q.get("bucket_width", "1d"),
+        group_by=_list(request, "group_by"),
+        limit=int(raw_limit) if raw_limit is not None else None,
+        page=q.get("page"),
+    )
+    return json_response(await state.costs(request).report(query))
+
+
 async def not_offered(request: Request) -> Response:
     raise NotFound(
         f"{request.url.path} is not part of batchyard's Admin API: it has workspaces, API keys"
-        " and the usage report; users, invites, service accounts and the rest are not offered"
+        " the usage and cost reports; users, invites, service accounts and the rest are not offered"
     )
 
 
@@ -256,6 +276,7 @@ routes = [
     Route("/v1/organizations/api_keys/{api_key_id}", retrieve_key, methods=["GET"]),
     Route("/v1/organizations/api_keys/{api_key_id}", update_key, methods=["POST"]),
     Route("/v1/organizations/usage_report/messages", messages_usage_report, methods=["GET"]),
+    Route("/v1/organizations/cost_report", cost_report, methods=["GET"]),
     Route(
         "/v1/organizations/{rest:path}",
         not_offered,
