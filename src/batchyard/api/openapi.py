@@ -15,6 +15,7 @@ from starlette.routing import Route
 from batchyard import __version__
 from batchyard.wire import admin
 from batchyard.wire.batches import DeletedMessageBatch, MessageBatch, MessageBatchPage
+from batchyard.wire.completions import Completion, CompletionCreateParams
 from batchyard.wire.errors import ErrorResponse
 from batchyard.wire.messages import (
     CountTokensParams,
@@ -37,6 +38,8 @@ _TYPES: list[Any] = [
     CountTokensParams,
     Message,
     CountTokensResult,
+    CompletionCreateParams,
+    Completion,
     MessageBatch,
     MessageBatchPage,
     DeletedMessageBatch,
@@ -144,6 +147,11 @@ def _message_paths() -> dict[str, Any]:
         "/v1/messages": {"post": _op("Create a message", "Message", body="MessageCreateParams")},
         "/v1/messages/count_tokens": {
             "post": _op("Count input tokens", "CountTokensResult", body="CountTokensParams")
+        },
+        "/v1/complete": {
+            "post": _op(
+                "Create a Text Completion (legacy)", "Completion", body="CompletionCreateParams"
+            )
         },
         "/v1/models": {"get": _op("List models", "ModelPage", params=_PAGE, version=False)},
         "/v1/models/{model_id}": {

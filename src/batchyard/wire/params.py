@@ -14,18 +14,24 @@ from batchyard.wire.messages import CountTokensParams, MessageCreateParams
 from batchyard.wire.request_checks import check_request
 
 _P = TypeVar("_P", MessageCreateParams, CountTokensParams)
+_T = TypeVar("_T")
 _params_decoder = msgspec.json.Decoder(MessageCreateParams)
 
 
 _count_decoder = msgspec.json.Decoder(CountTokensParams)
 
 
-def _decode(decoder: msgspec.json.Decoder[_P], raw: bytes | bytearray | memoryview) -> _P:
-    """Decode and check a Messages-shaped body; any problem is an InvalidParams."""
+def decode_body(decoder: msgspec.json.Decoder[_T], raw: bytes | bytearray | memoryview) -> _T:
+    """Decode a request body; a problem is an InvalidParams in the hosted API's words."""
     try:
-        params = decoder.decode(raw)
+        return decoder.decode(raw)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         raise InvalidParams(_extra_input(str(exc)) or format_validation_error(exc)) from None
+
+
+def _decode(decoder: msgspec.json.Decoder[_P], raw: bytes | bytearray | memoryview) -> _P:
+    """Decode and check a Messages-shaped body; any problem is an InvalidParams."""
+    params = decode_body(decoder, raw)
     if params.messages[0].role != "user":
         raise InvalidParams("messages: the first message must use the `user` role")
     check_cache_control(params)

@@ -1,4 +1,5 @@
-"""The API's routes, one module per API: `messages` (and count_tokens), `message_batches`,
+"""The API's routes, one module per API: `messages` (and count_tokens), `complete` (the
+legacy Text Completions), `message_batches`,
 `models`, `admin` (the Admin API), and the OpenAI dialect's `chat`, `files` and
 `openai_batches`. Each route reads the request, calls a service, encodes its answer."""
 
@@ -9,6 +10,7 @@ from starlette.routing import BaseRoute
 from batchyard.api.routes import (
     admin,
     chat,
+    complete,
     files,
     message_batches,
     messages,
@@ -19,6 +21,7 @@ from batchyard.api.routes import (
 ROUTES: tuple[BaseRoute, ...] = (
     *message_batches.routes,
     *messages.routes,
+    *complete.routes,
     *models.routes,
     *admin.routes,
     *files.routes,
