@@ -239,6 +239,13 @@ def add_serve_options(serve: argparse.ArgumentParser) -> None:
         help="make results_url absolute with this base (default: a relative URL)",
     )
     serve.add_argument(
+        "--max-file-bytes",
+        type=int,
+        default=env("MAX_FILE_BYTES", None, int),
+        help="refuse uploads larger than this (413; default: the APIs' own limits,"
+        " OpenAI 512 MB, Anthropic 500 MB)",
+    )
+    serve.add_argument(
         "--path-prefix",
         default=env("PATH_PREFIX", None),
         help="also serve the API under this path (e.g. /anthropic), for proxies that keep it",

@@ -84,6 +84,7 @@ def settings_of(args: argparse.Namespace, *, run_worker: bool) -> Settings:
         webhook_hosts=args.webhook_hosts
         or [h.strip() for h in env("WEBHOOK_HOSTS", "").split(",") if h.strip()],
         webhook_secret=args.webhook_secret,
+        max_file_bytes=getattr(args, "max_file_bytes", None),
         rate_limits=RateLimits(
             getattr(args, "requests_per_minute", None),
             getattr(args, "batch_requests_per_minute", None),

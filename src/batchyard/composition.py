@@ -16,6 +16,7 @@ from batchyard.engines.router import EngineRouter
 from batchyard.metrics import Metrics
 from batchyard.scheduler.worker import Worker
 from batchyard.services.blobs import LocalBlobs
+from batchyard.services.costs import CostService
 from batchyard.services.dashboard import DashboardService
 from batchyard.services.files import FileService
 from batchyard.services.health import HealthService
@@ -36,6 +37,7 @@ class Services:
     files: FileService
     tenancy: Tenancy
     usage: UsageService
+    costs: CostService
     dashboard: DashboardService
     health: HealthService
     metrics: Metrics
@@ -68,7 +70,9 @@ def build_services(
         webhooks=WebhookPolicy(settings.webhook_hosts, settings.webhook_secret),
         on_ended=metrics.observe_batch,
     )
-    files = FileService(store.files, LocalBlobs(settings.files_dir), clock)
+    files = FileService(
+        store.files, LocalBlobs(settings.files_dir), clock, max_bytes=settings.max_file_bytes
+    )
     openai_batches = OpenAIBatchService(batches, files)
     worker: Worker | None = None
     if run_worker:
@@ -89,6 +93,12 @@ def build_services(
         files=files,
         tenancy=Tenancy(store.tenancy, clock),
         usage=UsageService(store.tenancy, clock),
+        costs=CostService(
+            store.tenancy,
+            router.config_of,
+            clock,
+            priced=any(r.model.prices is not None for r in router.routes),
+        ),
         dashboard=DashboardService(store, clock),
         health=HealthService(store),
         metrics=metrics,

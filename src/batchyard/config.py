@@ -73,6 +73,8 @@ class Settings:
     """The HMAC-SHA256 key that signs webhook events."""
     rate_limits: RateLimits = field(default_factory=RateLimits)
     """Server-wide defaults; a workspace's own limits replace them."""
+    max_file_bytes: int | None = None
+    """A cap on uploads below the Files APIs' own limits (OpenAI 512 MB, Anthropic 500 MB)."""
 
     def __post_init__(self) -> None:
         if not self.database:

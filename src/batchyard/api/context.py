@@ -43,10 +43,11 @@ class RequestContext:
             await send(message)
 
         path = self._route_path(scope["path"])
-        state["dialect"] = dialect_of(path)
+        headers = Headers(scope=scope)
+        state["dialect"] = dialect_of(path, headers)
         try:
             admission: Admission = scope["app"].state.admission
-            admitted = await admission.admit(scope["method"], path, Headers(scope=scope))
+            admitted = await admission.admit(scope["method"], path, headers)
             state["admitted"] = admitted
             extra.extend((k.encode(), v.encode()) for k, v in admitted.headers.items())
             await self.app(scope, receive, send_with_headers)

@@ -1,22 +1,52 @@
-"""Files API use cases: upload (streamed to the blob store), read, list, delete."""
+"""Files API use cases: upload (streamed to the blob store), read, list, delete.
+
+One store of files serves both dialects: `to_wire` shapes a record for the OpenAI
+SDK, `to_metadata` for the Anthropic one. Every file is downloadable by either.
+"""
 
 from __future__ import annotations
 
+import builtins
+import mimetypes
+import posixpath
 from collections.abc import AsyncIterator
 
 from batchyard import ids
-from batchyard.clock import Clock
+from batchyard.clock import Clock, to_datetime, to_datetime_or_none
 from batchyard.errors import InvalidRequest, NotFound
 from batchyard.services.blobs import BlobStore
 from batchyard.store.port import FileStore
 from batchyard.store.records import FileRecord, UnknownCursor
+from batchyard.wire.files import FileMetadata
 from batchyard.wire.openai import FileObject
 
 MAX_FILE_BYTES = 512 * 1024 * 1024
+"""The OpenAI Files API's limit (512 MB)."""
+ANTHROPIC_MAX_FILE_BYTES = 500 * 1024 * 1024
+"""The Anthropic Files API's limit (500 MB)."""
+ANTHROPIC_PURPOSE = "user_data"
+"""The OpenAI `purpose` of a file uploaded through the Anthropic API (which has none)."""
+PAGE_PREFIX = "page_"
+
+_MIME = mimetypes.MimeTypes()  # the built-in table only, not the host's /etc/mime.types
+_MIME.add_type("application/jsonl", ".jsonl")
+_MIME.add_type("text/markdown", ".md")
 
 
 def not_found(file_id: str) -> NotFound:
     return NotFound(f"No such File object: {file_id}", param="file_id")
+
+
+def mime_type_of(filename: str) -> str:
+    """The MIME type a file's name says (`application/octet-stream` when it says none)."""
+    guessed, _ = _MIME.guess_type(filename, strict=False)
+    return guessed or "application/octet-stream"
+
+
+def anthropic_filename(filename: str | None) -> str:
+    """The final path component of an upload's name, as the Anthropic API keeps it."""
+    base = posixpath.basename((filename or "").replace("\\", "/"))
+    return base or "unnamed"
 
 
 def to_wire(f: FileRecord) -> FileObject:
@@ -30,11 +60,50 @@ def to_wire(f: FileRecord) -> FileObject:
     )
 
 
+def to_metadata(f: FileRecord) -> FileMetadata:
+    """The Anthropic dialect's view; `downloadable` always (batchyard is self-hosted, so
+    uploads can be read back too, unlike on the hosted API)."""
+    return FileMetadata(
+        id=f.id,
+        filename=f.filename,
+        mime_type=mime_type_of(f.filename),
+        size_bytes=f.bytes,
+        created_at=to_datetime(f.created_at),
+        downloadable=True,
+        expires_at=to_datetime_or_none(f.expires_at),
+    )
+
+
+def page_token(file_id: str) -> str:
+    """The opaque `next_page` cursor after `file_id`."""
+    return PAGE_PREFIX + file_id
+
+
+def after_of(token: str) -> str:
+    """The file id a `page` cursor continues after."""
+    if not token.startswith(PAGE_PREFIX) or len(token) == len(PAGE_PREFIX):
+        raise InvalidRequest(f"page: {token!r} is not a page cursor", param="page")
+    return token[len(PAGE_PREFIX) :]
+
+
 class FileService:
-    def __init__(self, store: FileStore, blobs: BlobStore, clock: Clock) -> None:
+    def __init__(
+        self,
+        store: FileStore,
+        blobs: BlobStore,
+        clock: Clock,
+        max_bytes: int | None = None,
+    ) -> None:
         self.store = store
         self.blobs = blobs
         self.clock = clock
+        self.max_bytes = max_bytes
+        """The operator's cap (`--max-file-bytes`), below each dialect's own limit."""
+
+    def limit(self, dialect: str) -> int:
+        """The largest file a caller of `dialect` may upload."""
+        own = ANTHROPIC_MAX_FILE_BYTES if dialect == "anthropic" else MAX_FILE_BYTES
+        return min(own, self.max_bytes) if self.max_bytes is not None else own
 
     async def create(
         self,
@@ -64,21 +133,40 @@ class FileService:
 
     async def get(self, workspace_id: str, file_id: str) -> FileRecord:
         record = await self.store.get_file(workspace_id, file_id)
-        if record is None or (
-            record.expires_at is not None and record.expires_at <= self.clock.now()
-        ):
+        if record is None or self._expired(record):
             raise not_found(file_id)
         return record
 
+    def _expired(self, record: FileRecord) -> bool:
+        return record.expires_at is not None and record.expires_at <= self.clock.now()
+
     async def list(
-        self, workspace_id: str, limit: int, after: str | None, ascending: bool, purpose: str | None
+        self,
+        workspace_id: str,
+        limit: int,
+        after: str | None,
+        ascending: bool,
+        purpose: str | None,
+        before: str | None = None,
+        *,
+        after_param: str = "after",
     ) -> tuple[list[FileRecord], bool]:
+        """Raises InvalidRequest naming `after_param` (or `before_id`) for an unknown cursor."""
         try:
             return await self.store.list_files(
-                workspace_id, limit, after, ascending=ascending, purpose=purpose
+                workspace_id, limit, after, ascending=ascending, purpose=purpose, before_id=before
             )
-        except UnknownCursor:
-            raise InvalidRequest(f"after: no file with id {after!r}", param="after") from None
+        except UnknownCursor as exc:
+            param = "before_id" if before is not None else after_param
+            raise InvalidRequest(f"{param}: no file with id {str(exc)!r}", param=param) from None
+
+    async def some(
+        self, workspace_id: str, file_ids: builtins.list[str]
+    ) -> builtins.list[FileRecord]:
+        """The files of `file_ids` this workspace has (the others left out), newest first."""
+        found = [await self.store.get_file(workspace_id, i) for i in dict.fromkeys(file_ids)]
+        kept = [r for r in found if r is not None and not self._expired(r)]
+        return sorted(kept, key=lambda r: r.created_at, reverse=True)
 
     async def delete(self, workspace_id: str, file_id: str) -> FileRecord:
         record = await self.store.delete_file(workspace_id, file_id)
@@ -88,5 +176,11 @@ class FileService:
         return record
 
     async def content(self, workspace_id: str, file_id: str) -> AsyncIterator[bytes]:
+        return (await self.download(workspace_id, file_id))[1]
+
+    async def download(
+        self, workspace_id: str, file_id: str
+    ) -> tuple[FileRecord, AsyncIterator[bytes]]:
+        """The file's record and its bytes (raises NotFound first)."""
         record = await self.get(workspace_id, file_id)
-        return self.blobs.read(record.blob)
+        return record, self.blobs.read(record.blob)

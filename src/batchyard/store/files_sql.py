@@ -50,13 +50,22 @@ class SqlFiles:
         *,
         ascending: bool = False,
         purpose: str | None = None,
+        before_id: str | None = None,
     ) -> tuple[list[FileRecord], bool]:
         where, params = "workspace_id = ?", [workspace_id]
         if purpose is not None:
             where += " AND purpose = ?"
             params.append(purpose)
         rows, more = await page(
-            self.db, "files", _COLUMNS, where, params, limit, after_id, None, ascending=ascending
+            self.db,
+            "files",
+            _COLUMNS,
+            where,
+            params,
+            limit,
+            after_id,
+            before_id,
+            ascending=ascending,
         )
         return [_file(r) for r in rows], more
 

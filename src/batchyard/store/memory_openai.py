@@ -29,13 +29,14 @@ class MemoryFiles:
         *,
         ascending: bool = False,
         purpose: str | None = None,
+        before_id: str | None = None,
     ) -> tuple[list[FileRecord], bool]:
         rows = [
             f
             for f in self._files.values()
             if f.workspace_id == workspace_id and (purpose is None or f.purpose == purpose)
         ]
-        return page(rows, lambda f: f.id, limit, after_id, None, ascending=ascending)
+        return page(rows, lambda f: f.id, limit, after_id, before_id, ascending=ascending)
 
     async def delete_file(self, workspace_id: str, file_id: str) -> FileRecord | None:
         found = await self.get_file(workspace_id, file_id)

@@ -46,8 +46,10 @@ class FileStore(Protocol):
         *,
         ascending: bool = False,
         purpose: str | None = None,
+        before_id: str | None = None,
     ) -> tuple[list[FileRecord], bool]:
-        """Raises UnknownCursor."""
+        """Newest first (oldest first when `ascending`); `before_id`: the newer ones
+        next to that file. Raises UnknownCursor."""
 
     async def delete_file(self, workspace_id: str, file_id: str) -> FileRecord | None: ...
 

@@ -1,23 +1,44 @@
-"""The OpenAI Files API: `/v1/files` (multipart upload, list), `/v1/files/{id}` (get,
-delete), `/v1/files/{id}/content`. Scoped by workspace like everything else."""
+"""The Files API of both dialects on one path: `/v1/files` (multipart upload, list),
+`/v1/files/{id}` (get, delete), `/v1/files/{id}/content`. A request carrying
+`anthropic-version` (every Anthropic SDK sends it) gets the Anthropic Files API's
+shapes and errors, any other the OpenAI one's. One store behind both, scoped by
+workspace like everything else."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from starlette.datastructures import UploadFile
+from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from batchyard.api import state
+from batchyard.api.requests import page_limit
 from batchyard.api.responses import json_response
 from batchyard.errors import InvalidRequest, RequestTooLarge
 from batchyard.services.blobs import CHUNK
-from batchyard.services.files import MAX_FILE_BYTES, to_wire
+from batchyard.services.files import (
+    ANTHROPIC_PURPOSE,
+    after_of,
+    anthropic_filename,
+    mime_type_of,
+    page_token,
+    to_metadata,
+    to_wire,
+)
+from batchyard.wire.files import DeletedFile, FileMetadataList
 from batchyard.wire.openai import FILE_PURPOSES, FileDeleted, FileList
 
 EXPIRY_RANGE = (3600, 30 * 86400)
+ANTHROPIC_EXPIRY_RANGE = (3600, 90 * 86400)
+MAX_IDS = 100
+MULTIPART_SLACK = 65536
+"""Room for the multipart framing around the file in a declared Content-Length."""
+
+
+def _anthropic(request: Request) -> bool:
+    return bool(request.state.dialect == "anthropic")
 
 
 async def _chunks(upload: UploadFile) -> AsyncIterator[bytes]:
@@ -25,61 +46,108 @@ async def _chunks(upload: UploadFile) -> AsyncIterator[bytes]:
         yield data
 
 
-def _expiry(form_value: str | None, anchor: str | None) -> float | None:
-    if form_value is None:
+def _text(form: FormData, name: str) -> str | None:
+    value = form.get(name)
+    return value if isinstance(value, str) else None
+
+
+def _seconds(raw: str | None, name: str, bounds: tuple[int, int], param: str) -> float | None:
+    if raw is None:
         return None
-    if anchor not in (None, "created_at"):
-        raise InvalidRequest("expires_after[anchor]: must be created_at", param="expires_after")
     try:
-        seconds = int(form_value)
+        seconds = int(raw)
     except ValueError:
-        raise InvalidRequest(
-            "expires_after[seconds]: must be an integer", param="expires_after"
-        ) from None
-    low, high = EXPIRY_RANGE
+        raise InvalidRequest(f"{name}: must be an integer", param=param) from None
+    low, high = bounds
     if not low <= seconds <= high:
-        raise InvalidRequest(
-            f"expires_after[seconds]: must be between {low} and {high}", param="expires_after"
-        )
+        raise InvalidRequest(f"{name}: must be between {low} and {high}", param=param)
     return float(seconds)
 
 
+def _too_large(limit: int) -> RequestTooLarge:
+    return RequestTooLarge(f"File exceeds the maximum size of {limit:,} bytes", param="file")
+
+
 async def create_file(request: Request) -> Response:
+    files = state.file_service(request)
+    anthropic = _anthropic(request)
+    limit = files.limit("anthropic" if anthropic else "openai")
     declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > MAX_FILE_BYTES + 65536:
-        raise RequestTooLarge(f"Files may be at most {MAX_FILE_BYTES:,} bytes", param="file")
-    content_type = request.headers.get("content-type", "")
-    if not content_type.startswith("multipart/form-data"):
+    if declared and declared.isdigit() and int(declared) > limit + MULTIPART_SLACK:
+        raise _too_large(limit)
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
         raise InvalidRequest("Upload the file as multipart/form-data", param="file")
     # Parts larger than 1 MB spill to a temporary file: memory stays flat.
     async with request.form(max_files=1, max_fields=16) as form:
         upload = form.get("file")
-        purpose = form.get("purpose")
         if not isinstance(upload, UploadFile):
             raise InvalidRequest("file: required (a multipart file part)", param="file")
-        if not isinstance(purpose, str) or purpose not in FILE_PURPOSES:
-            raise InvalidRequest(
-                f"purpose: must be one of {', '.join(sorted(FILE_PURPOSES))}", param="purpose"
-            )
-        seconds = form.get("expires_after[seconds]")
-        anchor = form.get("expires_after[anchor]")
-        expires = _expiry(
-            seconds if isinstance(seconds, str) else None,
-            anchor if isinstance(anchor, str) else None,
+        if anthropic:
+            filename, purpose = anthropic_filename(upload.filename), ANTHROPIC_PURPOSE
+            name = "expires_in_seconds"
+            expires = _seconds(_text(form, name), name, ANTHROPIC_EXPIRY_RANGE, name)
+        else:
+            filename, asked = upload.filename or "upload", _text(form, "purpose")
+            if asked is None or asked not in FILE_PURPOSES:
+                raise InvalidRequest(
+                    f"purpose: must be one of {', '.join(sorted(FILE_PURPOSES))}",
+                    param="purpose",
+                )
+            purpose = asked
+            anchor = _text(form, "expires_after[anchor]")
+            if anchor not in (None, "created_at"):
+                raise InvalidRequest(
+                    "expires_after[anchor]: must be created_at", param="expires_after"
+                )
+            name = "expires_after[seconds]"
+            expires = _seconds(_text(form, name), name, EXPIRY_RANGE, "expires_after")
+        if upload.size is not None and upload.size > limit:
+            raise _too_large(limit)
+        record = await files.create(
+            state.workspace(request), filename, purpose, _chunks(upload), expires
         )
-        if upload.size is not None and upload.size > MAX_FILE_BYTES:
-            raise RequestTooLarge(f"Files may be at most {MAX_FILE_BYTES:,} bytes", param="file")
-        record = await state.file_service(request).create(
-            state.workspace(request),
-            upload.filename or "upload",
-            purpose,
-            _chunks(upload),
-            expires,
+    return json_response(to_metadata(record) if anthropic else to_wire(record))
+
+
+def _ids(request: Request) -> list[str]:
+    q = request.query_params
+    raw = [*q.getlist("ids[]"), *q.getlist("ids")]
+    found = [i.strip() for value in raw for i in value.split(",") if i.strip()]
+    if len(set(found)) > MAX_IDS:
+        raise InvalidRequest(f"ids: at most {MAX_IDS} ids", param="ids")
+    return found
+
+
+async def _list_anthropic(request: Request) -> Response:
+    files, workspace, q = (
+        state.file_service(request),
+        state.workspace(request),
+        request.query_params,
+    )
+    if wanted := _ids(request):
+        records, more = await files.some(workspace, wanted), False
+    else:
+        token, before = q.get("page"), q.get("before_id")
+        after, after_param = (after_of(token), "page") if token else (q.get("after_id"), "after_id")
+        records, more = await files.list(
+            workspace, page_limit(request), after, False, None, before, after_param=after_param
         )
-    return json_response(to_wire(record))
+    data = [to_metadata(r) for r in records]
+    forward = more and data and q.get("before_id") is None
+    return json_response(
+        FileMetadataList(
+            data=data,
+            has_more=more,
+            first_id=data[0].id if data else None,
+            last_id=data[-1].id if data else None,
+            next_page=page_token(data[-1].id) if forward else None,
+        )
+    )
 
 
 async def list_files(request: Request) -> Response:
+    if _anthropic(request):
+        return await _list_anthropic(request)
     q = request.query_params
     raw_limit = q.get("limit", "10000")
     if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= 10000:
@@ -105,21 +173,24 @@ async def retrieve_file(request: Request) -> Response:
     record = await state.file_service(request).get(
         state.workspace(request), request.path_params["file_id"]
     )
-    return json_response(to_wire(record))
+    return json_response(to_metadata(record) if _anthropic(request) else to_wire(record))
 
 
 async def delete_file(request: Request) -> Response:
     record = await state.file_service(request).delete(
         state.workspace(request), request.path_params["file_id"]
     )
+    if _anthropic(request):
+        return json_response(DeletedFile(id=record.id))
     return json_response(FileDeleted(id=record.id))
 
 
 async def file_content(request: Request) -> Response:
-    chunks = await state.file_service(request).content(
+    record, chunks = await state.file_service(request).download(
         state.workspace(request), request.path_params["file_id"]
     )
-    return StreamingResponse(chunks, media_type="application/octet-stream")
+    media = mime_type_of(record.filename) if _anthropic(request) else "application/octet-stream"
+    return StreamingResponse(chunks, media_type=media)
 
 
 routes = [
