@@ -8,9 +8,8 @@ common one-engine case:
     base_url = "http://127.0.0.1:8001/v1"
     api_key_env = "VLLM_API_KEY"           # or api_key = "..."
     capacity = 64
-    models = [
-      { id = "llama-3.1-8b", upstream = "meta-llama/Llama-3.1-8B-Instruct", aliases = ["llama"],
-        prices = { input = 0.20, output = 0.60 } },   # USD per million tokens (cost report)
+    models = [   # prices: USD per million tokens, for the cost report (optional)
+      { id = "llama-3.1-8b", upstream = "meta-llama/Llama-3.1-8B-Instruct", aliases = ["llama"], prices = { input = 0.20, output = 0.60 } },
     ]
 """
 
