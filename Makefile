@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: install serve test lint check bench clean
+.PHONY: install test-deps serve test lint check bench clean
 
 $(BIN)/batchyard: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,12 +23,23 @@ $(VENV)/anthropic-0/.installed: $(BIN)/batchyard
 	$(BIN)/pip install --quiet --target $(VENV)/anthropic-0 anthropic==0.40.0
 	touch $@
 
-install: $(BIN)/batchyard $(VENV)/anthropic-0/.installed
+# The TypeScript SDK, which tests/integration/test_typescript_sdk.py drives through
+# tests/node/files.mjs: exactly the versions of tests/node/package-lock.json.
+NODE_DIR := tests/node
+$(NODE_DIR)/node_modules/.installed: $(NODE_DIR)/package.json $(NODE_DIR)/package-lock.json
+	scripts/node.sh
+	cd $(NODE_DIR) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+install: $(BIN)/batchyard
+
+# What only the tests need: the other SDKs.
+test-deps: $(VENV)/anthropic-0/.installed $(NODE_DIR)/node_modules/.installed
 
 serve: install  ## run the server on the defaults (SQLite file store, embedded model)
 	$(BIN)/batchyard serve
 
-test: install  ## the whole test suite: everything on SQLite, then the integration suite on PostgreSQL
+test: install test-deps  ## the whole test suite: everything on SQLite, then the integration suite on PostgreSQL
 	scripts/chromium.sh
 	export BATCHYARD_TEST_PG=$$(scripts/postgres.sh) && \
 	BATCHYARD_REQUIRE_BROWSER=1 $(BIN)/pytest -q && \
@@ -55,4 +66,4 @@ bench: install  ## benchmarks (numbers, not asserts)
 	PYTHONPATH=. $(BIN)/python -m bench.structured
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache $(NODE_DIR)/node_modules
