@@ -1,5 +1,5 @@
 """Scripted upstream servers on loopback: an OpenAI-compatible one and an Anthropic one;
-and an in-memory blob store (`MemoryBlobs`) for the unit tests of the file services.
+and the in-memory blob store (`MemoryBlobs`) for the unit tests of the file services.
 
 The last user message says what to do:
   "echo"          answer with the JSON of the request received
@@ -20,9 +20,7 @@ import asyncio
 import json
 import threading
 import time
-import uuid
 from collections import Counter
-from collections.abc import AsyncIterator
 from typing import Any
 
 import uvicorn
@@ -31,6 +29,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from batchyard.services.blobs import MemoryBlobs as MemoryBlobs  # the file tests use it
 from tests.serverproc import free_port
 
 
@@ -211,27 +210,3 @@ class Stub:
         body = await request.json()
         self.received.append(body)
         return self._respond(200, {"input_tokens": 4242})
-
-
-class MemoryBlobs:
-    """The `services.blobs.BlobStore` interface over a dict: `put` keeps the bytes under a
-    new key, `read` yields them `chunk` bytes at a time (small chunks split lines, as
-    reads of a large file do), `delete` forgets them (a missing key is fine)."""
-
-    def __init__(self, chunk: int = 1024 * 1024) -> None:
-        self.chunk = chunk
-        self.blobs: dict[str, bytes] = {}
-
-    async def put(self, chunks: AsyncIterator[bytes]) -> tuple[str, int]:
-        data = b"".join([c async for c in chunks])
-        key = uuid.uuid4().hex
-        self.blobs[key] = data
-        return key, len(data)
-
-    async def read(self, key: str) -> AsyncIterator[bytes]:
-        data = self.blobs[key]
-        for start in range(0, len(data), self.chunk):
-            yield data[start : start + self.chunk]
-
-    async def delete(self, key: str) -> None:
-        self.blobs.pop(key, None)

@@ -7,7 +7,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from batchyard.config import DAY, default_data_dir
+from batchyard.config import DAY, DEFAULT_FILE_QUOTA_BYTES, default_data_dir
 
 _Group = argparse._ArgumentGroup
 
@@ -244,6 +244,13 @@ def add_serve_options(serve: argparse.ArgumentParser) -> None:
         default=env("MAX_FILE_BYTES", None, int),
         help="refuse uploads larger than this (413; default: the APIs' own limits,"
         " OpenAI 512 MB, Anthropic 500 MB)",
+    )
+    serve.add_argument(
+        "--file-quota-bytes",
+        type=int,
+        default=env("FILE_QUOTA_BYTES", DEFAULT_FILE_QUOTA_BYTES, int),
+        help="refuse an upload that would put a workspace's files over this many bytes"
+        " (413; default 100 GB, as hosted; 0: no quota)",
     )
     serve.add_argument(
         "--path-prefix",

@@ -15,7 +15,7 @@ from batchyard.engines.build import build_router
 from batchyard.engines.router import EngineRouter
 from batchyard.metrics import Metrics
 from batchyard.scheduler.worker import Worker
-from batchyard.services.blobs import LocalBlobs
+from batchyard.services.blobs import BlobStore, LocalBlobs, MemoryBlobs
 from batchyard.services.costs import CostService
 from batchyard.services.dashboard import DashboardService
 from batchyard.services.files import FileService
@@ -24,7 +24,7 @@ from batchyard.services.message_batches import BatchService
 from batchyard.services.openai_batches import OpenAIBatchService
 from batchyard.services.usage import UsageService
 from batchyard.services.webhooks import WebhookPolicy, WebhookSender
-from batchyard.store import open_store
+from batchyard.store import MEMORY_URL, is_postgres, open_store
 from batchyard.store.port import Store
 
 
@@ -71,7 +71,11 @@ def build_services(
         on_ended=metrics.observe_batch,
     )
     files = FileService(
-        store.files, LocalBlobs(settings.files_dir), clock, max_bytes=settings.max_file_bytes
+        store.files,
+        blob_store(settings, store),
+        clock,
+        max_bytes=settings.max_file_bytes,
+        quota_bytes=settings.file_quota_bytes,
     )
     openai_batches = OpenAIBatchService(batches, files)
     worker: Worker | None = None
@@ -83,6 +87,7 @@ def build_services(
             clock=clock,
             finalizer=after_batches_end(batches, openai_batches),
             metrics=metrics,
+            files=files,
         )
         batches.on_created = worker.wake  # a new batch is claimed at once, not at the next poll
     return Services(
@@ -106,14 +111,30 @@ def build_services(
     )
 
 
+def blob_store(settings: Settings, store: Store) -> BlobStore:
+    """Where file bytes live: in the database on PostgreSQL (API and worker processes then
+    share no disk), in memory for `memory://`, else in the files directory beside SQLite."""
+    if is_postgres(settings.database):
+        from batchyard.store.blobs_pg import PostgresBlobs
+        from batchyard.store.postgres import PostgresStore
+
+        assert isinstance(store, PostgresStore)
+        return PostgresBlobs(store)
+    if settings.database == MEMORY_URL:
+        return MemoryBlobs()
+    return LocalBlobs(settings.files_dir)
+
+
 def after_batches_end(
     batches: BatchService, openai: OpenAIBatchService
 ) -> Callable[[], Awaitable[int]]:
-    """What workers do when batches end: the OpenAI output files, then the webhooks."""
+    """What workers do when batches end (and every housekeeping interval): the OpenAI
+    output files, the webhooks, then the deletion of expired files."""
     sender = WebhookSender(batches.store.webhooks, batches.webhooks, batches.to_wire)
 
     async def run() -> int:
-        return await openai.finalize_ended() + await sender.deliver_due()
+        done = await openai.finalize_ended() + await sender.deliver_due()
+        return done + await openai.files.delete_expired()
 
     return run
 

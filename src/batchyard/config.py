@@ -26,6 +26,10 @@ def default_engines() -> list[EngineConfig]:
     return [EngineConfig(kind="local", models=[LOCAL_MODEL])]
 
 
+DEFAULT_FILE_QUOTA_BYTES = 100 * 1000**3
+"""A workspace's files hold at most 100 GB by default, as on the hosted Files API."""
+
+
 def default_data_dir() -> Path:
     env = os.environ.get("BATCHYARD_DATA_DIR")
     if env:
@@ -75,6 +79,8 @@ class Settings:
     """Server-wide defaults; a workspace's own limits replace them."""
     max_file_bytes: int | None = None
     """A cap on uploads below the Files APIs' own limits (OpenAI 512 MB, Anthropic 500 MB)."""
+    file_quota_bytes: int | None = DEFAULT_FILE_QUOTA_BYTES
+    """The most bytes one workspace's files may hold (None: no quota)."""
 
     def __post_init__(self) -> None:
         if not self.database:

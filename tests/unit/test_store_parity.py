@@ -30,6 +30,7 @@ from batchyard.store.records import (
     OpenAIBatchRecord,
     Outcome,
     QueueFull,
+    QuotaExceeded,
     RateLimits,
     RecordReport,
     TokenUsage,
@@ -105,7 +106,7 @@ class Parity:
         for store in self.stores:
             try:
                 got.append(await op(store))
-            except (UnknownCursor, QueueFull) as exc:
+            except (UnknownCursor, QueueFull, QuotaExceeded) as exc:
                 got.append(Raised(type(exc).__name__, exc.args))
         memory, reference = (_canon(g) for g in got)
         if self.on_postgres:
@@ -335,8 +336,16 @@ class Parity:
     async def op_files(self) -> None:
         step = self.step
         purpose = self.pick(["batch", "batch_output"])
-        f = FileRecord(f"file_{step}", self.pick(SPACES), "f", purpose, 3, self.now, None, "b")
-        await self.same("create_file", lambda s: s.files.create_file(f))
+        expires = self.pick([None, self.now + self.rng.randint(0, 3)])
+        size = self.rng.randint(0, 9)
+        f = FileRecord(
+            f"file_{step}", self.pick(SPACES), "f", purpose, size, self.now, expires, "b"
+        )
+        quota = self.pick([None, self.rng.randint(0, 60)])
+        await self.same("create_file", lambda s: s.files.create_file(f, quota))
+        await self.same("workspace_bytes", lambda s: s.files.workspace_bytes(f.workspace_id))
+        limit = self.rng.randint(1, 3)
+        await self.same("expired_files", lambda s: s.files.expired_files(self.now, limit))
         ws, limit = self.pick(SPACES), self.rng.randint(1, 3)
         after = self.pick([None, f"file_{self.rng.randint(0, step)}"])
         ascending, only = self.rng.random() < 0.5, self.pick([None, "batch"])

@@ -18,6 +18,7 @@ from batchyard.engines.router import UnknownModel
 from batchyard.engines.slots import Priority
 from batchyard.errors import EngineError, NotFound
 from batchyard.metrics import Metrics
+from batchyard.services.file_content import resolve_files
 from batchyard.store.records import TokenUsage
 from batchyard.wire.errors import ErrorObject, ErrorResponse
 from batchyard.wire.messages import Message, MessageCreateParams, Usage
@@ -52,8 +53,14 @@ async def count_usage(request: Request, usage: TokenUsage) -> None:
         log.warning("could not count usage of %s", request.state.request_id, exc_info=True)
 
 
+async def with_files(request: Request, params: MessageCreateParams) -> MessageCreateParams:
+    """`params` with its file sources read from the caller's workspace (raises EngineError)."""
+    return await resolve_files(params, state.file_service(request), state.workspace(request))
+
+
 async def create_message(request: Request, params: MessageCreateParams) -> Message:
     """One interactive call answered whole, on the shared engines, its usage counted."""
+    params = await with_files(request, params)
     with engine_errors(params.model):
         message = await dispatch.create_message(state.router(request), params, Priority.INTERACTIVE)
     message.usage.service_tier = "standard"
@@ -68,6 +75,7 @@ async def stream_message(
     client goes). The first event is awaited here, so that an unknown model or an engine
     that fails at once is an HTTP error, not a stream that opens and breaks; a later
     EngineError comes out of the iterator (see `stream_error`)."""
+    params = await with_files(request, params)
     events = dispatch.stream_message(state.router(request), params, Priority.INTERACTIVE)
     with engine_errors(params.model):
         first = await anext(events)

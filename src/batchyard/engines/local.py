@@ -27,6 +27,7 @@ from batchyard.wire.cache_control import CACHE_TTL_SECONDS, cache_marks
 from batchyard.wire.messages import (
     CacheCreationUsage,
     ContentBlock,
+    DocumentBlock,
     Message,
     MessageCreateParams,
     MessageParam,
@@ -39,6 +40,7 @@ from batchyard.wire.messages import (
     Usage,
     text_of,
 )
+from batchyard.wire.sources import TextSource
 from batchyard.wire.streaming import (
     ContentBlockDelta,
     ContentBlockStart,
@@ -202,6 +204,8 @@ class LocalEngine:
             for j, block in enumerate(content):
                 if isinstance(block, TextBlock):
                     parts.append(block.text)
+                elif isinstance(block, DocumentBlock) and isinstance(block.source, TextSource):
+                    parts.append(block.source.data)  # a text document, or a file's text
                 elif isinstance(block, ToolUseBlock):
                     parts.append(call_text(block.name, block.input))
                 elif isinstance(block, ToolResultBlock) and not _has_media(block):

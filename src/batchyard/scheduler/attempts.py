@@ -13,6 +13,8 @@ from batchyard.engines.slots import Priority
 from batchyard.errors import EngineError
 from batchyard.metrics import Metrics
 from batchyard.scheduler.results import errored_line, succeeded_line
+from batchyard.services.file_content import resolve_files
+from batchyard.services.files import FileService
 from batchyard.store.layout import RequestState
 from batchyard.store.records import ClaimedRequest, Outcome, TokenUsage
 from batchyard.translate.chat_to_messages import ChatRequestError, messages_request
@@ -30,8 +32,11 @@ class Attempts:
         settings: WorkerSettings,
         clock: Clock,
         metrics: Metrics | None,
+        files: FileService | None = None,
     ) -> None:
         self.router = router
+        self.files = files
+        """Where the requests' file sources are read (None: a request naming one errors)."""
         self.settings = settings
         self.clock = clock
         self.metrics = metrics
@@ -46,6 +51,10 @@ class Attempts:
             params = messages_request(chat) if chat is not None else decode_params(request.params)
         except (InvalidParams, ChatRequestError) as exc:
             return self._errored(request, "invalid_request_error", str(exc))
+        try:
+            params = await resolve_files(params, self.files, request.workspace_id)
+        except EngineError as exc:  # a file gone or unreadable: this request only
+            return self.failed(request, exc)
         started = time.monotonic()
         try:
             message = await dispatch.create_message(self.router, params, Priority.BATCH)

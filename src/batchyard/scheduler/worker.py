@@ -26,6 +26,7 @@ from batchyard.engines.router import EngineRouter
 from batchyard.errors import EngineError, StoreUnavailable
 from batchyard.metrics import Metrics
 from batchyard.scheduler.attempts import Attempts
+from batchyard.services.files import FileService
 from batchyard.store.layout import RequestState
 from batchyard.store.port import Store
 from batchyard.store.records import ClaimedRequest, EngineLoad, Outcome, WorkerStatus
@@ -53,6 +54,7 @@ class Worker:
         on_batches_ended: Callable[[list[str]], None] | None = None,
         finalizer: Callable[[], Awaitable[int]] | None = None,
         metrics: Metrics | None = None,
+        files: FileService | None = None,
     ) -> None:
         self.store = store
         self.router = router
@@ -84,7 +86,7 @@ class Worker:
         self.processed = 0
         """Requests this worker finished (succeeded or errored; retries not counted)."""
         self.started_at = self.clock.now()
-        self._attempts = Attempts(router, self.settings, self.clock, metrics)
+        self._attempts = Attempts(router, self.settings, self.clock, metrics, files)
 
     # --- public ------------------------------------------------------------------
 

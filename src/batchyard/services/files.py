@@ -1,4 +1,5 @@
-"""Files API use cases: upload (streamed to the blob store), read, list, delete.
+"""Files API use cases: upload (streamed to the blob store), read, list, delete; the
+workspace's storage quota (`quota_bytes`) and the deletion of expired files.
 
 One store of files serves both dialects: `to_wire` shapes a record for the OpenAI
 SDK, `to_metadata` for the Anthropic one. Every file is downloadable by either.
@@ -13,10 +14,10 @@ from collections.abc import AsyncIterator
 
 from batchyard import ids
 from batchyard.clock import Clock, to_datetime, to_datetime_or_none
-from batchyard.errors import InvalidRequest, NotFound
+from batchyard.errors import InvalidRequest, NotFound, RequestTooLarge
 from batchyard.services.blobs import BlobStore
 from batchyard.store.port import FileStore
-from batchyard.store.records import FileRecord, UnknownCursor
+from batchyard.store.records import FileRecord, QuotaExceeded, UnknownCursor
 from batchyard.wire.files import FileMetadata
 from batchyard.wire.openai import FileObject
 
@@ -27,6 +28,7 @@ ANTHROPIC_MAX_FILE_BYTES = 500 * 1024 * 1024
 ANTHROPIC_PURPOSE = "user_data"
 """The OpenAI `purpose` of a file uploaded through the Anthropic API (which has none)."""
 PAGE_PREFIX = "page_"
+EXPIRED_PAGE = 100
 
 _MIME = mimetypes.MimeTypes()  # the built-in table only, not the host's /etc/mime.types
 _MIME.add_type("application/jsonl", ".jsonl")
@@ -47,6 +49,25 @@ def anthropic_filename(filename: str | None) -> str:
     """The final path component of an upload's name, as the Anthropic API keeps it."""
     base = posixpath.basename((filename or "").replace("\\", "/"))
     return base or "unnamed"
+
+
+def over_quota(quota: int, used: int) -> RequestTooLarge:
+    return RequestTooLarge(
+        f"Storing this file would exceed the workspace's file storage quota of {quota:,}"
+        f" bytes ({used:,} in use); delete files to make room",
+        param="file",
+    )
+
+
+async def _within(chunks: AsyncIterator[bytes], room: int, quota: int) -> AsyncIterator[bytes]:
+    """`chunks`, raising over_quota as soon as they pass `room` bytes (an upload stops
+    there, not at its end)."""
+    seen = 0
+    async for chunk in chunks:
+        seen += len(chunk)
+        if seen > room:
+            raise over_quota(quota, quota - room)
+        yield chunk
 
 
 def to_wire(f: FileRecord) -> FileObject:
@@ -93,12 +114,15 @@ class FileService:
         blobs: BlobStore,
         clock: Clock,
         max_bytes: int | None = None,
+        quota_bytes: int | None = None,
     ) -> None:
         self.store = store
         self.blobs = blobs
         self.clock = clock
         self.max_bytes = max_bytes
         """The operator's cap (`--max-file-bytes`), below each dialect's own limit."""
+        self.quota_bytes = quota_bytes
+        """The most bytes one workspace's files may hold (`--file-quota-bytes`; None: no cap)."""
 
     def limit(self, dialect: str) -> int:
         """The largest file a caller of `dialect` may upload."""
@@ -112,7 +136,15 @@ class FileService:
         purpose: str,
         chunks: AsyncIterator[bytes],
         expires_after: float | None = None,
+        *,
+        within_quota: bool = True,
     ) -> FileRecord:
+        """Raises RequestTooLarge (nothing kept) if the workspace would go over its quota;
+        files made with `within_quota=False` (a batch's output) count, but are never refused."""
+        quota = self.quota_bytes if within_quota else None
+        if quota is not None:
+            used = await self.store.workspace_bytes(workspace_id)
+            chunks = _within(chunks, quota - used, quota)
         key, size = await self.blobs.put(chunks)
         now = self.clock.now()
         record = FileRecord(
@@ -126,7 +158,10 @@ class FileService:
             blob=key,
         )
         try:
-            return await self.store.create_file(record)
+            return await self.store.create_file(record, quota)
+        except QuotaExceeded as exc:  # another upload took the room meanwhile
+            await self.blobs.delete(key)
+            raise over_quota(exc.quota, exc.used) from None
         except BaseException:
             await self.blobs.delete(key)  # no blob without its record
             raise
@@ -174,6 +209,18 @@ class FileService:
             raise not_found(file_id)
         await self.blobs.delete(record.blob)
         return record
+
+    async def delete_expired(self) -> int:
+        """Delete the files whose expiry has passed, bytes and records (the bytes first: a
+        crash between leaves an expired record, deleted on the next pass). Returns how many."""
+        done = 0
+        while True:
+            due = await self.store.expired_files(self.clock.now(), EXPIRED_PAGE)
+            for record in due:
+                await self.blobs.delete(record.blob)
+                done += await self.store.delete_file(record.workspace_id, record.id) is not None
+            if len(due) < EXPIRED_PAGE:
+                return done
 
     async def content(self, workspace_id: str, file_id: str) -> AsyncIterator[bytes]:
         return (await self.download(workspace_id, file_id))[1]

@@ -16,15 +16,17 @@ from batchyard.wire.messages import Message
 _encoder = msgspec.json.Encoder()
 
 
-async def output_lines(results: AsyncIterator[bytes]) -> tuple[list[bytes], list[bytes]]:
-    """(output file lines, error file lines) of a batch's results JSONL chunks."""
-    succeeded: list[bytes] = []
-    failed: list[bytes] = []
+async def output_chunks(results: AsyncIterator[bytes], succeeded: bool) -> AsyncIterator[bytes]:
+    """The output file's lines (`succeeded`) or the error file's (not) of a batch's results
+    JSONL chunks, a results chunk in, a chunk of lines out (none empty)."""
     async for chunk in results:
+        picked = []
         for raw in chunk.splitlines():
-            ok, line = output_line(msgspec.json.decode(raw))
-            (succeeded if ok else failed).append(line)
-    return succeeded, failed
+            result = msgspec.json.decode(raw)
+            if (result["result"].get("type") == "succeeded") == succeeded:
+                picked.append(output_line(result)[1])
+        if picked:
+            yield b"".join(picked)
 
 
 def output_line(result: dict[str, Any]) -> tuple[bool, bytes]:

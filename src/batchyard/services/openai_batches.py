@@ -9,7 +9,7 @@ OpenAI output and error files.
 - The Batch object's status is derived from the batch: in_progress, cancelling,
   finalizing (ended, files not written yet), then completed / cancelled / expired.
 - `finalize_ended` (run by workers) writes the output and error files
-  (`openai_batch_output`).
+  (`openai_batch_output`), streamed from the results to the blob store a chunk at a time.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import msgspec
 
 from batchyard import ids
 from batchyard.errors import InvalidRequest, NotFound
+from batchyard.services.blobs import CHUNK, rechunk
 from batchyard.services.files import FileService
 from batchyard.services.message_batches import BatchService
 from batchyard.services.openai_batch_input import (
@@ -30,7 +31,7 @@ from batchyard.services.openai_batch_input import (
     lines_of,
     validate,
 )
-from batchyard.services.openai_batch_output import output_lines
+from batchyard.services.openai_batch_output import output_chunks
 from batchyard.store.records import BatchRecord, FileRecord, OpenAIBatchRecord, UnknownCursor
 from batchyard.wire.openai import (
     Batch,
@@ -112,6 +113,9 @@ def _check_metadata(metadata: dict[str, str] | None) -> None:
 
 
 class OpenAIBatchService:
+    chunk = CHUNK
+    """The bytes of output file per blob write."""
+
     def __init__(self, batches: BatchService, files: FileService) -> None:
         self.batches = batches
         self.store = batches.store
@@ -222,9 +226,8 @@ class OpenAIBatchService:
         """Write the output and error files of every ended batch that lacks them."""
         done = 0
         for record, batch in await self.store.openai_batches.unfinalized():
-            succeeded, failed = await output_lines(self.store.result_lines(batch))
-            output = await self._file(record, "output", succeeded)
-            errors = await self._file(record, "error", failed)
+            output = await self._file(record, batch, "output")
+            errors = await self._file(record, batch, "error")
             won = await self.store.openai_batches.finalize(
                 record.id, output, errors, self.clock.now()
             )
@@ -235,15 +238,25 @@ class OpenAIBatchService:
             done += won
         return done
 
-    async def _file(self, record: OpenAIBatchRecord, kind: str, lines: list[bytes]) -> str | None:
-        if not lines:
+    async def _file(self, record: OpenAIBatchRecord, batch: BatchRecord, kind: str) -> str | None:
+        """The batch's output (or error) file, streamed from its results to the blob store
+        (one pass over the results each); None when it would be empty."""
+        results = self.store.result_lines(batch)
+        lines = rechunk(output_chunks(results, kind == "output"), self.chunk)
+        first = await anext(lines, None)
+        if first is None:
             return None
 
         async def chunks() -> AsyncIterator[bytes]:
-            for start in range(0, len(lines), 1000):
-                yield b"".join(lines[start : start + 1000])
+            yield first
+            async for chunk in lines:
+                yield chunk
 
         made = await self.files.create(
-            record.workspace_id, f"{record.id}_{kind}.jsonl", "batch_output", chunks()
+            record.workspace_id,
+            f"{record.id}_{kind}.jsonl",
+            "batch_output",
+            chunks(),
+            within_quota=False,
         )
         return made.id

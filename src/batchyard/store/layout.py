@@ -19,7 +19,11 @@
 - `usage` — hourly counters keyed by (bucket, workspace_id, api_key_id, model,
   service_tier 'batch' | 'standard'): requests and token counts (cache columns too).
 - `workspaces`, `api_keys` (`digest`: SHA-256 of the key; the key is never stored).
-- `files` (`blob`: the key of the bytes in the blob store), `openai_batches` (the
+- `files` (`blob`: the key of the bytes in the blob store; `expires_at`, found by the
+  index `files_expiry`: the worker deletes the record and its bytes once past),
+  `file_chunks` (PostgreSQL only: the bytes of each blob as rows keyed by (`blob`,
+  `n`), `data` up to 1 MiB each, written in one transaction; SQLite keeps the bytes
+  in the files directory), `openai_batches` (the
   OpenAI Batch API's view of a batch; `batch_id` NULL when its input failed
   validation; `finalized_at` once its output files are written).
 - `workers` — each worker's own report, upserted every few seconds.

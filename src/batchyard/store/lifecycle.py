@@ -63,10 +63,16 @@ class Tx(Protocol):
     ) -> None: ...
 
     async def claim_pass(
-        self, wants: list[tuple[int, int]], worker_id: str, lease_until: float, now: float
+        self,
+        wants: list[tuple[int, int]],
+        worker_id: str,
+        lease_until: float,
+        now: float,
+        owners: dict[int, str],
     ) -> list[ClaimedRequest]:
         """Lease up to `want` queued, available requests of each batch (skipping rows
-        another transaction holds, where that can happen)."""
+        another transaction holds, where that can happen); `owners`: each batch's
+        workspace."""
 
     async def finish_leased(
         self, finals: Sequence[Outcome], worker_id: str, now: float
@@ -154,6 +160,7 @@ async def claim_requests(
     spaces: dict[str, list[int]] = defaultdict(list)
     for seq, workspace_id in await tx.fetchall(q.CLAIMABLE_BATCHES, now):
         spaces[str(workspace_id)].append(int(seq))  # type: ignore[call-overload]
+    owner = {seq: ws for ws, seqs in spaces.items() for seq in seqs}
     claimed: list[ClaimedRequest] = []
     order = fair_order(spaces, turn) if spaces else []
     for _ in range(CLAIM_PASSES):
@@ -161,7 +168,7 @@ async def claim_requests(
             break
         wants = shares(order, limit - len(claimed))
         got: dict[int, int] = defaultdict(int)
-        for request in await tx.claim_pass(wants, worker_id, now + lease_seconds, now):
+        for request in await tx.claim_pass(wants, worker_id, now + lease_seconds, now, owner):
             claimed.append(request)
             got[request.batch_seq] += 1
         order = still_full(order, wants, got)

@@ -153,7 +153,8 @@ class MemoryStore:
             wants = shares(order, limit - len(claimed))
             got: dict[int, int] = {}
             for seq, want in wants:
-                taken = self._batches.by_seq[seq].claim(worker_id, now, now + lease_seconds, want)
+                batch = self._batches.by_seq[seq]
+                taken = batch.claim(worker_id, now, now + lease_seconds, want)
                 claimed += taken
                 got[seq] = len(taken)
             order = still_full(order, wants, got)

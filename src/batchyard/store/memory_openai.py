@@ -4,18 +4,33 @@ API's records of batches."""
 from __future__ import annotations
 
 import dataclasses
+import itertools
 
 from batchyard.store.memory_rows import BatchTable, DuplicateId, insert, page, record_of
-from batchyard.store.records import BatchRecord, FileRecord, OpenAIBatchRecord
+from batchyard.store.records import BatchRecord, FileRecord, OpenAIBatchRecord, QuotaExceeded
 
 
 class MemoryFiles:
     def __init__(self) -> None:
         self._files: dict[str, FileRecord] = {}
 
-    async def create_file(self, record: FileRecord) -> FileRecord:
+    async def create_file(self, record: FileRecord, quota: int | None = None) -> FileRecord:
+        if quota is not None:
+            used = self._bytes_of(record.workspace_id)
+            if used + record.bytes > quota:
+                raise QuotaExceeded(quota, used)
         insert(self._files, record.id, record)
         return record
+
+    async def workspace_bytes(self, workspace_id: str) -> int:
+        return self._bytes_of(workspace_id)
+
+    def _bytes_of(self, workspace_id: str) -> int:
+        return sum(f.bytes for f in self._files.values() if f.workspace_id == workspace_id)
+
+    async def expired_files(self, now: float, limit: int) -> list[FileRecord]:
+        due = (f for f in self._files.values() if f.expires_at is not None and f.expires_at <= now)
+        return list(itertools.islice(due, limit))
 
     async def get_file(self, workspace_id: str, file_id: str) -> FileRecord | None:
         found = self._files.get(file_id)

@@ -127,7 +127,10 @@ class MemBatch:
             r.state, r.lease_until, r.worker = RequestState.CLAIMED, lease_until, worker
             r.attempts += 1
             self.leased[key] = r
-            taken.append(ClaimedRequest(key, self.seq, r.custom_id, r.params or b"", r.attempts))
+            params = r.params or b""
+            taken.append(
+                ClaimedRequest(key, self.seq, r.custom_id, params, r.attempts, self.workspace_id)
+            )
         return sorted(taken, key=lambda c: c.key)  # as SQLite returns them
 
     def finish(self, r: MemRequest, state: RequestState, now: float, line: bytes | None) -> None:

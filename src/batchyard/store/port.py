@@ -34,7 +34,15 @@ from batchyard.store.records import (
 class FileStore(Protocol):
     """File records (their bytes live in a blob store), scoped by workspace."""
 
-    async def create_file(self, record: FileRecord) -> FileRecord: ...
+    async def create_file(self, record: FileRecord, quota: int | None = None) -> FileRecord:
+        """Raises QuotaExceeded (nothing written) if the workspace's files would then hold
+        more than `quota` bytes; two creates cannot both pass the check."""
+
+    async def workspace_bytes(self, workspace_id: str) -> int:
+        """The bytes of all the workspace's files (expired ones too, until deleted)."""
+
+    async def expired_files(self, now: float, limit: int) -> list[FileRecord]:
+        """Up to `limit` files of any workspace whose `expires_at` is past, oldest first."""
 
     async def get_file(self, workspace_id: str, file_id: str) -> FileRecord | None: ...
 

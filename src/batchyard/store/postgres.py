@@ -91,6 +91,11 @@ class PostgresStore(SqlStore):
                 raise InvalidRequest(f"A text value cannot be stored: {exc}") from None
             raise
 
+    async def on_connection(self, fn: Callable[[Conn], Awaitable[T]]) -> T:
+        """Run `fn` on one pooled connection (a blob's upload, chunk by chunk, in one
+        transaction of its own); failures as in every call (StoreUnavailable)."""
+        return await self._call(fn)
+
     async def _transaction(self, fn: Callable[[Conn], Awaitable[T]], *, durable: bool = False) -> T:
         """Run `fn` in one transaction, again if PostgreSQL aborted it for a deadlock
         or a serialization conflict. `durable` ones (what the API accepts) wait for
@@ -247,7 +252,12 @@ class PgTx:
         )
 
     async def claim_pass(
-        self, wants: list[tuple[int, int]], worker_id: str, lease_until: float, now: float
+        self,
+        wants: list[tuple[int, int]],
+        worker_id: str,
+        lease_until: float,
+        now: float,
+        owners: dict[int, str],
     ) -> list[ClaimedRequest]:
         rows = await self.conn.fetch(
             _CLAIM_PASS,
@@ -257,7 +267,7 @@ class PgTx:
             [want for _, want in wants],
             now,
         )
-        return [ClaimedRequest(k, seq, cid, p or b"", a) for k, seq, cid, p, a in rows]
+        return [ClaimedRequest(k, s, cid, p or b"", a, owners[s]) for k, s, cid, p, a in rows]
 
     async def finish_leased(
         self, finals: Sequence[Outcome], worker_id: str, now: float

@@ -26,6 +26,15 @@ class QueueFull(Exception):
         self.queued = queued
 
 
+class QuotaExceeded(Exception):
+    """Storing the file would put the workspace's files over its storage quota."""
+
+    def __init__(self, quota: int, used: int) -> None:
+        super().__init__(quota, used)
+        self.quota = quota
+        self.used = used
+
+
 DEFAULT_WORKSPACE = "wrkspc_default"
 
 
@@ -77,6 +86,8 @@ class ClaimedRequest:
     custom_id: str
     params: bytes
     attempts: int
+    workspace_id: str = ""
+    """The batch's workspace (what its requests' file sources are looked up in)."""
 
 
 @dataclass(frozen=True, slots=True)

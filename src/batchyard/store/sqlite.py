@@ -263,13 +263,18 @@ class SqliteTx:
         )
 
     async def claim_pass(
-        self, wants: list[tuple[int, int]], worker_id: str, lease_until: float, now: float
+        self,
+        wants: list[tuple[int, int]],
+        worker_id: str,
+        lease_until: float,
+        now: float,
+        owners: dict[int, str],
     ) -> list[ClaimedRequest]:
         claimed: list[ClaimedRequest] = []
         for seq, want in wants:
             rows = self.conn.execute(_CLAIM_FROM_BATCH, (lease_until, worker_id, seq, now, want))
             claimed.extend(
-                ClaimedRequest(k, seq, cid, bytes(p) if p is not None else b"", a)
+                ClaimedRequest(k, seq, cid, bytes(p) if p is not None else b"", a, owners[seq])
                 for k, cid, p, a in rows
             )
         return claimed

@@ -55,7 +55,7 @@ async def _stream(request: Request, params: MessageCreateParams) -> Response:
 
 
 async def count_tokens(request: Request) -> Response:
-    params = await _params(request, decode_count_params)
+    params = await interactive.with_files(request, await _params(request, decode_count_params))
     with engine_errors(params.model):
         tokens = await dispatch.count_tokens(state.router(request), params)
     return json_response(CountTokensResult(input_tokens=tokens))
