@@ -29,7 +29,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from batchyard.services.blobs import MemoryBlobs as MemoryBlobs  # the file tests use it
+from batchyard.store.blobs import MemoryBlobs as MemoryBlobs  # the file tests use it
 from tests.serverproc import free_port
 
 

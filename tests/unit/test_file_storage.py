@@ -11,9 +11,9 @@ import pytest
 
 from batchyard.clock import ManualClock
 from batchyard.errors import RequestTooLarge
-from batchyard.services.blobs import MemoryBlobs, rechunk
 from batchyard.services.files import FileService
 from batchyard.store import MEMORY_URL, open_store
+from batchyard.store.blobs import MemoryBlobs, rechunk
 from batchyard.store.records import BatchRecord
 from tests.unit.test_files_service import stream
 from tests.unit.test_openai_batches_service import World, line

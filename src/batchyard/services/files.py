@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 from batchyard import ids
 from batchyard.clock import Clock, to_datetime, to_datetime_or_none
 from batchyard.errors import InvalidRequest, NotFound, RequestTooLarge
-from batchyard.services.blobs import BlobStore
+from batchyard.store.blobs import BlobStore
 from batchyard.store.port import FileStore
 from batchyard.store.records import FileRecord, QuotaExceeded, UnknownCursor
 from batchyard.wire.files import FileMetadata

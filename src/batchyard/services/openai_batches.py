@@ -22,7 +22,6 @@ import msgspec
 
 from batchyard import ids
 from batchyard.errors import InvalidRequest, NotFound
-from batchyard.services.blobs import CHUNK, rechunk
 from batchyard.services.files import FileService
 from batchyard.services.message_batches import BatchService
 from batchyard.services.openai_batch_input import (
@@ -32,6 +31,7 @@ from batchyard.services.openai_batch_input import (
     validate,
 )
 from batchyard.services.openai_batch_output import output_chunks
+from batchyard.store.blobs import CHUNK, rechunk
 from batchyard.store.records import BatchRecord, FileRecord, OpenAIBatchRecord, UnknownCursor
 from batchyard.wire.openai import (
     Batch,

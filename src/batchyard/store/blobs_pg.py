@@ -1,5 +1,5 @@
 """File bytes in PostgreSQL (`file_chunks`), so API and worker processes on one database
-need no shared disk: the `services.blobs.BlobStore` interface over rows of CHUNK bytes.
+need no shared disk: the `store.blobs.BlobStore` interface over rows of CHUNK bytes.
 
 An upload writes its chunks as they arrive, in one transaction on one connection
 (a blob is all there or not at all, and memory holds one chunk); a download reads
@@ -13,7 +13,7 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, cast
 
-from batchyard.services.blobs import CHUNK, rechunk
+from batchyard.store.blobs import CHUNK, rechunk
 
 if TYPE_CHECKING:
     from batchyard.store.postgres import Conn, PostgresStore

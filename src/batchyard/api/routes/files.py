@@ -17,7 +17,6 @@ from batchyard.api import state
 from batchyard.api.requests import page_limit
 from batchyard.api.responses import json_response
 from batchyard.errors import InvalidRequest, RequestTooLarge
-from batchyard.services.blobs import CHUNK
 from batchyard.services.files import (
     ANTHROPIC_PURPOSE,
     after_of,
@@ -27,6 +26,7 @@ from batchyard.services.files import (
     to_metadata,
     to_wire,
 )
+from batchyard.store.blobs import CHUNK
 from batchyard.wire.files import DeletedFile, FileMetadataList
 from batchyard.wire.openai import FILE_PURPOSES, FileDeleted, FileList
 
