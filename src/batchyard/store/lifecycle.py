@@ -11,7 +11,7 @@ differently: locks, bulk inserts, claim passes and guarded bulk updates.
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Protocol, cast
 
@@ -19,7 +19,7 @@ from typing_extensions import Buffer
 
 from batchyard.store import queries as q
 from batchyard.store.claims import CLAIM_PASSES, fair_order, shares, still_full
-from batchyard.store.layout import COUNTER, RequestState, batch_of, key_range
+from batchyard.store.layout import COUNTER, KEY_BITS, RequestState, batch_of, key_range
 from batchyard.store.openai_batches_sql import SqlOpenAIBatches
 from batchyard.store.records import (
     BatchRecord,
@@ -167,11 +167,9 @@ async def claim_requests(
         if len(claimed) >= limit or not order:
             break
         wants = shares(order, limit - len(claimed))
-        got: dict[int, int] = defaultdict(int)
-        for request in await tx.claim_pass(wants, worker_id, now + lease_seconds, now, owner):
-            claimed.append(request)
-            got[request.batch_seq] += 1
-        order = still_full(order, wants, got)
+        taken = await tx.claim_pass(wants, worker_id, now + lease_seconds, now, owner)
+        claimed += taken
+        order = still_full(order, wants, Counter(r.batch_seq for r in taken))
     return claimed
 
 
@@ -180,13 +178,13 @@ async def record_outcomes(
 ) -> RecordReport:
     """Write the outcomes of requests this worker still holds, move the counters, count
     the usage, and end the batches that are done."""
-    finals = _once(o for o in outcomes if o.state != RequestState.QUEUED)
-    retries = _once(o for o in outcomes if o.state == RequestState.QUEUED)
+    finals = _once([o for o in outcomes if o.state != RequestState.QUEUED])
+    retries = _once([o for o in outcomes if o.state == RequestState.QUEUED])
     finished = await tx.finish_leased(finals, worker_id, now) if finals else []
     requeued = await tx.requeue_leased(retries, worker_id) if retries else []
     deltas: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for o in finished:
-        deltas[batch_of(o.key)][COUNTER[o.state]] += 1
+        deltas[o.key >> KEY_BITS][COUNTER[o.state]] += 1
     for seq in sorted(deltas):  # batch rows in one order: no deadlock between flushes
         await move_counts(tx, seq, deltas[seq])
     usage = await _usage_of(tx, finished, now)
@@ -207,10 +205,12 @@ async def record_outcomes(
     )
 
 
-def _once(outcomes: Iterable[Outcome]) -> list[Outcome]:
+def _once(outcomes: list[Outcome]) -> list[Outcome]:
     """The first of outcomes that name the same request and attempt: one bulk statement
     would write the row once but report each (a later one is stale, as it would be in a
     second call)."""
+    if len({o.key for o in outcomes}) == len(outcomes):
+        return outcomes  # the usual flush: every request once
     seen: set[tuple[int, int]] = set()
     once = []
     for o in outcomes:

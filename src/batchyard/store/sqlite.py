@@ -272,9 +272,11 @@ class SqliteTx:
     ) -> list[ClaimedRequest]:
         claimed: list[ClaimedRequest] = []
         for seq, want in wants:
-            rows = self.conn.execute(_CLAIM_FROM_BATCH, (lease_until, worker_id, seq, now, want))
+            params = (lease_until, worker_id, seq, now, want)
+            rows = self.conn.execute(_CLAIM_FROM_BATCH, params).fetchall()
+            ws = owners[seq]
             claimed.extend(
-                ClaimedRequest(k, seq, cid, bytes(p) if p is not None else b"", a, owners[seq])
+                ClaimedRequest(k, seq, cid, bytes(p) if p is not None else b"", a, ws)
                 for k, cid, p, a in rows
             )
         return claimed
