@@ -34,35 +34,48 @@ class UnknownModel(LookupError):
     pass
 
 
+_RESOLVED_NAMES = 4096
+
+
 class EngineRouter:
     def __init__(self, routes: list[Route], created_at: datetime | None = None) -> None:
         self.routes = routes
         self.created_at = created_at or datetime(2026, 1, 1)
         self._exact: dict[str, Route] = {}
+        self._patterns = [route for route in routes if route.is_pattern]
         for route in routes:
             if not route.is_pattern:
                 for name in (route.model.id, *route.model.aliases):
                     self._exact.setdefault(name, route)
+        self._resolved: dict[str, Resolved] = {}
+        """Names already resolved (every request resolves its model: keep it a lookup)."""
 
-    def _route(self, model: str) -> Route:
+    def _route(self, model: str) -> tuple[Route, bool]:
+        """The route `model` takes, and whether a glob matched it."""
         route = self._exact.get(model)
         if route is not None:
-            return route
-        for route in self.routes:
-            if route.is_pattern and fnmatch.fnmatchcase(model, route.model.id):
-                return route
+            return route, False
+        for route in self._patterns:
+            if fnmatch.fnmatchcase(model, route.model.id):
+                return route, True
         raise UnknownModel(model)
 
     def resolve(self, model: str) -> Resolved:
-        route = self._route(model)
-        if route.is_pattern:
-            return Resolved(route.engine, model, route.model.upstream or model)
-        return Resolved(route.engine, route.model.id, route.model.upstream or route.model.id)
+        found = self._resolved.get(model)
+        if found is not None:
+            return found
+        route, by_pattern = self._route(model)
+        name = model if by_pattern else route.model.id
+        found = Resolved(route.engine, name, route.model.upstream or name)
+        if len(self._resolved) >= _RESOLVED_NAMES:  # glob routes take any name a client sends
+            self._resolved.clear()
+        self._resolved[model] = found
+        return found
 
     def config_of(self, model: str) -> ModelConfig | None:
         """The configuration of the route `model` takes (None: it routes nowhere now)."""
         try:
-            return self._route(model).model
+            return self._route(model)[0].model
         except UnknownModel:
             return None
 
