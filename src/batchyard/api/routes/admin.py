@@ -7,7 +7,7 @@ part of batchyard: they answer 404 saying so.
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Any, TypedDict, TypeVar
 
 import msgspec
 from starlette.requests import Request
@@ -213,7 +213,17 @@ async def update_key(request: Request) -> Response:
 # --- usage --------------------------------------------------------------------------
 
 
-async def messages_usage_report(request: Request) -> Response:
+class _ReportParams(TypedDict):
+    starting_at: str
+    ending_at: str | None
+    bucket_width: str
+    group_by: list[str]
+    limit: int | None
+    page: str | None
+
+
+def _report_params(request: Request) -> _ReportParams:
+    """The parameters the usage and cost reports share (their window and grouping)."""
     q = request.query_params
     starting_at = q.get("starting_at")
     if not starting_at:
@@ -221,37 +231,29 @@ async def messages_usage_report(request: Request) -> Response:
     raw_limit = q.get("limit")
     if raw_limit is not None and not raw_limit.isdigit():
         raise InvalidRequest("limit: must be an integer")
-    query = UsageQuery(
+    return _ReportParams(
         starting_at=starting_at,
         ending_at=q.get("ending_at"),
         bucket_width=q.get("bucket_width", "1d"),
         group_by=_list(request, "group_by"),
+        limit=int(raw_limit) if raw_limit is not None else None,
+        page=q.get("page"),
+    )
+
+
+async def messages_usage_report(request: Request) -> Response:
+    query = UsageQuery(
+        **_report_params(request),
         filters={
             name: _list(request, name)
             for name in ("workspace_ids", "api_key_ids", "models", "service_tiers")
         },
-        limit=int(raw_limit) if raw_limit is not None else None,
-        page=q.get("page"),
     )
     return json_response(await state.usage(request).report(query))
 
 
 async def cost_report(request: Request) -> Response:
-    q = request.query_params
-    starting_at = q.get("starting_at")
-    if not starting_at:
-        raise InvalidRequest("starting_at: required (an RFC 3339 date-time)")
-    raw_limit = q.get("limit")
-    if raw_limit is not None and not raw_limit.isdigit():
-        raise InvalidRequest("limit: must be an integer")
-    query = CostQuery(
-        starting_at=starting_at,
-        ending_at=q.get("ending_at"),
-        bucket_width=q.get("bucket_width", "1d"),
-        group_by=_list(request, "group_by"),
-        limit=int(raw_limit) if raw_limit is not None else None,
-        page=q.get("page"),
-    )
+    query = CostQuery(**_report_params(request))
     return json_response(await state.costs(request).report(query))
 
 
