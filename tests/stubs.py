@@ -11,7 +11,10 @@ The last user message says what to do:
   "tool"          call the first tool with {"city": "Oslo"}
   anything else   "stub reply: <text>"
 With `rate_limit` set, more than that many requests in a second get 429s;
-`latency` delays every answer, as a model would.
+`latency` delays every answer, as a model would. With `seats`, it runs that many
+chat requests at once and queues the rest in arrival order, as vLLM does, and
+serves vLLM's load gauges at `/metrics` (without `seats`: a 404 there, as from a
+server without metrics); `fcfs` refuses a non-zero `priority` with vLLM's own error.
 """
 
 from __future__ import annotations
@@ -50,10 +53,20 @@ class Stub:
         api_key: str | None = None,
         rate_limit: float | None = None,
         latency: float = 0.0,
+        seats: int | None = None,
+        fcfs: bool = False,
     ) -> None:
         self.api_key = api_key
         self.rate_limit = rate_limit
         self.latency = latency
+        self.seats = seats
+        self.fcfs = fcfs
+        self.running = 0
+        self.waiting = 0
+        self.peak_waiting = 0
+        self.load_trace: list[tuple[int, int]] = []
+        """(running, waiting) at each `/metrics` read."""
+        self._seats: asyncio.Semaphore | None = None  # made in the server's loop
         self.received: list[dict[str, Any]] = []
         self.calls: Counter[str] = Counter()
         self.statuses: Counter[int] = Counter()
@@ -65,6 +78,7 @@ class Stub:
                 Route("/v1/chat/completions", self.chat, methods=["POST"]),
                 Route("/v1/messages", self.messages, methods=["POST"]),
                 Route("/v1/messages/count_tokens", self.count_tokens, methods=["POST"]),
+                Route("/metrics", self.prometheus, methods=["GET"]),
             ]
         )
         config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
@@ -136,10 +150,46 @@ class Stub:
             await asyncio.sleep(int(text.split("-")[1]) / 1000)
         return None, body, text
 
+    async def prometheus(self, request: Request) -> Response:
+        if self.seats is None:
+            return Response("not found", status_code=404)
+        self.load_trace.append((self.running, self.waiting))
+        lines = [
+            "# HELP vllm:num_requests_running Number of requests in model execution batches.",
+            "# TYPE vllm:num_requests_running gauge",
+            f'vllm:num_requests_running{{engine="0",model_name="upstream-model"}} {self.running}.0',
+            "# TYPE vllm:num_requests_waiting gauge",
+            f'vllm:num_requests_waiting{{engine="0",model_name="upstream-model"}} {self.waiting}.0',
+            "# TYPE vllm:kv_cache_usage_perc gauge",
+            f'vllm:kv_cache_usage_perc{{engine="0",model_name="upstream-model"}} {self.running / 100}',
+        ]
+        return Response("\n".join(lines) + "\n", media_type="text/plain; version=0.0.4")
+
     async def chat(self, request: Request) -> Response:
+        if self.seats is None:
+            return await self._chat(request)
+        if self._seats is None:
+            self._seats = asyncio.Semaphore(self.seats)
+        self.waiting += 1
+        self.peak_waiting = max(self.peak_waiting, self.waiting)
+        try:
+            await self._seats.acquire()
+        finally:
+            self.waiting -= 1
+        self.running += 1
+        try:
+            return await self._chat(request)
+        finally:
+            self.running -= 1
+            self._seats.release()
+
+    async def _chat(self, request: Request) -> Response:
         early, body, text = await self._script(request, "openai")
         if early is not None:
             return early
+        if self.fcfs and body.get("priority", 0) != 0:
+            refusal = f"Got priority {body['priority']} but Priority scheduling is not enabled."
+            return self._respond(400, {"object": "error", "message": refusal, "type": "BadRequestError", "code": 400})  # fmt: skip
         message: dict[str, Any] = {"role": "assistant", "content": f"stub reply: {text}"}
         finish = "stop"
         if text == "echo":

@@ -13,6 +13,7 @@ import json
 import os
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -134,22 +135,73 @@ def _submit(args: argparse.Namespace) -> None:
 
 
 def _progress(total: int) -> Progress:
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-    )
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("{task.fields[rate]:>8} req/s"),
-        TimeRemainingColumn(),
+        TextColumn("{task.fields[eta]}"),
         console=_console(),
     )
+
+
+def _in(seconds: float) -> str:
+    s = max(0, round(seconds))
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60:02d} s"
+    return f"{s // 3600} h {s % 3600 // 60:02d} min"
+
+
+class _Eta:
+    """The server's ETA of a batch (batchyard's `batchyard_eta` field, which the SDKs
+    keep as an unknown field; other servers send none) on the progress bar, and a
+    warning, once, when it says the batch may not finish before it expires."""
+
+    def __init__(self, bar: Progress, task: Any) -> None:
+        self.bar, self.task = bar, task
+        self.warned = False
+
+    def show(self, batch: Any, done: int, started: float, expires_at: datetime | None) -> None:
+        found = getattr(batch, "batchyard_eta", None)
+        eta: dict[str, Any] = found if isinstance(found, dict) else {}
+        rate = eta.get("requests_per_second")
+        if rate is None:  # an older or other server: the rate this client saw
+            rate = done / max(time.monotonic() - started, 1e-6)
+        ends = _when(eta.get("ends_at"))
+        text = "ETA unknown" if eta else ""
+        if ends is not None:
+            text = f"ETA {ends.astimezone():%H:%M:%S} (in {_in((ends - _now()).total_seconds())})"
+        if eta.get("at_risk"):
+            text += " [bold red]at risk[/]"
+            if not self.warned:
+                self.warned = True
+                warning = f"[bold red]warning:[/] {batch.id} may not finish before it expires"
+                if expires_at is not None:
+                    warning += f" at {expires_at.astimezone():%Y-%m-%d %H:%M:%S}"
+                if ends is not None:
+                    warning += f" (estimated end {ends.astimezone():%H:%M:%S}, {rate:,.1f} req/s)"
+                self.bar.console.print(warning)
+        self.bar.update(self.task, completed=done, rate=f"{rate:,.1f}", eta=text)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _when(value: object) -> datetime | None:
+    """An RFC 3339 string (Message Batches) or Unix seconds (OpenAI batches)."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int | float):
+        return datetime.fromtimestamp(value, UTC)
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
 
 
 def _submit_anthropic(args: argparse.Namespace, lines: list[dict[str, Any]], output: Path) -> None:
@@ -160,13 +212,12 @@ def _submit_anthropic(args: argparse.Namespace, lines: list[dict[str, Any]], out
         return
     started = time.monotonic()
     with _progress(len(lines)) as bar:
-        task = bar.add_task(batch.id, total=len(lines), rate="-")
+        eta = _Eta(bar, bar.add_task(batch.id, total=len(lines), rate="-", eta=""))
         while True:
             batch = client.messages.batches.retrieve(batch.id)
             c = batch.request_counts
             done = c.succeeded + c.errored + c.canceled + c.expired
-            rate = done / max(time.monotonic() - started, 1e-6)
-            bar.update(task, completed=done, rate=f"{rate:,.1f}")
+            eta.show(batch, done, started, batch.expires_at)
             if batch.processing_status == "ended":
                 break
             time.sleep(0.5)
@@ -199,14 +250,13 @@ def _submit_openai(args: argparse.Namespace, output: Path) -> None:
     started = time.monotonic()
     total = batch.request_counts.total if batch.request_counts else 0
     with _progress(total) as bar:
-        task = bar.add_task(batch.id, total=total, rate="-")
+        eta = _Eta(bar, bar.add_task(batch.id, total=total, rate="-", eta=""))
         while batch.status not in ("completed", "failed", "cancelled", "expired"):
             time.sleep(0.5)
             batch = client.batches.retrieve(batch.id)
             counts = batch.request_counts
             done = counts.completed + counts.failed if counts else 0
-            rate = done / max(time.monotonic() - started, 1e-6)
-            bar.update(task, completed=done, rate=f"{rate:,.1f}")
+            eta.show(batch, done, started, _when(batch.expires_at))
     with output.open("wb") as out:
         for file_id in (batch.output_file_id, batch.error_file_id):
             if file_id:

@@ -112,7 +112,44 @@ def _add_engine(e: _Group) -> None:
         "--capacity",
         type=int,
         default=env("CAPACITY", None, int),
-        help="concurrent requests the engine takes",
+        help="concurrent requests the engine takes (openai, anthropic: the most, when"
+        " --admission adapts; openai default 1024, or 64 with --admission fixed)",
+    )
+    e.add_argument(
+        "--admission",
+        choices=["metrics", "aimd", "fixed"],
+        default=env("ADMISSION", None),
+        help="how many requests a remote engine is sent at once: metrics (openai's"
+        " default) keeps the server's running set full and its queue short from its"
+        " Prometheus metrics (vLLM, SGLang, llama-server), else as aimd; aimd (anthropic's"
+        " default) adapts to 429s (openai: and latency); fixed sends --capacity",
+    )
+    e.add_argument(
+        "--upstream-metrics-url",
+        default=env("UPSTREAM_METRICS_URL", None),
+        help="openai: the server's Prometheus metrics (default: --upstream-url less /v1,"
+        " plus /metrics)",
+    )
+    e.add_argument(
+        "--upstream-metrics-interval",
+        type=duration,
+        default=env("UPSTREAM_METRICS_INTERVAL", 0.5, duration),
+        help="openai: how often the server's metrics are read (default 0.5s)",
+    )
+    e.add_argument(
+        "--engine-priority",
+        action=argparse.BooleanOptionalAction,
+        default=env_flag("ENGINE_PRIORITY", False),
+        help="openai: send vLLM's priority field, so interactive calls go before queued"
+        " batch work inside the server (start vLLM with --scheduling-policy priority;"
+        " default off: a first-come-first-served vLLM refuses it)",
+    )
+    e.add_argument(
+        "--batch-priority",
+        type=int,
+        default=env("BATCH_PRIORITY", 10, int),
+        help="openai, with --engine-priority: the priority of batch work (interactive"
+        " calls are 0; lower is served first; default 10)",
     )
 
 
@@ -194,7 +231,15 @@ def _add_worker(w: _Group) -> None:
         "--concurrency",
         type=int,
         default=env("CONCURRENCY", None, int),
-        help="most requests one worker holds (default: engines' capacity)",
+        help="most requests one worker holds (default: twice the engines' capacity)",
+    )
+    w.add_argument(
+        "--prefix-run",
+        type=int,
+        default=env("PREFIX_RUN", None, int),
+        help="requests claimed from batches whose prompts start alike before other batches"
+        " get their turn (default: 4x the concurrency; 0: share every claim across all"
+        " batches)",
     )
     w.add_argument(
         "--housekeeping-interval",

@@ -61,6 +61,7 @@ def build_services(
     clock = clock or SystemClock()
     store = open_store(settings.database, synchronous=settings.sqlite_synchronous)
     router = build_router(settings.engines, settings.cache_dir)
+    metrics.watch_engines(router.engines)
     batches = BatchService(
         store,
         clock,
@@ -104,7 +105,7 @@ def build_services(
             clock,
             priced=any(r.model.prices is not None for r in router.routes),
         ),
-        dashboard=DashboardService(store, clock),
+        dashboard=DashboardService(store, clock, eta=batches.eta),
         health=HealthService(store),
         metrics=metrics,
         worker=worker,

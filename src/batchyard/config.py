@@ -42,7 +42,12 @@ class WorkerSettings:
     lease_seconds: float = 60.0
     claim_chunk: int = 512
     concurrency: int | None = None
-    """Most requests held at once; by default twice the sum of the engines' capacities."""
+    """Most requests held at once; by default twice the sum of the engines' capacities
+    (as they are now: an engine's admission may change its capacity)."""
+    prefix_run: int | None = None
+    """Requests claimed from one prompt-prefix group before the others get their turn
+    (`store.claims.Grouping`); None: four times the concurrency; 0: no grouping (every
+    claim shared out across all batches)."""
     max_attempts: int = 5
     retry_base_seconds: float = 1.0
     retry_max_seconds: float = 60.0

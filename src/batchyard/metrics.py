@@ -8,6 +8,9 @@ reports the same queue.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING
+
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -16,8 +19,13 @@ from prometheus_client import (
     generate_latest,
     start_http_server,
 )
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from batchyard.store.records import BatchRecord, TokenUsage
+
+if TYPE_CHECKING:
+    from batchyard.engines.base import Engine
 
 _BATCH_BUCKETS = (1, 5, 15, 60, 300, 900, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600, 24 * 3600)
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
@@ -89,6 +97,12 @@ class Metrics:
             "Batches not yet ended, in the store",
             registry=r if store_gauges else None,
         )
+        self.batches_at_risk = Gauge(
+            "batchyard_batches_at_risk",
+            "Open batches not expected to finish before they expire, at their measured"
+            " throughput (their ETA's at_risk)",
+            registry=r if store_gauges else None,
+        )
 
     def count_tokens(self, tier: str, usage: TokenUsage) -> None:
         self.tokens.labels("input", tier).inc(usage.input_tokens)
@@ -101,6 +115,11 @@ class Metrics:
         if batch.ended_at is not None:
             self.batch_duration.labels(batch.outcome).observe(batch.ended_at - batch.created_at)
 
+    def watch_engines(self, engines: Iterable[Engine]) -> None:
+        """Report these engines' concurrency (and their servers' load, where read) at
+        every scrape."""
+        self.registry.register(_EngineCollector(list(engines)))
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
 
@@ -108,3 +127,53 @@ class Metrics:
         """Serve these metrics at http://host:port/metrics from a thread (a standalone
         worker has no HTTP server of its own)."""
         start_http_server(port, addr=host, registry=self.registry)
+
+
+class _EngineCollector(Collector):
+    """Each engine's slots (capacity now, in use, waiting) and its server's last load
+    reading (`engines/upstream_load.py`), read at scrape time."""
+
+    def __init__(self, engines: list[Engine]) -> None:
+        self.engines = engines
+
+    def collect(self) -> Iterator[Metric]:
+        families = {
+            "capacity": GaugeMetricFamily(
+                "batchyard_engine_capacity",
+                "Requests the engine is sent at once now (its admission's level)",
+                labels=["engine"],
+            ),
+            "in_use": GaugeMetricFamily(
+                "batchyard_engine_in_use", "Engine slots held by calls now", labels=["engine"]
+            ),
+            "waiting": GaugeMetricFamily(
+                "batchyard_engine_waiting", "Calls waiting for an engine slot", labels=["engine"]
+            ),
+            "running": GaugeMetricFamily(
+                "batchyard_upstream_running",
+                "Requests the engine's server runs (all clients), at its last metrics reading",
+                labels=["engine"],
+            ),
+            "queued": GaugeMetricFamily(
+                "batchyard_upstream_waiting",
+                "Requests queued inside the engine's server, at its last metrics reading",
+                labels=["engine"],
+            ),
+            "kv": GaugeMetricFamily(
+                "batchyard_upstream_kv_cache_usage",
+                "Share of the engine's server KV cache in use, at its last metrics reading",
+                labels=["engine"],
+            ),
+        }
+        for engine in self.engines:
+            slots = engine.slots
+            families["capacity"].add_metric([engine.name], slots.capacity)
+            families["in_use"].add_metric([engine.name], slots.in_use)
+            families["waiting"].add_metric([engine.name], slots.waiting)
+            load = getattr(engine, "upstream_load", None)
+            if load is not None:
+                families["running"].add_metric([engine.name], load.running)
+                families["queued"].add_metric([engine.name], load.waiting)
+                if load.kv_usage is not None:
+                    families["kv"].add_metric([engine.name], load.kv_usage)
+        yield from families.values()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,6 +14,7 @@ from starlette.responses import Response
 
 from tests.conftest import ServerFactory, client_for
 from tests.integration.test_batches_sdk import wait_ended
+from tests.integration.test_metrics import samples
 from tests.serverproc import Server
 from tests.stubs import Stub
 
@@ -428,3 +430,41 @@ def test_openai_engine_drops_a_thinking_budget_the_upstream_refuses(
     assert message.content[0].text == "stub reply: no-budget"
     assert len(reasoning_stub.received) == count + 1
     assert "thinking_token_budget" not in reasoning_stub.received[-1]
+
+
+def engine_gauges(server: Server) -> dict[str, float]:
+    return {
+        name: value
+        for (name, labels), value in samples(server.base_url).items()
+        if name.startswith(("batchyard_engine_", "batchyard_upstream_"))
+        and labels == (("engine", "openai"),)
+    }
+
+
+def test_openai_engine_capacity_follows_the_servers_metrics(start_server: ServerFactory) -> None:
+    """A server with 4 seats that queues the rest, as vLLM does, and says so at /metrics:
+    no --capacity given (the maximum is 1024), and the engine keeps the server's queue
+    near its target (2) instead of sending it everything; with --engine-priority, batch
+    work goes as priority 10 and interactive calls as 0."""
+    with Stub(api_key="sk-upstream", seats=4, latency=0.05) as stub:
+        server = openai_server(
+            start_server, stub, "--upstream-metrics-interval", "0.05", "--engine-priority"
+        )
+        client = client_for(server)
+        batch = client.messages.batches.create(
+            requests=[{"custom_id": f"r{i}", "params": ask(f"r{i}")} for i in range(120)]  # type: ignore[typeddict-item]
+        )
+        seen: list[dict[str, float]] = []
+        while client.messages.batches.retrieve(batch.id).processing_status != "ended":
+            seen.append(engine_gauges(server))
+            time.sleep(0.05)
+        message = client.messages.create(**ask("interactive"))
+        results = list(client.messages.batches.results(batch.id))
+    assert all(r.result.type == "succeeded" for r in results) and len(results) == 120
+    assert message.content[0].text == "stub reply: interactive"
+    assert stub.peak_waiting <= 8, stub.load_trace
+    busy = [g for g in seen if g.get("batchyard_engine_in_use", 0) > 0]
+    assert busy and all(g["batchyard_engine_capacity"] <= 12 for g in busy), busy
+    assert any(g.get("batchyard_upstream_running") == 4 for g in busy)
+    priorities = [body.get("priority") for body in stub.received]
+    assert priorities.count(10) == 120 and priorities[-1] == 0

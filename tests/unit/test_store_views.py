@@ -15,9 +15,13 @@ HOUR = 3600.0
 IDS = ["a_1", "a%2", "ab3", "B_4", "c5", "c6", "c7"]
 
 
-def new_batch(clock: ManualClock, name: str, workspace: str = "ws", **kw: str) -> NewBatch:
+def new_batch(
+    clock: ManualClock, name: str, workspace: str = "ws", dialect: str = "anthropic"
+) -> NewBatch:
     now = clock.now()
-    return NewBatch(f"msgbatch_{name}", workspace, now, now + 24 * HOUR, now + 48 * HOUR, **kw)
+    return NewBatch(
+        f"msgbatch_{name}", workspace, now, now + 24 * HOUR, now + 48 * HOUR, dialect=dialect
+    )
 
 
 def line(custom_id: str, kind: str) -> bytes:
@@ -188,3 +192,23 @@ async def test_timeline_counts_finishes_per_interval(store: Store) -> None:
         (0, 0),
     ]
     assert await store.views.timeline(batch, start + 1.0, 1.0, 2) == [(1, 1), (1, 0)]
+
+
+async def test_open_batches_of_every_workspace_oldest_first(store: Store) -> None:
+    clock = ManualClock()
+    await store.create_batch(new_batch(clock, "o1"), ["x", "y"], [b"{}"] * 2)
+    await store.create_batch(new_batch(clock, "o2", "other"), ["x"], [b"{}"])
+    await store.create_batch(new_batch(clock, "o3"), ["x"], [b"{}"])
+    await store.cancel_batch("ws", "msgbatch_o3", clock.now())  # nothing in flight: ended
+    assert len(await store.claim_requests("w", clock.now(), 60, 10)) == 3
+    await store.create_batch(new_batch(clock, "o4"), ["x"], [b"{}"])
+    await store.cancel_batch("ws", "msgbatch_o4", clock.now())
+    opened = await store.views.open_batches()
+    assert [b.id for b in opened] == ["msgbatch_o1", "msgbatch_o2"]
+    # Records as get_batch reads them (their counts move with the requests).
+    assert opened[0] == await store.get_batch("ws", "msgbatch_o1")
+    assert [b.id for b in await store.views.open_batches(limit=1)] == ["msgbatch_o1"]
+    # A canceling batch (a request still in flight) is open until it ends.
+    held = await store.cancel_batch("ws", "msgbatch_o1", clock.now())
+    assert held is not None and held.processing_status == "canceling"
+    assert [b.id for b in await store.views.open_batches()] == ["msgbatch_o1", "msgbatch_o2"]

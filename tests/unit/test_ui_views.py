@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 
 from batchyard.services.dashboard import timeline_window
+from batchyard.services.eta import UNKNOWN, Eta
 from batchyard.store.records import BatchRecord, BatchRow, ResultRow, UsageRow
 from batchyard.ui.views import (
     NONE,
     batch_view,
     duration,
     rate,
-    recent_done,
     result_view,
     timeline_view,
     usage_view,
@@ -43,7 +43,8 @@ def record(**kw: object) -> BatchRecord:
 
 
 def test_running_batch_progress_rate_and_eta() -> None:
-    view = batch_view(BatchRow(record(), "anthropic", None), now=T0 + 200, recent_done=(120, 60.0))
+    eta = Eta(T0 + 500, 2.0, False, "batch")
+    view = batch_view(BatchRow(record(), "anthropic", None), now=T0 + 200, eta=eta)
     assert (view.done, view.percent, view.running, view.outcome) == (400, 40.0, True, "in_progress")
     # Bar segments lie end to end: succeeded 30%, then errored 10%.
     assert [(s.kind, s.x, s.width) for s in view.segments] == [
@@ -51,32 +52,27 @@ def test_running_batch_progress_rate_and_eta() -> None:
         ("errored", 30.0, 10.0),
     ]
     assert view.average_rate == "2.0/s"  # 400 finished in 200 s
-    assert view.recent_rate == "2.0/s"  # 120 in the last 60 s
-    assert view.eta == "5 min 00 s"  # 600 left at 2/s
+    assert view.recent_rate == "2.0/s"  # the rate the ETA assumes
+    assert view.eta == "5 min 00 s"  # from the ETA's end, not worked out here
     assert view.elapsed == "3 min 20 s"
+    assert not view.at_risk and "own" in view.rate_basis
 
 
-def test_recent_rate_drives_the_eta() -> None:
-    view = batch_view(BatchRow(record(), "anthropic", None), now=T0 + 20, recent_done=(400, 20.0))
-    assert view.recent_rate == "20/s"
-    assert view.eta == "30 s"
-
-
-def test_recent_window_is_whole_intervals_back_to_a_minute() -> None:
-    counts = [(10, 0)] * 30 + [(5, 1)] * 30  # 60 intervals of 4 s: a 240 s old batch
-    # At 238 s the current interval is the last (236-240); back to 176 s spans >= 60 s.
-    assert recent_done(counts, T0, 4.0, T0 + 238) == (16 * 6, 62.0)
-    # A young batch: everything since its creation.
-    assert recent_done([(3, 0), (4, 1)] + [(0, 0)] * 58, T0, 1.0, T0 + 1.5) == (8, 1.5)
-    # Intervals longer than a minute: the current one and the one before.
-    assert recent_done([(100, 0), (50, 0), (7, 0)], T0, 120.0, T0 + 250) == (57, 130.0)
+def test_the_eta_and_its_badge_come_from_services_eta() -> None:
+    late = Eta(T0 + 90_000, 0.01, True, "share")
+    view = batch_view(BatchRow(record(), "anthropic", None), now=T0 + 20, eta=late)
+    assert view.at_risk and view.eta == "1 d 0 h" and "share" in view.rate_basis
+    assert view.ends == "2025-06-16 16:06:40 UTC"
+    unknown = batch_view(BatchRow(record(), "anthropic", None), now=T0 + 20, eta=UNKNOWN)
+    assert (unknown.eta, unknown.recent_rate, unknown.at_risk) == (NONE, NONE, False)
 
 
 def test_ended_batches_say_what_they_came_to() -> None:
     done = record(processing_status="ended", processing=0, succeeded=900, ended_at=T0 + 90)
     assert batch_view(BatchRow(done, "anthropic", None), T0 + 999).outcome == "completed"
-    view = batch_view(BatchRow(done, "anthropic", None), T0 + 999, recent_done=(5, 60.0))
+    view = batch_view(BatchRow(done, "anthropic", None), T0 + 999, Eta(T0, 5.0, True, "batch"))
     assert (view.eta, view.recent_rate, view.elapsed) == (NONE, NONE, "1 min 30 s")
+    assert not view.at_risk
     canceled = record(processing_status="ended", cancel_initiated_at=T0 + 1, ended_at=T0 + 2)
     assert batch_view(BatchRow(canceled, "anthropic", None), T0).outcome == "canceled"
     expired = record(processing_status="ended", expired=3, ended_at=T0 + 2)
@@ -85,7 +81,7 @@ def test_ended_batches_say_what_they_came_to() -> None:
 
 def test_nothing_finished_yet_has_no_rate() -> None:
     fresh = record(processing=1000, succeeded=0, errored=0)
-    view = batch_view(BatchRow(fresh, "anthropic", None), T0 + 5, recent_done=(0, 5.0))
+    view = batch_view(BatchRow(fresh, "anthropic", None), T0 + 5, UNKNOWN)
     assert (view.average_rate, view.eta, view.segments) == (NONE, NONE, [])
 
 

@@ -14,6 +14,7 @@ from batchyard.config import WorkerSettings
 from batchyard.engines.config import ModelConfig
 from batchyard.engines.fake import FakeEngine
 from batchyard.engines.router import EngineRouter, Route
+from batchyard.engines.slots import Priority
 from batchyard.scheduler.worker import Worker
 from batchyard.store.records import NewBatch
 from batchyard.store.sqlite import SQLiteStore
@@ -137,11 +138,13 @@ class HangsOnce(FakeEngine):
         super().__init__()
         self.calls = 0
 
-    async def create_message(self, params: MessageCreateParams) -> Message:
+    async def create_message(
+        self, params: MessageCreateParams, *, priority: Priority = Priority.BATCH
+    ) -> Message:
         self.calls += 1
         if self.calls == 1:
             await asyncio.Event().wait()
-        return await super().create_message(params)
+        return await super().create_message(params, priority=priority)
 
 
 async def test_hung_engine_call_times_out_and_is_retried(store: SQLiteStore) -> None:

@@ -14,6 +14,7 @@ from batchyard.config import WorkerSettings
 from batchyard.engines.config import ModelConfig
 from batchyard.engines.fake import FakeEngine
 from batchyard.engines.router import EngineRouter, Route
+from batchyard.engines.slots import Priority
 from batchyard.scheduler.worker import Worker
 from batchyard.services.files import FileService
 from batchyard.store import MEMORY_URL, open_store
@@ -33,12 +34,14 @@ class Reading(FakeEngine):
         super().__init__()
         self.documents: list[str] = []
 
-    async def create_message(self, params: MessageCreateParams) -> Message:
+    async def create_message(
+        self, params: MessageCreateParams, *, priority: Priority = Priority.BATCH
+    ) -> Message:
         for message in params.messages:
             for block in message.content:
                 if isinstance(block, DocumentBlock):
                     self.documents.append(getattr(block.source, "data", "?"))
-        return await super().create_message(params)
+        return await super().create_message(params, priority=priority)
 
 
 @pytest.fixture(params=["sqlite", "memory"])

@@ -16,6 +16,7 @@ from batchyard.config import WorkerSettings
 from batchyard.engines.config import ModelConfig
 from batchyard.engines.fake import FakeEngine
 from batchyard.engines.router import EngineRouter, Route
+from batchyard.engines.slots import Priority
 from batchyard.errors import EngineError
 from batchyard.scheduler.worker import Worker
 from batchyard.store import MEMORY_URL, open_store
@@ -106,12 +107,14 @@ class Flaky(FakeEngine):
         self.failures = failures
         self.calls: Counter[str] = Counter()
 
-    async def create_message(self, params: MessageCreateParams) -> Message:
+    async def create_message(
+        self, params: MessageCreateParams, *, priority: Priority = Priority.BATCH
+    ) -> Message:
         text = text_of(params.messages[-1].content)
         self.calls[text] += 1
         if self.calls[text] <= self.failures:
             raise EngineError("overloaded_error", "Overloaded (flaky)", retryable=True)
-        return await super().create_message(params)
+        return await super().create_message(params, priority=priority)
 
 
 class Gated(FakeEngine):
@@ -124,12 +127,14 @@ class Gated(FakeEngine):
         self.started = asyncio.Event()
         self.gate = asyncio.Event()
 
-    async def create_message(self, params: MessageCreateParams) -> Message:
+    async def create_message(
+        self, params: MessageCreateParams, *, priority: Priority = Priority.BATCH
+    ) -> Message:
         self.started.set()
         await self.gate.wait()
         if self.fail:
             raise EngineError("api_error", "Failed (gated)", retryable=True)
-        return await super().create_message(params)
+        return await super().create_message(params, priority=priority)
 
 
 async def test_every_request_is_claimed_once_and_its_result_written(store: Store) -> None:

@@ -45,6 +45,7 @@ async def metrics(request: Request) -> Response:
     batches, requests = await state.health(request).open_counts()
     m.open_batches.set(batches)
     m.queue_depth.set(requests)
+    m.batches_at_risk.set(len(await state.services(request).batches.eta.at_risk()))
     return Response(m.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
 

@@ -10,10 +10,12 @@ from typing import Any
 import httpx
 import msgspec
 
+from batchyard.engines.admission import EngineAdmission
 from batchyard.engines.base import stream_whole_message
+from batchyard.engines.config import AdmissionMode
 from batchyard.engines.features import ALL_FEATURES
-from batchyard.engines.remote import AdaptiveLimit, error_for_exception, error_for_status
-from batchyard.engines.slots import PrioritySlots
+from batchyard.engines.remote import error_for_exception, error_for_status
+from batchyard.engines.slots import Priority, PrioritySlots
 from batchyard.errors import EngineError
 from batchyard.wire.messages import Message, MessageCreateParams
 from batchyard.wire.params import body_as_sent
@@ -67,12 +69,14 @@ class AnthropicEngine:
         timeout: float = 600.0,
         adaptive: bool = True,
         name: str = "anthropic",
+        admission: AdmissionMode | None = None,
     ) -> None:
+        """`admission`: aimd (429s only; the default) or fixed (the default without
+        `adaptive`); metrics reads a vLLM-style /metrics beside `base_url`."""
         self.name = name
         self.features = ALL_FEATURES
         self.capacity = capacity
         self.slots = PrioritySlots(capacity)
-        self.adaptive = AdaptiveLimit(self.slots, capacity) if adaptive else None
         headers = {"anthropic-version": "2023-06-01"}
         if api_key:
             headers["x-api-key"] = api_key
@@ -82,22 +86,34 @@ class AnthropicEngine:
             timeout=httpx.Timeout(timeout, connect=10.0),
             limits=httpx.Limits(max_connections=None, max_keepalive_connections=capacity),
         )
+        mode: AdmissionMode = admission or ("aimd" if adaptive else "fixed")
+        self.admission = EngineAdmission(
+            self.slots,
+            capacity,
+            mode=mode,
+            name=name,
+            client=self._client if mode == "metrics" else None,
+            metrics_url=f"{base_url.rstrip('/')}/metrics",
+            latency_aware=False,  # the hosted API's latency follows the answer's length
+        )
 
     async def _post(self, path: str, body: dict[str, Any]) -> httpx.Response:
+        self.admission.start()
         started = time.monotonic()
         try:
             response = await self._client.post(path, json=body)
         except httpx.HTTPError as exc:
             raise error_for_exception(exc, self.name) from None
         if response.status_code != 200:
-            if response.status_code == 429 and self.adaptive:
-                await self.adaptive.on_rate_limited()
+            if response.status_code == 429:
+                await self.admission.on_rate_limited()
             raise error_for_status(response, self.name)
-        if self.adaptive:
-            self.adaptive.on_success(time.monotonic() - started)
+        self.admission.on_success(time.monotonic() - started)
         return response
 
-    async def create_message(self, params: MessageCreateParams) -> Message:
+    async def create_message(
+        self, params: MessageCreateParams, *, priority: Priority = Priority.BATCH
+    ) -> Message:
         response = await self._post("/v1/messages", _body(params))
         try:
             message = _message_decoder.decode(response.content)
@@ -107,8 +123,10 @@ class AnthropicEngine:
             ) from None
         return message
 
-    def stream_message(self, params: MessageCreateParams) -> AsyncIterator[StreamEvent]:
-        return stream_whole_message(self, params)
+    def stream_message(
+        self, params: MessageCreateParams, *, priority: Priority = Priority.BATCH
+    ) -> AsyncIterator[StreamEvent]:
+        return stream_whole_message(self, params, priority)
 
     async def count_tokens(self, params: MessageCreateParams) -> int:
         response = await self._post("/v1/messages/count_tokens", _body(params, count=True))
@@ -120,4 +138,5 @@ class AnthropicEngine:
             ) from None
 
     async def aclose(self) -> None:
+        await self.admission.aclose()
         await self._client.aclose()

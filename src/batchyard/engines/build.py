@@ -6,8 +6,20 @@ import os
 from pathlib import Path
 
 from batchyard.engines.base import Engine
-from batchyard.engines.config import EngineConfig
+from batchyard.engines.config import AdmissionMode, EngineConfig
 from batchyard.engines.router import EngineRouter, Route
+
+ADAPTIVE_MAXIMUM = 1024
+"""An openai engine's most requests at once when it adapts and no capacity is given."""
+
+
+def admission_mode(config: EngineConfig) -> AdmissionMode:
+    """A remote engine's admission: as configured, else metrics (openai) or aimd."""
+    if config.admission is not None:
+        return config.admission
+    if not config.adaptive_concurrency:
+        return "fixed"
+    return "metrics" if config.kind == "openai" else "aimd"
 
 
 def build_engine(config: EngineConfig, cache_dir: Path) -> Engine:
@@ -42,13 +54,19 @@ def build_engine(config: EngineConfig, cache_dir: Path) -> Engine:
 
         if not config.base_url:
             raise ValueError("an openai engine needs base_url (the server's /v1 URL)")
+        mode = admission_mode(config)
         return OpenAICompatEngine(
             config.base_url,
             api_key=api_key,
-            capacity=config.capacity or 64,
+            capacity=config.capacity or (64 if mode == "fixed" else ADAPTIVE_MAXIMUM),
             timeout=config.timeout_seconds,
-            adaptive=config.adaptive_concurrency,
             name=config.name or "openai",
+            admission=mode,
+            metrics_url=config.metrics_url,
+            metrics_interval=config.metrics_interval_seconds,
+            target_queue=config.target_queue,
+            send_priority=config.priority,
+            batch_priority=config.batch_priority,
         )
     if config.kind == "anthropic":
         from batchyard.engines.anthropic_upstream import AnthropicEngine
@@ -58,8 +76,8 @@ def build_engine(config: EngineConfig, cache_dir: Path) -> Engine:
             api_key=api_key or os.environ.get("ANTHROPIC_API_KEY"),
             capacity=config.capacity or 32,
             timeout=config.timeout_seconds,
-            adaptive=config.adaptive_concurrency,
             name=config.name or "anthropic",
+            admission=admission_mode(config),
         )
     raise ValueError(f"engine kind {config.kind!r} is not available")
 

@@ -7,7 +7,9 @@ common one-engine case:
     kind = "openai"                        # fake | local | openai | anthropic
     base_url = "http://127.0.0.1:8001/v1"
     api_key_env = "VLLM_API_KEY"           # or api_key = "..."
-    capacity = 64
+    capacity = 256                         # the most at once (default 1024; see admission)
+    admission = "metrics"                  # metrics | aimd | fixed
+    priority = true                        # vLLM --scheduling-policy priority
     models = [   # prices: USD per million tokens, for the cost report (optional)
       { id = "llama-3.1-8b", upstream = "meta-llama/Llama-3.1-8B-Instruct", aliases = ["llama"], prices = { input = 0.20, output = 0.60 } },
     ]
@@ -21,6 +23,8 @@ from typing import Literal
 import msgspec
 
 EngineKind = Literal["fake", "local", "openai", "anthropic"]
+AdmissionMode = Literal["metrics", "aimd", "fixed"]
+"""How a remote engine's concurrency is set (`engines/admission.py`)."""
 
 
 class ModelPrices(msgspec.Struct, forbid_unknown_fields=True):
@@ -82,6 +86,21 @@ class EngineConfig(msgspec.Struct, forbid_unknown_fields=True):
     api_key_env: str | None = None
     timeout_seconds: float = 600.0
     adaptive_concurrency: bool = True
+    """False: a fixed capacity (the same as admission = "fixed")."""
+    admission: AdmissionMode | None = None
+    """How many requests are sent at once: "metrics" (openai's default) follows the
+    server's own load from its Prometheus metrics, falling back to "aimd" where it has
+    none; "aimd" (anthropic's default) adapts to 429s (openai: and latency); "fixed"
+    sends `capacity`. Without a `capacity`, "metrics" and "aimd" go up to 1024."""
+    metrics_url: str | None = None
+    """The server's metrics (default: base_url less a trailing /v1, plus /metrics)."""
+    metrics_interval_seconds: float = 0.5
+    target_queue: int | None = None
+    """Requests to keep queued inside the server (default: max(2, running / 8))."""
+    priority: bool = False
+    """openai: send vLLM's `priority` (interactive 0, batch `batch_priority`); only
+    for a server started with `--scheduling-policy priority`."""
+    batch_priority: int = 10
     # fake engine
     latency_ms: float = 0.0
     error_rate: float = 0.0

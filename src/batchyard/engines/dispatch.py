@@ -33,7 +33,7 @@ async def create_message(
     slots = resolved.engine.slots
     await slots.acquire(priority)
     try:
-        message = await resolved.engine.create_message(request)
+        message = await resolved.engine.create_message(request, priority=priority)
     finally:
         slots.release()
     message.model = resolved.model
@@ -49,7 +49,7 @@ async def stream_message(
     slots = resolved.engine.slots
     await slots.acquire(priority)
     try:
-        async for event in resolved.engine.stream_message(request):
+        async for event in resolved.engine.stream_message(request, priority=priority):
             if isinstance(event, MessageStart):
                 event.message.model = resolved.model
             yield event

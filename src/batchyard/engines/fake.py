@@ -21,7 +21,7 @@ import anyio
 from batchyard import ids
 from batchyard.engines import fake_json
 from batchyard.engines.base import stream_whole_message
-from batchyard.engines.slots import PrioritySlots
+from batchyard.engines.slots import Priority, PrioritySlots
 from batchyard.errors import EngineError
 from batchyard.wire.messages import (
     JsonObjectFormat,
@@ -146,13 +146,17 @@ class FakeEngine:
         self.slots = PrioritySlots(capacity)
         self._rng = random.Random(seed)
 
-    def stream_message(self, params: MessageCreateParams) -> AsyncIterator[StreamEvent]:
-        return stream_whole_message(self, params)
+    def stream_message(
+        self, params: MessageCreateParams, *, priority: Priority = Priority.BATCH
+    ) -> AsyncIterator[StreamEvent]:
+        return stream_whole_message(self, params, priority)
 
     async def count_tokens(self, params: MessageCreateParams) -> int:
         return len(prompt_text(params).split())
 
-    async def create_message(self, params: MessageCreateParams) -> Message:
+    async def create_message(
+        self, params: MessageCreateParams, *, priority: Priority = Priority.BATCH
+    ) -> Message:
         if self.latency > 0:
             await anyio.sleep(self.latency)
         if self.hang_rate > 0 and self._rng.random() < self.hang_rate:

@@ -36,6 +36,8 @@ class Generation:
     grammar: str | None = None
     """GBNF the answer must follow (structured outputs, forced tool calls); checked
     with `LlamaRuntime.grammar_ok` before it is submitted."""
+    priority: int = 1
+    """Lower is admitted first when sequences wait for a free slot (interactive 0, batch 1)."""
     # results
     text: str = ""
     output_tokens: int = 0

@@ -193,7 +193,8 @@ class LlamaRuntime:
                     self._finish(generation)
 
     def _admit(self) -> None:
-        waiting, self._waiting = self._waiting, []
+        # interactive calls first, then arrival order (the sort is stable)
+        waiting, self._waiting = sorted(self._waiting, key=lambda g: g.priority), []
         for generation in waiting:
             if generation.cancelled:
                 generation.done(generation)

@@ -21,7 +21,7 @@ import msgspec
 from batchyard import ids
 from batchyard.engines.answer_shape import AnswerShape, answer_shape, call_text, tool_use_of
 from batchyard.engines.prefix_cache import common_prefix
-from batchyard.engines.slots import PrioritySlots
+from batchyard.engines.slots import Priority, PrioritySlots
 from batchyard.errors import EngineError
 from batchyard.wire.cache_control import CACHE_TTL_SECONDS, cache_marks
 from batchyard.wire.messages import (
@@ -313,10 +313,14 @@ class LocalEngine:
             usage=usage_of(generation),
         )
 
-    async def create_message(self, params: MessageCreateParams) -> Message:
-        return await self._answer(params, answer_shape(params))
+    async def create_message(
+        self, params: MessageCreateParams, *, priority: Priority = Priority.BATCH
+    ) -> Message:
+        return await self._answer(params, answer_shape(params), priority)
 
-    async def _answer(self, params: MessageCreateParams, shape: AnswerShape) -> Message:
+    async def _answer(
+        self, params: MessageCreateParams, shape: AnswerShape, priority: Priority
+    ) -> Message:
         loop = asyncio.get_running_loop()
         finished: asyncio.Future[Any] = loop.create_future()
 
@@ -328,6 +332,7 @@ class LocalEngine:
             loop.call_soon_threadsafe(resolve, g)
 
         generation = self._generation(params, shape, done)
+        generation.priority = int(priority)
         self.runtime.submit(generation)
         try:
             await finished
@@ -338,11 +343,13 @@ class LocalEngine:
             raise EngineError("api_error", generation.error, retryable=True)
         return self._message(params, shape, generation)
 
-    async def stream_message(self, params: MessageCreateParams) -> AsyncIterator[StreamEvent]:
+    async def stream_message(
+        self, params: MessageCreateParams, *, priority: Priority = Priority.BATCH
+    ) -> AsyncIterator[StreamEvent]:
         shape = answer_shape(params)
         if shape.tool_call:
             # a call's input is known once whole: then it goes out as one tool_use block
-            for event in events_from_message(await self._answer(params, shape)):
+            for event in events_from_message(await self._answer(params, shape, priority)):
                 yield event
             return
         loop = asyncio.get_running_loop()
@@ -355,6 +362,7 @@ class LocalEngine:
             loop.call_soon_threadsafe(pieces.put_nowait, None)
 
         generation = self._generation(params, shape, done, on_text)
+        generation.priority = int(priority)
         # admission puts an empty piece first: then the cache's share of the prompt is known
         generation.on_start = lambda g: on_text("")
         self.runtime.submit(generation)

@@ -1,5 +1,13 @@
 """Any `/v1/chat/completions` server: vLLM, SGLang, llama.cpp server, Ollama, OpenAI.
 
+Concurrency follows the server's own load (`engines/admission.py`): its Prometheus
+metrics where it has them (vLLM, SGLang, llama-server), else 429s and latency. With
+`send_priority` each request carries vLLM's `priority` (lower is served first:
+interactive calls 0, batch work `batch_priority`), for a server started with
+`--scheduling-policy priority`; a server in first-come-first-served mode refuses a
+non-zero one, so it is sent only when configured (and dropped, like the keys below,
+if the server refuses it all the same).
+
 The reasoning controls a request may carry are not every server's: vLLM refuses
 `thinking_token_budget` unless it was started with a reasoning parser, OpenAI refuses
 `chat_template_kwargs`, and `reasoning_effort` for a model that does not reason. An
@@ -17,13 +25,15 @@ from typing import Any
 
 import httpx
 
+from batchyard.engines.admission import EngineAdmission
+from batchyard.engines.config import AdmissionMode
 from batchyard.engines.remote import (
-    AdaptiveLimit,
     error_for_exception,
     error_for_status,
     upstream_message,
 )
-from batchyard.engines.slots import PrioritySlots
+from batchyard.engines.slots import Priority, PrioritySlots
+from batchyard.engines.upstream_load import UpstreamLoad, metrics_url_for
 from batchyard.errors import EngineError
 from batchyard.translate.messages_to_chat import (
     ChatStreamTranslator,
@@ -37,7 +47,7 @@ from batchyard.wire.streaming import StreamEvent
 
 log = logging.getLogger("batchyard.openai")
 
-OPTIONAL_KEYS = ("thinking_token_budget", "chat_template_kwargs", "reasoning_effort")
+OPTIONAL_KEYS = ("thinking_token_budget", "chat_template_kwargs", "reasoning_effort", "priority")
 """Request keys an upstream may refuse, dropped (and remembered) when it does."""
 
 
@@ -53,26 +63,59 @@ class OpenAICompatEngine:
         timeout: float = 600.0,
         adaptive: bool = True,
         name: str = "openai",
+        admission: AdmissionMode | None = None,
+        metrics_url: str | None = None,
+        metrics_interval: float = 0.5,
+        target_queue: int | None = None,
+        send_priority: bool = False,
+        batch_priority: int = 10,
+        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
+        """`capacity`: the most requests sent at once (the admission's upper bound);
+        `admission`: metrics | aimd | fixed (default: aimd, or fixed without `adaptive`);
+        `metrics_url`: default the base URL less `/v1`, plus `/metrics`."""
         self.name = name
         self.capacity = capacity
         self.slots = PrioritySlots(capacity)
-        self.adaptive = AdaptiveLimit(self.slots, capacity) if adaptive else None
+        self.send_priority = send_priority
+        self.batch_priority = batch_priority
         self._refused: dict[str, set[str]] = {}  # upstream model → OPTIONAL_KEYS it refused
         headers = {"authorization": f"Bearer {api_key}"} if api_key else {}
         self._client = httpx.AsyncClient(
             base_url=base_url.rstrip("/"),
             headers=headers,
             timeout=httpx.Timeout(timeout, connect=10.0),
-            limits=httpx.Limits(max_connections=None, max_keepalive_connections=capacity),
+            limits=httpx.Limits(max_connections=None, max_keepalive_connections=min(capacity, 256)),
+            transport=transport,
+        )
+        mode: AdmissionMode = admission or ("aimd" if adaptive else "fixed")
+        probed = mode == "metrics" or metrics_url is not None
+        self.admission = EngineAdmission(
+            self.slots,
+            capacity,
+            mode=mode,
+            name=name,
+            client=self._client if probed else None,
+            metrics_url=metrics_url or metrics_url_for(base_url),
+            interval=metrics_interval,
+            target_queue=target_queue,
         )
 
-    def _request(self, params: MessageCreateParams) -> dict[str, Any]:
+    @property
+    def upstream_load(self) -> UpstreamLoad | None:
+        """The server's latest load reading (running, waiting, KV usage, prefix cache
+        counters), where its metrics are read."""
+        return self.admission.load
+
+    def _request(self, params: MessageCreateParams, priority: Priority) -> dict[str, Any]:
         """The Chat Completions request, less the keys this upstream refused for the model."""
+        self.admission.start()
         try:
             request = to_chat_request(params, params.model)
         except Untranslatable as exc:
             raise EngineError("invalid_request_error", str(exc), retryable=False) from None
+        if self.send_priority:
+            request["priority"] = 0 if priority == Priority.INTERACTIVE else self.batch_priority
         for key in self._refused.get(params.model, ()):
             request.pop(key, None)
         return request
@@ -111,13 +154,15 @@ class OpenAICompatEngine:
                 raise error_for_exception(exc, self.name) from None
             key = self._refused_key(request, response)
             if key is None:
-                if response.status_code == 429 and self.adaptive:
-                    await self.adaptive.on_rate_limited()
+                if response.status_code == 429:
+                    await self.admission.on_rate_limited()
                 raise error_for_status(response, self.name)
             del request[key]
 
-    async def create_message(self, params: MessageCreateParams) -> Message:
-        request = self._request(params)
+    async def create_message(
+        self, params: MessageCreateParams, *, priority: Priority = Priority.BATCH
+    ) -> Message:
+        request = self._request(params, priority)
         started = time.monotonic()
         response = await self._send(request, stream=False)
         try:
@@ -126,13 +171,14 @@ class OpenAICompatEngine:
             raise EngineError(
                 "api_error", f"{self.name} sent a malformed reply: {exc}", retryable=True
             ) from None
-        if self.adaptive:
-            self.adaptive.on_success(time.monotonic() - started)
+        self.admission.on_success(time.monotonic() - started)
         return message
 
-    async def stream_message(self, params: MessageCreateParams) -> AsyncIterator[StreamEvent]:
+    async def stream_message(
+        self, params: MessageCreateParams, *, priority: Priority = Priority.BATCH
+    ) -> AsyncIterator[StreamEvent]:
         """The upstream's own stream (`stream: true`), translated event by event."""
-        request = self._request(params)
+        request = self._request(params, priority)
         request["stream"] = True
         request["stream_options"] = {"include_usage": True}
         translator = ChatStreamTranslator(params, params.model)
@@ -151,8 +197,7 @@ class OpenAICompatEngine:
             raise error_for_exception(exc, self.name) from None
         finally:
             await response.aclose()
-        if self.adaptive:
-            self.adaptive.on_success(time.monotonic() - started)
+        self.admission.on_success(time.monotonic() - started)
         for event in translator.end():
             yield event
 
@@ -174,4 +219,5 @@ class OpenAICompatEngine:
         return max(1, chars // 4)
 
     async def aclose(self) -> None:
+        await self.admission.aclose()
         await self._client.aclose()

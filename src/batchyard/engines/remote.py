@@ -89,6 +89,12 @@ class AdaptiveLimit:
     takes `decrease` off (at most once per cooldown) and the limit grows by one
     slot per quiet cooldown period, so it probes the ceiling gently instead of
     sawing through it with a storm of refusals.
+
+    `latency_aware` (for servers that queue instead of refusing, such as vLLM
+    without its metrics): the moving latency well above its floor (`latency_rise`
+    times the lowest moving latency seen, which drifts up slowly so it follows a
+    change of workload) counts as a 429 storm, and the limit grows only while the
+    latency stays near the floor (`latency_near` times it).
     """
 
     def __init__(
@@ -99,25 +105,59 @@ class AdaptiveLimit:
         cooldown: float = 1.0,
         decrease: float = 0.9,
         start: int = 4,
+        latency_aware: bool = False,
+        latency_rise: float = 2.0,
+        latency_near: float = 1.3,
     ) -> None:
         self.slots = slots
         self.maximum = maximum
         self.cooldown = cooldown
         self.decrease = decrease
+        self.latency_aware = latency_aware
+        self.latency_rise = latency_rise
+        self.latency_near = latency_near
         self._limit = float(min(start, maximum))
         self.slots.set_capacity(int(self._limit))
         self._slow_start = True
         self._last_increase = 0.0
         self._last_decrease = 0.0
+        self._samples = 0
         self.latency: float | None = None
         """Moving average of successful calls' duration."""
+        self.latency_floor: float | None = None
+        """The lowest moving latency seen (drifting up by 0.05% a call)."""
 
     @property
     def limit(self) -> int:
         return self.slots.capacity
 
+    def resume_from(self, capacity: int) -> None:
+        """Take over at `capacity` (set by another controller), past slow start."""
+        self._limit = float(max(1, min(capacity, self.maximum)))
+        self._slow_start = False
+        self.slots.set_capacity(int(self._limit))
+
+    def _latency_says(self) -> str:
+        """'rise', 'near' or 'hold', from the moving latency against its floor."""
+        assert self.latency is not None
+        floor = self.latency if self.latency_floor is None else self.latency_floor * 1.0005
+        self.latency_floor = floor = min(floor, self.latency)
+        if self._samples < 10:  # the moving average is still mostly its first samples
+            return "near"
+        if self.latency > self.latency_rise * floor:
+            return "rise"
+        return "near" if self.latency <= self.latency_near * floor else "hold"
+
     def on_success(self, elapsed: float) -> None:
         self.latency = elapsed if self.latency is None else 0.9 * self.latency + 0.1 * elapsed
+        self._samples += 1
+        if self.latency_aware:
+            verdict = self._latency_says()
+            if verdict == "rise":
+                self._decrease(time.monotonic())
+                return
+            if verdict == "hold":
+                return
         if self._limit >= self.maximum:
             return
         if self._slow_start:
@@ -135,7 +175,10 @@ class AdaptiveLimit:
         """Shrink, then keep the caller's slot about as long as an answer takes: a 429
         comes back at once, and a slot freed at once would send the next request
         straight into the same limit (a storm of 429s instead of a steady rate)."""
-        now = time.monotonic()
+        self._decrease(time.monotonic())
+        await asyncio.sleep(self.latency if self.latency is not None else 0.1)
+
+    def _decrease(self, now: float) -> None:
         if now - self._last_decrease >= self.cooldown or self._slow_start:
             # Leaving slow start, the limit overshot by up to a round trip of
             # doubling: halve it, as TCP does, then step by `decrease`.
@@ -144,4 +187,3 @@ class AdaptiveLimit:
             self._last_decrease = now
             self._limit = max(1.0, self._limit * factor)
             self.slots.set_capacity(int(self._limit))
-        await asyncio.sleep(self.latency if self.latency is not None else 0.1)

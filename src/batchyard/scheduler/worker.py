@@ -27,6 +27,7 @@ from batchyard.errors import EngineError, StoreUnavailable
 from batchyard.metrics import Metrics
 from batchyard.scheduler.attempts import Attempts
 from batchyard.services.files import FileService
+from batchyard.store.claims import Grouping
 from batchyard.store.layout import RequestState
 from batchyard.store.port import Store
 from batchyard.store.records import ClaimedRequest, EngineLoad, Outcome, WorkerStatus
@@ -68,12 +69,9 @@ class Worker:
         OpenAI dialect's output files."""
         self._ended = asyncio.Event()
         self._ended_ids: list[str] = []
-        # Hold twice what the engines take at once: the spare half waits in the
-        # engines' slots, so a finished request is replaced at once, not after
-        # the next flush and claim round trip.
-        self.concurrency = (
-            self.settings.concurrency or 2 * sum(e.capacity for e in router.engines) or 1
-        )
+        run = self.settings.prefix_run
+        self.grouping = Grouping(run or 4 * self.concurrency) if run != 0 else None
+        """Which prompt-prefix group this worker's claims keep to (None: no grouping)."""
         self._held: dict[int, ClaimedRequest] = {}
         self._pending: list[Outcome] = []
         # key -> (task, monotonic deadline); the heartbeat cancels overdue calls.
@@ -89,6 +87,15 @@ class Worker:
         self._attempts = Attempts(router, self.settings, self.clock, metrics, files)
 
     # --- public ------------------------------------------------------------------
+
+    @property
+    def concurrency(self) -> int:
+        """How many requests to hold: twice what the engines take at once now (their
+        admission may change it), so that the spare half waits in the engines' slots
+        and a finished request is replaced at once, not after the next claim."""
+        if self.settings.concurrency:
+            return self.settings.concurrency
+        return 2 * sum(e.slots.capacity for e in self.router.engines) or 1
 
     @property
     def in_flight(self) -> int:
@@ -167,9 +174,15 @@ class Worker:
             claimed: list[ClaimedRequest] = []
             if room > 0:
                 self._wake.clear()
+                if self.grouping is not None and s.prefix_run is None:
+                    self.grouping.run = 4 * self.concurrency  # follows the engines' admission
                 try:
                     claimed = await self.store.claim_requests(
-                        self.id, self.clock.now(), s.lease_seconds, min(room, s.claim_chunk)
+                        self.id,
+                        self.clock.now(),
+                        s.lease_seconds,
+                        min(room, s.claim_chunk),
+                        self.grouping,
                     )
                 except Exception as exc:
                     _store_trouble(exc, "claim failed; retrying")

@@ -1,6 +1,6 @@
 """The dashboard's reads, each scoped to the viewer's workspace exactly as the API's
 are: the batches of both dialects, one batch (by its id or its OpenAI `batch_…` id),
-its results and throughput timeline, the workers' reports, the last hours' usage."""
+its results, throughput timeline and ETA, the workers' reports, the last hours' usage."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from collections import OrderedDict
 
 from batchyard.clock import Clock
 from batchyard.errors import NotFound
+from batchyard.services.eta import Eta
+from batchyard.services.throughput import Throughput
 from batchyard.store.layout import RESULT_KINDS as _STORED_KINDS
 from batchyard.store.port import Store
 from batchyard.store.records import (
@@ -66,10 +68,18 @@ class TimelineCache:
 
 
 class DashboardService:
-    def __init__(self, store: Store, clock: Clock, timelines: TimelineCache | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        timelines: TimelineCache | None = None,
+        eta: Throughput | None = None,
+    ) -> None:
         self.store = store
         self.clock = clock
         self.timelines = timelines or TimelineCache()
+        self.throughput = eta or Throughput(store, clock)
+        """The same ETAs as the API's batch objects carry (pass the BatchService's)."""
 
     def now(self) -> float:
         return self.clock.now()
@@ -99,6 +109,13 @@ class DashboardService:
             wanted = record.batch_id
         await self.batch(workspace, wanted)
         return wanted
+
+    async def eta(self, batch: BatchRecord) -> Eta | None:
+        """The running batch's ETA (`services.eta`); None once it has ended."""
+        return await self.throughput.of(batch)
+
+    async def etas(self, batches: list[BatchRecord]) -> dict[str, Eta | None]:
+        return await self.throughput.of_many(batches)
 
     async def timeline(self, batch: BatchRecord, now: float) -> TimelineCounts:
         return await self.timelines.get(self.store, batch, now)

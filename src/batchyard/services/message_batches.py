@@ -10,6 +10,8 @@ from typing_extensions import Buffer
 from batchyard import ids
 from batchyard.clock import Clock, to_datetime, to_datetime_or_none
 from batchyard.errors import InvalidRequest, NotFound, RateLimited
+from batchyard.services.eta import Eta
+from batchyard.services.throughput import Throughput
 from batchyard.services.webhooks import WebhookPolicy
 from batchyard.store.port import Store
 from batchyard.store.records import (
@@ -22,6 +24,7 @@ from batchyard.store.records import (
 from batchyard.wire.batches import (
     MAX_REQUESTS,
     BatchCreateIn,
+    BatchEta,
     BatchRequestIn,
     MessageBatch,
     MessageBatchPage,
@@ -29,6 +32,7 @@ from batchyard.wire.batches import (
     RequestCounts,
 )
 from batchyard.wire.errors import format_validation_error
+from batchyard.wire.prefix_key import batch_prefix
 
 _body_decoder = msgspec.json.Decoder(BatchCreateIn)
 _probe_decoder = msgspec.json.Decoder(ParamsProbe)
@@ -103,6 +107,7 @@ class BatchService:
         on_created: Callable[[], None] | None = None,
         webhooks: WebhookPolicy | None = None,
         on_ended: Callable[[BatchRecord], None] | None = None,
+        eta: Throughput | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
@@ -113,6 +118,8 @@ class BatchService:
         self.webhooks = webhooks or WebhookPolicy()
         self.on_ended = on_ended
         """Told of batches that an API call (a cancel) ended; workers see the rest."""
+        self.eta = eta or Throughput(store, clock)
+        """The ETAs of running batches (shared with the OpenAI dialect and the dashboard)."""
 
     async def create(
         self,
@@ -134,7 +141,7 @@ class BatchService:
             queued_limit=queued_limit,
             webhook_url=parsed.webhook_url,
         )
-        return self.to_wire(record)
+        return await self.live(record)
 
     async def store_batch(
         self,
@@ -160,6 +167,7 @@ class BatchService:
             api_key_id=api_key_id or None,
             dialect=dialect,
             webhook_url=webhook_url,
+            prefix=batch_prefix(params),
         )
         try:
             record = await self.store.create_batch(
@@ -183,7 +191,7 @@ class BatchService:
         return record
 
     async def retrieve(self, workspace_id: str, batch_id: str) -> MessageBatch:
-        return self.to_wire(await self.get(workspace_id, batch_id))
+        return await self.live(await self.get(workspace_id, batch_id))
 
     async def list(
         self, workspace_id: str, limit: int, after_id: str | None, before_id: str | None
@@ -197,7 +205,8 @@ class BatchService:
         except UnknownCursor as exc:
             which = "before_id" if before_id is not None else "after_id"
             raise InvalidRequest(f"{which}: no message batch with id {exc.args[0]!r}") from None
-        data = [self.to_wire(r) for r in records]
+        etas = await self.eta.of_many(records)
+        data = [self.to_wire(r, etas[r.id]) for r in records]
         return MessageBatchPage(
             data=data,
             has_more=has_more,
@@ -209,7 +218,7 @@ class BatchService:
         record = await self.cancel_record(workspace_id, batch_id)
         if record is None:
             raise _not_found(batch_id)
-        return self.to_wire(record)
+        return await self.live(record)
 
     async def cancel_record(self, workspace_id: str, batch_id: str) -> BatchRecord | None:
         """Cancel the batch (both dialects' cancel); None if there is no such batch."""
@@ -252,7 +261,11 @@ class BatchService:
         path = f"/v1/messages/batches/{batch_id}/results"
         return f"{self.public_base_url}{path}" if self.public_base_url else path
 
-    def to_wire(self, r: BatchRecord) -> MessageBatch:
+    async def live(self, r: BatchRecord) -> MessageBatch:
+        """The batch as the API shows it, with its ETA while it runs."""
+        return self.to_wire(r, await self.eta.of(r))
+
+    def to_wire(self, r: BatchRecord, eta: Eta | None = None) -> MessageBatch:
         ended = r.processing_status == "ended"
         return MessageBatch(
             id=r.id,
@@ -270,4 +283,10 @@ class BatchService:
             cancel_initiated_at=to_datetime_or_none(r.cancel_initiated_at),
             archived_at=to_datetime_or_none(r.archived_at),
             results_url=self.results_url(r.id) if ended else None,
+            batchyard_eta=eta_to_wire(eta) if eta is not None and not ended else None,
         )
+
+
+def eta_to_wire(eta: Eta) -> BatchEta:
+    rate = round(eta.rate, 4) if eta.rate is not None else None
+    return BatchEta(to_datetime_or_none(eta.ends_at), rate, eta.at_risk)

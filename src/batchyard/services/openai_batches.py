@@ -22,6 +22,7 @@ import msgspec
 
 from batchyard import ids
 from batchyard.errors import InvalidRequest, NotFound
+from batchyard.services.eta import Eta
 from batchyard.services.files import FileService
 from batchyard.services.message_batches import BatchService
 from batchyard.services.openai_batch_input import (
@@ -39,6 +40,7 @@ from batchyard.wire.openai import (
     BatchError,
     BatchErrors,
     BatchRequestCounts,
+    OpenAIBatchEta,
 )
 
 _encoder = msgspec.json.Encoder()
@@ -64,7 +66,7 @@ def status_of(record: OpenAIBatchRecord, batch: BatchRecord | None) -> str:
     return "completed"
 
 
-def to_wire(record: OpenAIBatchRecord, batch: BatchRecord | None) -> Batch:
+def to_wire(record: OpenAIBatchRecord, batch: BatchRecord | None, eta: Eta | None = None) -> Batch:
     status = status_of(record, batch)
     done = record.finalized_at
     errors = None
@@ -97,7 +99,13 @@ def to_wire(record: OpenAIBatchRecord, batch: BatchRecord | None) -> Batch:
         cancelled_at=_ts(done) if status == "cancelled" else None,
         request_counts=counts,
         metadata=json.loads(record.metadata) if record.metadata else None,
+        batchyard_eta=_eta(eta) if eta is not None and status == "in_progress" else None,
     )
+
+
+def _eta(eta: Eta) -> OpenAIBatchEta:
+    rate = round(eta.rate, 4) if eta.rate is not None else None
+    return OpenAIBatchEta(_ts(eta.ends_at), rate, eta.at_risk)
 
 
 def _check_metadata(metadata: dict[str, str] | None) -> None:
@@ -176,7 +184,7 @@ class OpenAIBatchService:
             openai=running,
         )
         record = holder[0]
-        return to_wire(record, created)
+        return await self._live(record, created)
 
     async def _input_file(self, workspace_id: str, file_id: str) -> FileRecord:
         try:
@@ -205,7 +213,7 @@ class OpenAIBatchService:
         return found
 
     async def retrieve(self, workspace_id: str, batch_id: str) -> Batch:
-        return to_wire(*await self._get(workspace_id, batch_id))
+        return await self._live(*await self._get(workspace_id, batch_id))
 
     async def page(
         self, workspace_id: str, limit: int, after: str | None
@@ -214,13 +222,19 @@ class OpenAIBatchService:
             rows, more = await self.store.openai_batches.page(workspace_id, limit, after)
         except UnknownCursor:
             raise InvalidRequest(f"after: no batch with id {after!r}", param="after") from None
-        return [to_wire(r, b) for r, b in rows], more
+        etas = await self.batches.eta.of_many(b for _, b in rows if b is not None)
+        return [to_wire(r, b, etas.get(b.id) if b else None) for r, b in rows], more
 
     async def cancel(self, workspace_id: str, batch_id: str) -> Batch:
         record, batch = await self._get(workspace_id, batch_id)
         if batch is not None and record.batch_id is not None:
             batch = await self.batches.cancel_record(workspace_id, record.batch_id)
-        return to_wire(record, batch)
+        return await self._live(record, batch)
+
+    async def _live(self, record: OpenAIBatchRecord, batch: BatchRecord | None) -> Batch:
+        """The Batch object, with its ETA while it runs."""
+        eta = await self.batches.eta.of(batch) if batch is not None else None
+        return to_wire(record, batch, eta)
 
     async def finalize_ended(self) -> int:
         """Write the output and error files of every ended batch that lacks them."""

@@ -1,14 +1,26 @@
 """How one claim is shared out: workspaces first, then each workspace's batches, in
-rotating order, so that nobody is always served last and no batch starves another."""
+rotating order, so that nobody is always served last and no batch starves another.
+
+With a `Grouping` (a worker's memory across its claims) claims also keep to one
+prompt-prefix group at a time: the batches whose requests start alike run together
+for up to `run` requests, so an engine's prefix cache serves them instead of being
+thrashed by four system prompts interleaved. The next group is chosen in the same
+fair rotation (workspaces first, then a workspace's batches, the batch nearest its
+deadline first once it is close), so over a window of runs every workspace still
+gets its turn, and a group that runs dry hands the rest of the claim on at once.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 CLAIM_PASSES = 3
 """A claim asks each batch for its share, then again (twice) for what the others lacked."""
 
 T = TypeVar("T")
+K = TypeVar("K", str, int)
 
 
 def _rotated(items: list[T], turn: int) -> list[T]:
@@ -51,3 +63,95 @@ def still_full(
     return [
         full for seqs in order if (full := [s for s in seqs if s in asked and got[s] == asked[s]])
     ]
+
+
+URGENT_SECONDS = 2 * 3600.0
+"""A batch this close to its `expires_at` is run first within its workspace's turn."""
+
+
+@dataclass(frozen=True, slots=True)
+class Claimable:
+    """A batch with requests that may be claimable (in progress, not expired)."""
+
+    seq: int
+    workspace_id: str
+    prefix: int | None
+    """Its requests' most common prompt-prefix key (`wire.prefix_key`); None: unknown."""
+    expires_at: float
+
+    @property
+    def group(self) -> tuple[str, int]:
+        """Batches with one group run together; a batch without a prefix is its own."""
+        return ("prefix", self.prefix) if self.prefix is not None else ("batch", self.seq)
+
+
+def spaces_of(batches: Sequence[Claimable]) -> dict[str, list[int]]:
+    """Each workspace's batch seqs, in the order given (by seq)."""
+    spaces: dict[str, list[int]] = {}
+    for b in batches:
+        spaces.setdefault(b.workspace_id, []).append(b.seq)
+    return spaces
+
+
+@dataclass
+class Grouping:
+    """A worker's claim preference across claims: one prefix group at a time.
+
+    `run`: requests claimed from one group before the rotation moves on (when others
+    wait). The caller claims from each order `orders` yields and reports the count
+    with `took` before asking for the next; an order that cannot fill the claim
+    makes the next group current."""
+
+    run: int
+    group: tuple[str, int] | None = None
+    served: int = 0
+    """Requests claimed from the current group in its run so far."""
+    _space_turn: int = 0
+    _last_space: str | None = None
+    _last_batch: dict[str, int] = field(default_factory=dict)
+
+    def took(self, n: int) -> None:
+        self.served += n
+
+    def orders(self, batches: Sequence[Claimable], now: float) -> Iterator[list[list[int]]]:
+        """Fair orders (as `fair_order` gives) to claim from, a group at a time: the
+        current group while its run lasts, then the next groups in fair rotation."""
+        left = list(batches)
+        current = [b for b in left if b.group == self.group]
+        if current and self.served >= self.run and len({b.group for b in left}) > 1:
+            left = [b for b in left if b.group != self.group]
+            current = []  # its run is over and others wait: their turn first
+        while left:
+            if not current:
+                self.group = self._next_group(left, now)
+                self.served = 0
+                self._space_turn += 1
+                current = [b for b in left if b.group == self.group]
+            yield fair_order(spaces_of(current), self._space_turn)
+            left = [b for b in left if b.group != self.group]
+            current = []
+
+    def _next_group(self, batches: list[Claimable], now: float) -> tuple[str, int]:
+        """The group of the batch whose turn it is: the workspace after the last one
+        served (by name, cyclically), and in it the batch nearest its deadline if one
+        is close, else the batch after its last one served (by seq, cyclically)."""
+        spaces = spaces_of(batches)
+        space = _after(sorted(spaces), self._last_space)
+        self._last_space = space
+        by_seq = {b.seq: b for b in batches}
+        mine = [by_seq[seq] for seq in spaces[space]]
+        urgent = [b for b in mine if b.expires_at - now < URGENT_SECONDS]
+        if urgent:
+            return min(urgent, key=lambda b: (b.expires_at, b.seq)).group
+        seq = _after([b.seq for b in mine], self._last_batch.get(space))
+        self._last_batch[space] = seq
+        return by_seq[seq].group
+
+
+def _after(items: list[K], last: K | None) -> K:
+    """The first of sorted `items` after `last`, cyclically (the first if none is)."""
+    if last is not None:
+        for item in items:
+            if item > last:
+                return item
+    return items[0]

@@ -8,7 +8,9 @@
   moves the requests. `expires_at` (24 h after creation), `archive_at` (when its
   results are deleted: retention), `archived_at` (when they were). `webhook_url`,
   `webhook_attempts`, `webhook_next_at` (a lease while one worker delivers it, then
-  the next retry), `webhook_done_at` (delivered, or given up).
+  the next retry), `webhook_done_at` (delivered, or given up). `prefix`: the most
+  common prompt-prefix key of its requests (claims run batches that start alike
+  together; NULL: a group of its own).
 - `requests` — one row per request. `key` = (batch seq << KEY_BITS) | index, so a
   batch is one key range (`key_range`). `state` is a RequestState; `params` (the
   request as received) until it is final, then `result` (the whole results line;

@@ -18,7 +18,15 @@ from typing import Protocol, cast
 from typing_extensions import Buffer
 
 from batchyard.store import queries as q
-from batchyard.store.claims import CLAIM_PASSES, fair_order, shares, still_full
+from batchyard.store.claims import (
+    CLAIM_PASSES,
+    Claimable,
+    Grouping,
+    fair_order,
+    shares,
+    spaces_of,
+    still_full,
+)
 from batchyard.store.layout import COUNTER, KEY_BITS, RequestState, batch_of, key_range
 from batchyard.store.openai_batches_sql import SqlOpenAIBatches
 from batchyard.store.records import (
@@ -122,6 +130,7 @@ async def create_batch(
         n,
         n,
         batch.webhook_url,
+        batch.prefix,
     )
     assert row is not None
     seq = int(row[0])  # type: ignore[call-overload]
@@ -153,20 +162,57 @@ async def delete_batch(tx: Tx, workspace_id: str, batch_id: str) -> tuple[BatchR
 
 
 async def claim_requests(
-    tx: Tx, worker_id: str, now: float, lease_seconds: float, limit: int, turn: int
+    tx: Tx,
+    worker_id: str,
+    now: float,
+    lease_seconds: float,
+    limit: int,
+    turn: int,
+    grouping: Grouping | None = None,
 ) -> list[ClaimedRequest]:
     """Round-robin over workspaces, then over each workspace's batches: every workspace
-    gets an equal share of this claim however many batches it has."""
-    spaces: dict[str, list[int]] = defaultdict(list)
-    for seq, workspace_id in await tx.fetchall(q.CLAIMABLE_BATCHES, now):
-        spaces[str(workspace_id)].append(int(seq))  # type: ignore[call-overload]
-    owner = {seq: ws for ws, seqs in spaces.items() for seq in seqs}
+    gets an equal share of this claim however many batches it has. With `grouping`,
+    one prompt-prefix group at a time (`claims.Grouping`)."""
+    batches = [
+        Claimable(int(seq), str(ws), None if p is None else int(p), float(exp))  # type: ignore[call-overload, arg-type]
+        for seq, ws, p, exp in await tx.fetchall(q.CLAIMABLE_BATCHES, now)
+    ]
+    owner = {b.seq: b.workspace_id for b in batches}
     claimed: list[ClaimedRequest] = []
-    order = fair_order(spaces, turn) if spaces else []
-    for _ in range(CLAIM_PASSES):
-        if len(claimed) >= limit or not order:
+    if grouping is None:
+        orders: Iterable[list[list[int]]] = (
+            [fair_order(spaces_of(batches), turn)] if batches else []
+        )
+    else:
+        orders = grouping.orders(batches, now)
+    for order in orders:
+        taken = await _claim_fairly(
+            tx, order, limit - len(claimed), worker_id, now, lease_seconds, owner
+        )
+        if grouping is not None:
+            grouping.took(len(taken))
+        claimed += taken
+        if len(claimed) >= limit:
             break
-        wants = shares(order, limit - len(claimed))
+    return claimed
+
+
+async def _claim_fairly(
+    tx: Tx,
+    order: list[list[int]],
+    room: int,
+    worker_id: str,
+    now: float,
+    lease_seconds: float,
+    owner: dict[int, str],
+) -> list[ClaimedRequest]:
+    """Up to `room` requests from the batches of `order`, in fair shares (a few passes:
+    what some batches lacked goes to the others)."""
+    claimed: list[ClaimedRequest] = []
+    for _ in range(CLAIM_PASSES):
+        if len(claimed) >= room or not order:
+            break
+        wants = shares(order, room - len(claimed))
         taken = await tx.claim_pass(wants, worker_id, now + lease_seconds, now, owner)
         claimed += taken
         order = still_full(order, wants, Counter(r.batch_seq for r in taken))

@@ -9,12 +9,19 @@ the middle of a change, so each runs whole before the next (a transaction's wort
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import AsyncIterator, Iterable, Sequence
 
 from typing_extensions import Buffer
 
-from batchyard.store.claims import CLAIM_PASSES, fair_order, shares, still_full
+from batchyard.store.claims import (
+    CLAIM_PASSES,
+    Claimable,
+    Grouping,
+    fair_order,
+    shares,
+    spaces_of,
+    still_full,
+)
 from batchyard.store.layout import RequestState, batch_of
 from batchyard.store.memory_openai import MemoryFiles, MemoryOpenAIBatches
 from batchyard.store.memory_rows import BatchTable, page, record_of
@@ -136,21 +143,45 @@ class MemoryStore:
     # --- scheduling -------------------------------------------------------------
 
     async def claim_requests(
-        self, worker_id: str, now: float, lease_seconds: float, limit: int
+        self,
+        worker_id: str,
+        now: float,
+        lease_seconds: float,
+        limit: int,
+        grouping: Grouping | None = None,
     ) -> list[ClaimedRequest]:
         turn = self._turn  # every claim takes a turn, as in the SQL stores
         self._turn += 1
-        spaces: dict[str, list[int]] = defaultdict(list)
-        for b in self._batches.by_seq.values():
-            if b.processing_status == "in_progress" and b.new.expires_at > now:
-                spaces[b.workspace_id].append(b.seq)
+        batches = [
+            Claimable(b.seq, b.workspace_id, b.new.prefix, b.new.expires_at)
+            for b in self._batches.by_seq.values()
+            if b.processing_status == "in_progress" and b.new.expires_at > now
+        ]
         claimed: list[ClaimedRequest] = []
         # Round-robin over workspaces, then over each workspace's batches.
-        order = fair_order(spaces, turn) if spaces else []
-        for _ in range(CLAIM_PASSES):
-            if len(claimed) >= limit or not order:
+        if grouping is None:
+            orders: Iterable[list[list[int]]] = (
+                [fair_order(spaces_of(batches), turn)] if batches else []
+            )
+        else:
+            orders = grouping.orders(batches, now)
+        for order in orders:
+            taken = self._claim_fairly(order, limit - len(claimed), worker_id, now, lease_seconds)
+            if grouping is not None:
+                grouping.took(len(taken))
+            claimed += taken
+            if len(claimed) >= limit:
                 break
-            wants = shares(order, limit - len(claimed))
+        return claimed
+
+    def _claim_fairly(
+        self, order: list[list[int]], room: int, worker_id: str, now: float, lease_seconds: float
+    ) -> list[ClaimedRequest]:
+        claimed: list[ClaimedRequest] = []
+        for _ in range(CLAIM_PASSES):
+            if len(claimed) >= room or not order:
+                break
+            wants = shares(order, room - len(claimed))
             got: dict[int, int] = {}
             for seq, want in wants:
                 batch = self._batches.by_seq[seq]

@@ -103,6 +103,10 @@ class MemoryViews:
         found = (record_of(self._batches.by_id.get(i)) for i in dict.fromkeys(batch_ids))
         return [r for r in found if r is not None]
 
+    async def open_batches(self, limit: int = 10_000) -> list[BatchRecord]:
+        found = (b.record() for b in self._batches.by_seq.values() if not b.ended)
+        return list(itertools.islice(found, limit))
+
     async def timeline(
         self, batch: BatchRecord, start: float, width: float, buckets: int
     ) -> list[tuple[int, int]]:

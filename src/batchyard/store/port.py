@@ -11,6 +11,7 @@ from typing import Protocol
 
 from typing_extensions import Buffer
 
+from batchyard.store.claims import Grouping
 from batchyard.store.records import (
     ApiKeyRecord,
     BatchRecord,
@@ -181,6 +182,10 @@ class BatchViews(Protocol):
         """(succeeded, errored) finished in each of `buckets` intervals of `width`
         seconds from `start`."""
 
+    async def open_batches(self, limit: int = 10_000) -> list[BatchRecord]:
+        """Every workspace's batches not yet ended (in progress or canceling), oldest
+        first, at most `limit` (the ETAs' throughput samples)."""
+
 
 class WorkerReports(Protocol):
     """The workers' reports of themselves."""
@@ -267,9 +272,16 @@ class Store(Protocol):
         """The batch's results as JSONL chunks (each ends with a newline), page by page."""
 
     async def claim_requests(
-        self, worker_id: str, now: float, lease_seconds: float, limit: int
+        self,
+        worker_id: str,
+        now: float,
+        lease_seconds: float,
+        limit: int,
+        grouping: Grouping | None = None,
     ) -> list[ClaimedRequest]:
-        """Lease up to `limit` queued requests, fairly across workspaces, then batches."""
+        """Lease up to `limit` queued requests, fairly across workspaces, then batches;
+        with `grouping` (the caller's, kept across its claims), one prompt-prefix
+        group at a time (`claims.Grouping`)."""
 
     async def record_outcomes(
         self, worker_id: str, outcomes: Sequence[Outcome], now: float

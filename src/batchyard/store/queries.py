@@ -31,8 +31,8 @@ def placeholders(n: int) -> str:
 
 INSERT_BATCH = (
     "INSERT INTO batches (id, workspace_id, api_key_id, dialect, processing_status,"
-    " created_at, expires_at, archive_at, total, processing, webhook_url)"
-    " VALUES (?, ?, ?, ?, 'in_progress', ?, ?, ?, ?, ?, ?) RETURNING seq"
+    " created_at, expires_at, archive_at, total, processing, webhook_url, prefix)"
+    " VALUES (?, ?, ?, ?, 'in_progress', ?, ?, ?, ?, ?, ?, ?) RETURNING seq"
 )
 QUEUED_IN_WORKSPACE = (
     "SELECT coalesce(sum(processing), 0) FROM batches"
@@ -48,7 +48,8 @@ DELETE_BATCH = "DELETE FROM batches WHERE seq = ?"
 # --- claims and outcomes ---------------------------------------------------------
 
 CLAIMABLE_BATCHES = (
-    "SELECT seq, workspace_id FROM batches WHERE processing_status = 'in_progress'"
+    "SELECT seq, workspace_id, prefix, expires_at FROM batches"
+    " WHERE processing_status = 'in_progress'"
     " AND expires_at > ? ORDER BY seq"
 )
 FINISH_LEASED = (  # one request at a time (the PostgreSQL store updates all at once)

@@ -49,6 +49,9 @@ class NewBatch:
     dialect: str = "anthropic"
     """`openai` for the batches behind the OpenAI Batch API (not listed by the Anthropic one)."""
     webhook_url: str | None = None
+    prefix: int | None = None
+    """Its requests' most common prompt-prefix key (`wire.prefix_key`): claims keep
+    batches that start alike together, for the engines' prefix caches."""
 
 
 @dataclass(frozen=True, slots=True)

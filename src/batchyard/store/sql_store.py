@@ -11,6 +11,7 @@ from typing_extensions import Buffer
 
 from batchyard.store import lifecycle
 from batchyard.store import queries as q
+from batchyard.store.claims import Grouping
 from batchyard.store.files_sql import SqlFiles
 from batchyard.store.lifecycle import Tx
 from batchyard.store.openai_batches_sql import SqlOpenAIBatches
@@ -126,12 +127,19 @@ class SqlStore:
     # --- scheduling ---------------------------------------------------------------
 
     async def claim_requests(
-        self, worker_id: str, now: float, lease_seconds: float, limit: int
+        self,
+        worker_id: str,
+        now: float,
+        lease_seconds: float,
+        limit: int,
+        grouping: Grouping | None = None,
     ) -> list[ClaimedRequest]:
         turn = self._turn
         self._turn += 1
         return await self.transact(
-            lambda tx: lifecycle.claim_requests(tx, worker_id, now, lease_seconds, limit, turn)
+            lambda tx: lifecycle.claim_requests(
+                tx, worker_id, now, lease_seconds, limit, turn, grouping
+            )
         )
 
     async def record_outcomes(

@@ -1,7 +1,7 @@
 """Read-only views of batches for the dashboard and the metrics, written once for both
 SQL stores: a workspace's batches of both dialects, a batch's results a page at a
 time (search by `custom_id`, errors first), one result, a batch's requests finished
-per interval, and batch records by id."""
+per interval, batch records by id, and the open batches."""
 
 from __future__ import annotations
 
@@ -159,6 +159,16 @@ class SqlBatchViews:
             )
             found += map(batch_record, rows)
         return found
+
+    async def open_batches(self, limit: int = 10_000) -> list[BatchRecord]:
+        """Every workspace's batches not yet ended, oldest first, at most `limit`
+        (one range of the `batches_status` index)."""
+        rows = await self.db.fetchall(
+            f"SELECT {BATCH_COLUMNS} FROM batches"
+            " WHERE processing_status IN ('in_progress', 'canceling') ORDER BY seq LIMIT ?",
+            limit,
+        )
+        return [batch_record(r) for r in rows]
 
     async def timeline(
         self, batch: BatchRecord, start: float, width: float, buckets: int

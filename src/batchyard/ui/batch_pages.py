@@ -16,7 +16,7 @@ from batchyard.store.records import BatchRecord
 from batchyard.ui import session
 from batchyard.ui.page import page, render
 from batchyard.ui.session import Viewer
-from batchyard.ui.views import batch_view, recent_done, result_view, timeline_view
+from batchyard.ui.views import batch_view, result_view, timeline_view
 
 PAGE_SIZE = 50
 
@@ -26,9 +26,8 @@ async def _summary(request: Request, viewer: Viewer) -> dict[str, Any]:
     row = await dashboard.batch(viewer.workspace, request.path_params["batch_id"])
     now = dashboard.now()
     start, width, counts = await dashboard.timeline(row.batch, now)
-    recent = recent_done(counts, start, width, now) if row.batch.ended_at is None else None
     return {
-        "batch": batch_view(row, now, recent),
+        "batch": batch_view(row, now, await dashboard.eta(row.batch)),
         "timeline": timeline_view(counts, start, width),
     }
 

@@ -81,9 +81,10 @@ async def _batch_list(request: Request, viewer: Viewer) -> dict[str, Any]:
     rows, more = await dashboard.batches(
         viewer.workspace.id, BATCHES_PER_PAGE, before, status or None
     )
+    etas = await dashboard.etas([r.batch for r in rows])
     now = dashboard.now()
     return {
-        "batches": [batch_view(r, now) for r in rows],
+        "batches": [batch_view(r, now, etas[r.batch.id]) for r in rows],
         "older": rows[-1].batch.seq if more and rows else None,
         "before": before,
         "status": status,

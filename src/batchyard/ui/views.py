@@ -1,7 +1,7 @@
 """What the dashboard's templates show, worked out from store records: a batch's
-progress, rates, ETA and throughput chart, a result's one-line summary, usage sums,
-engine load, the workers' states. Plain values only, so the templates stay free of
-arithmetic."""
+progress, rates, ETA (as `services.eta` made it) and throughput chart, a result's
+one-line summary, usage sums, engine load, the workers' states. Plain values only, so
+the templates stay free of arithmetic."""
 
 from __future__ import annotations
 
@@ -12,13 +12,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from batchyard.engines.router import EngineRouter
+from batchyard.services.eta import Eta
 from batchyard.store.records import BatchRecord, BatchRow, ResultRow, UsageRow, WorkerStatus
 
 NONE = "\N{EN DASH}"
 """Shown where there is no figure yet."""
-
-RECENT_SECONDS = 60.0
-"""The window of a running batch's recent rate."""
 
 SEGMENTS = ("succeeded", "errored", "canceled", "expired")
 
@@ -77,7 +75,14 @@ class BatchView:
     elapsed: str
     average_rate: str
     recent_rate: str
+    """The rate its ETA assumes (`services.eta`)."""
+    rate_basis: str
+    """Where that rate comes from, in words."""
     eta: str
+    """How long until it is expected to end."""
+    ends: str
+    at_risk: bool
+    """Not expected to finish before it expires."""
     created: str
     ended: str
 
@@ -86,11 +91,15 @@ class BatchView:
         return self.status != "ended"
 
 
-def batch_view(
-    row: BatchRow, now: float, recent_done: tuple[int, float] | None = None
-) -> BatchView:
-    """`recent_done`: (requests finished, in how many seconds) lately (a running
-    batch's rate and ETA come from it; without it they come from the average)."""
+_BASES = {
+    "batch": "its own, over the last minute",
+    "share": "its share of what the deployment finished over the last minute",
+    "unknown": "nothing finished lately to measure",
+}
+
+
+def batch_view(row: BatchRow, now: float, eta: Eta | None = None) -> BatchView:
+    """`eta`: the running batch's, from `services.eta` (the dashboard makes no other)."""
     b = row.batch
     counts = {k: getattr(b, k) for k in SEGMENTS}
     done = sum(counts.values())
@@ -104,11 +113,8 @@ def batch_view(
     elapsed = (b.ended_at or now) - b.created_at
     worked = b.succeeded + b.errored
     average = worked / elapsed if elapsed > 0 and worked else None
-    recent: float | None = None
-    if b.ended_at is None and recent_done is not None:
-        recent = recent_done[0] / max(recent_done[1], 1e-9)
-    pace = recent if recent is not None else average
-    eta = b.processing / pace if b.ended_at is None and pace else None
+    if b.ended_at is not None:
+        eta = None
     return BatchView(
         id=b.id,
         dialect=row.dialect,
@@ -121,8 +127,11 @@ def batch_view(
         segments=segments,
         elapsed=duration(elapsed),
         average_rate=rate(average),
-        recent_rate=rate(recent),
-        eta=duration(eta) if eta is not None else NONE,
+        recent_rate=rate(eta.rate if eta else None),
+        rate_basis=_BASES[eta.basis] if eta else "",
+        eta=duration(eta.ends_at - now) if eta and eta.ends_at is not None else NONE,
+        ends=utc(eta.ends_at) if eta else "",
+        at_risk=eta.at_risk if eta else False,
         created=utc(b.created_at),
         ended=utc(b.ended_at),
     )
@@ -147,19 +156,6 @@ class Timeline:
     """How long one bar is."""
     peak: str
     """The fastest bar's rate."""
-
-
-def recent_done(
-    counts: list[tuple[int, int]], start: float, width: float, now: float
-) -> tuple[int, float]:
-    """(finished, seconds) lately, from the timeline: whole intervals back from the
-    current one until they span RECENT_SECONDS (or the batch's whole life)."""
-    current = max(0, min(int((now - start) // width), len(counts) - 1))
-    first = current
-    while first > 0 and now - (start + first * width) < RECENT_SECONDS:
-        first -= 1
-    done = sum(ok + bad for ok, bad in counts[first : current + 1])
-    return done, now - (start + first * width)
 
 
 def timeline_view(counts: list[tuple[int, int]], start: float, width: float) -> Timeline:

@@ -47,6 +47,18 @@ class RequestCounts(msgspec.Struct):
     expired: int
 
 
+class BatchEta(msgspec.Struct):
+    """batchyard's extension on a batch not yet ended: when it is expected to end, from
+    measured throughput (`services.eta`)."""
+
+    ends_at: datetime | None
+    """None while nothing has finished lately to measure a rate from."""
+    requests_per_second: float | None
+    """The rate the estimate assumes for this batch."""
+    at_risk: bool
+    """It is not expected to finish before `expires_at`."""
+
+
 class MessageBatch(msgspec.Struct):
     id: str
     processing_status: ProcessingStatus
@@ -58,6 +70,8 @@ class MessageBatch(msgspec.Struct):
     archived_at: datetime | None
     results_url: str | None
     type: Literal["message_batch"] = "message_batch"
+    batchyard_eta: BatchEta | None = None
+    """batchyard's extension: set while the batch runs (null once it has ended)."""
 
 
 class MessageBatchPage(msgspec.Struct):

@@ -78,6 +78,17 @@ class BatchRequestCounts(msgspec.Struct):
     failed: int
 
 
+class OpenAIBatchEta(msgspec.Struct):
+    """batchyard's extension on a batch not yet ended: when it is expected to end, from
+    measured throughput (`services.eta`)."""
+
+    ends_at: int | None
+    """Unix seconds; None while nothing has finished lately to measure a rate from."""
+    requests_per_second: float | None
+    at_risk: bool
+    """It is not expected to finish before `expires_at`."""
+
+
 class Batch(msgspec.Struct):
     id: str
     endpoint: str
@@ -100,6 +111,8 @@ class Batch(msgspec.Struct):
     metadata: dict[str, str] | None = None
     model: str | None = None
     object: Literal["batch"] = "batch"
+    batchyard_eta: OpenAIBatchEta | None = None
+    """batchyard's extension: set while the batch runs (null once it has ended)."""
 
 
 class BatchList(msgspec.Struct):

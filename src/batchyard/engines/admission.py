@@ -1,0 +1,219 @@
+"""How many requests a remote engine is sent at once: from its own load, or adapted.
+
+`AdmissionController` sets the engine's `slots` capacity from the engine's metrics
+(`engines/upstream_load.py`) so that its running set stays full and its waiting
+queue short: a target of `max(2, running / 8)` requests queued inside the engine,
+enough that a finished sequence is replaced at the next step, few enough that a
+new (interactive) request does not wait behind a long queue. On each reading:
+
+- slow start (from 8): while all our slots are in use, the queue is under the
+  target and the KV cache not full (>= 0.95 counts as full), double.
+- then, while all our slots are in use or the queue is above the target:
+  `capacity = (ours + step) * (running + target) / (running + waiting)`, at most
+  x1.25 a reading. Every client of the engine scales by the same factor, so
+  together they keep it holding its running set plus the target; `step`
+  (max(1, target / 8)) is the same for every client, which evens their shares out
+  (AIMD's additive step), so a worker that starts later is not starved. `ours` is
+  our capacity, or while a cut drains (we hold more than it) what we hold, and
+  then the capacity does not grow: readings taken meanwhile do not cut again.
+- otherwise (idle slots, a short queue): hold.
+
+Several workers (processes) sharing one engine each read the same signal and set
+only their own capacity, so none needs a hand-split `--capacity`.
+
+`EngineAdmission` is what an engine holds: the controller and its probe in the
+`metrics` mode, falling back to AIMD on 429s and latency (`remote.AdaptiveLimit`)
+while the metrics endpoint is absent; AIMD alone in the `aimd` mode; a fixed
+capacity in the `fixed` mode.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import httpx
+
+from batchyard.engines.config import AdmissionMode
+from batchyard.engines.remote import AdaptiveLimit
+from batchyard.engines.slots import PrioritySlots
+from batchyard.engines.upstream_load import GIVE_UP_AFTER, LoadProbe, UpstreamLoad
+
+log = logging.getLogger("batchyard.admission")
+
+KV_FULL = 0.95
+"""KV cache usage at which the engine counts as full whatever its queue."""
+MAX_GROWTH = 1.25
+"""The most one reading multiplies the capacity by, past slow start: a reading taken
+between one request's end and the next one's arrival shows an engine emptier than it
+is (short requests, a slow network), and must not make the capacity jump."""
+
+
+class AdmissionController:
+    """Sets `slots.capacity` from readings of the engine's load (see the module)."""
+
+    def __init__(
+        self,
+        slots: PrioritySlots,
+        maximum: int,
+        *,
+        target_queue: int | None = None,
+        start: int = 8,
+    ) -> None:
+        self.slots = slots
+        self.maximum = max(1, maximum)
+        self.target_queue = target_queue
+        """Requests to keep queued inside the engine (None: max(2, running / 8))."""
+        self.slow_start = True
+        slots.set_capacity(min(start, self.maximum))
+        self._level = float(slots.capacity)
+
+    def target(self, load: UpstreamLoad) -> float:
+        if self.target_queue is not None:
+            return float(self.target_queue)
+        return max(2.0, load.running / 8)
+
+    def observe(self, load: UpstreamLoad) -> int:
+        """Adjust the capacity to one reading; returns the new capacity."""
+        capacity, used = self.slots.capacity, self.slots.in_use
+        target = self.target(load)
+        # What we hold that the engine does not run waits somewhere, whether or not
+        # its queue shows it yet (still in its HTTP front end, or on the network).
+        waiting = max(load.waiting, used - load.running)
+        held = load.running + waiting
+        full = load.kv_usage is not None and load.kv_usage >= KV_FULL
+        if waiting > target or full:
+            self.slow_start = False
+        if round(self._level) != capacity:  # set by someone else (AIMD on a 429)
+            self._level = float(capacity)
+        # in step with our slots: the level, whose fractions add up; else what we hold
+        # (draining after a cut: so readings taken meanwhile do not cut again)
+        base = self._level if used == capacity else float(used)
+        new = self._level
+        if used >= capacity or waiting > target:
+            if self.slow_start:
+                new = 2.0 * capacity
+            elif used > 0 and held > 0:
+                # our share of what the engine should hold, plus an equal step for
+                # every client (which evens the shares out)
+                ratio = min(MAX_GROWTH, (load.running + target) / held)
+                new = (base + max(1.0, target / 8)) * ratio
+                if waiting > target and used != capacity:
+                    new = min(new, self._level)  # never more while it drains
+        self._level = max(1.0, min(float(self.maximum), new))
+        capacity_now = round(self._level)
+        if capacity_now != capacity:
+            self.slots.set_capacity(capacity_now)
+        return capacity_now
+
+
+class EngineAdmission:
+    """An engine's concurrency policy: `metrics` (falls back to AIMD on 429s and
+    latency while the metrics endpoint is absent), `aimd`, or `fixed`."""
+
+    def __init__(
+        self,
+        slots: PrioritySlots,
+        maximum: int,
+        *,
+        mode: AdmissionMode,
+        name: str,
+        client: httpx.AsyncClient | None = None,
+        metrics_url: str | None = None,
+        interval: float = 0.5,
+        target_queue: int | None = None,
+        latency_aware: bool = True,
+    ) -> None:
+        self.slots = slots
+        self.maximum = maximum
+        self.mode = mode
+        self.name = name
+        self.controller: AdmissionController | None = None
+        self.adaptive: AdaptiveLimit | None = None
+        self.probe: LoadProbe | None = None
+        self.fallen_back = False
+        """metrics mode: whether AIMD holds the capacity now (no metrics to read)."""
+        self._told = False
+        if mode == "fixed":
+            slots.set_capacity(maximum)
+        elif mode == "aimd":
+            self.adaptive = AdaptiveLimit(slots, maximum, latency_aware=latency_aware)
+        else:
+            self.controller = AdmissionController(slots, maximum, target_queue=target_queue)
+            self.adaptive = AdaptiveLimit(
+                slots, maximum, latency_aware=latency_aware, start=slots.capacity
+            )
+        if client is not None and metrics_url is not None:
+            # in the aimd and fixed modes a probe (when a metrics_url is given) only
+            # reads, for the dashboard and /metrics
+            self.probe = LoadProbe(client, metrics_url, self._on_reading, interval=interval)
+
+    @property
+    def load(self) -> UpstreamLoad | None:
+        """The engine's latest load reading, if it is probed and answered."""
+        return self.probe.last if self.probe is not None else None
+
+    @property
+    def driven_by(self) -> str:
+        """What sets the capacity now: metrics, aimd or fixed."""
+        if self.mode == "metrics" and self.fallen_back:
+            return "aimd"
+        return self.mode
+
+    def start(self) -> None:
+        """Start the probe (from inside the running loop, on the engine's first call)."""
+        if self.probe is not None:
+            self.probe.start()
+
+    def _on_reading(self, load: UpstreamLoad | None) -> None:
+        if self.controller is None or self.probe is None:
+            return
+        if load is not None:
+            if self.fallen_back:
+                self.fallen_back = False
+                self.controller.slow_start = False
+                log.info("%s: reading %s again; admission follows it", self.name, self.probe.url)
+            self.controller.observe(load)
+            return
+        if self.fallen_back or (
+            self.probe.last is not None and self.probe.failures < GIVE_UP_AFTER
+        ):
+            return  # a poll missed now and then changes nothing
+        self.fallen_back = True
+        assert self.adaptive is not None
+        if self.probe.last is not None:  # else AIMD is still in slow start, where it began
+            self.adaptive.resume_from(self.slots.capacity)
+        level = logging.DEBUG if self._told else logging.WARNING
+        self._told = True
+        log.log(
+            level,
+            "%s: no load metrics at %s (%s); concurrency adapts to 429s and latency instead"
+            " (up to %d)",
+            self.name,
+            self.probe.url,
+            self.probe.failure,
+            self.maximum,
+        )
+
+    def on_success(self, elapsed: float) -> None:
+        if self.adaptive is None:
+            return
+        if self.driven_by == "aimd":
+            self.adaptive.on_success(elapsed)
+        else:  # keep its latency figures current, but leave the capacity to the metrics
+            self.adaptive.latency = (
+                elapsed
+                if self.adaptive.latency is None
+                else 0.9 * self.adaptive.latency + 0.1 * elapsed
+            )
+
+    async def on_rate_limited(self) -> None:
+        """A 429 (from a gateway in front of the engine, say): shrink as AIMD does."""
+        if self.adaptive is None:
+            return
+        if self.driven_by != "aimd":
+            self.adaptive.resume_from(self.slots.capacity)
+        await self.adaptive.on_rate_limited()
+
+    async def aclose(self) -> None:
+        if self.probe is not None:
+            await self.probe.aclose()
