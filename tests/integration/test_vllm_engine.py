@@ -224,11 +224,8 @@ def test_a_forced_tool_is_called_with_arguments_in_its_schema(
     assert calls[0].name == "get_weather" and calls[0].id
     assert isinstance(calls[0].input, dict)
     assert jsonschema_rs.validator_for(ARGUMENTS).is_valid(calls[0].input), calls[0].input
-    if choice["type"] == "tool" and message.stop_reason == "end_turn":
-        # vLLM ends a named tool_choice with finish_reason "stop" (a required one with
-        # "tool_calls"), and translate/chat_ending.py maps "stop" to end_turn even when
-        # the message holds a tool call; the hosted API says tool_use.
-        pytest.xfail("a named tool_choice's finish_reason stop becomes end_turn")
+    # vLLM ends a named tool_choice's call with finish_reason "stop" (a required one
+    # with "tool_calls"): a message with a tool call ends tool_use all the same.
     assert message.stop_reason == "tool_use"
 
 

@@ -202,6 +202,14 @@ RESPONSE_CASES = [
         None,
         id="tool-calls",
     ),
+    pytest.param(  # vLLM ends a named tool_choice's call with "stop"
+        reply({"role": "assistant", "content": None, "tool_calls": [
+            {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": '{"a": 1}'}}]},
+            "stop"),
+        "tool_use",
+        None,
+        id="named-tool-call-ends-stop",
+    ),
 ]  # fmt: skip
 
 
@@ -228,6 +236,8 @@ def test_response_translation(
         {"choices": [{"message": None}]},
         reply({"role": "assistant", "content": None, "tool_calls": [
             {"id": "c", "type": "function", "function": {"name": "f", "arguments": "{not json"}}]}),
+        reply({"role": "assistant", "content": None, "tool_calls": [
+            {"id": "c", "type": "function", "function": {"name": "f", "arguments": '"a string"'}}]}),
     ],
 )  # fmt: skip
 def test_malformed_replies(body: dict[str, Any]) -> None:
@@ -491,3 +501,15 @@ def test_whole_message_streams_its_thinking_block() -> None:
         SignatureDelta(""),
     ]
     assert isinstance(events[4], ContentBlockDelta) and isinstance(events[5], ContentBlockStop)
+
+
+def test_a_streamed_tool_call_that_ends_stop_ends_tool_use() -> None:
+    from batchyard.translate.messages_to_chat import ChatStreamTranslator
+    from batchyard.wire.streaming import MessageDelta
+
+    t = ChatStreamTranslator(decode_params(msgspec.json.encode(params())), "m")
+    call = {"index": 0, "id": "c1", "function": {"name": "f", "arguments": "{}"}}
+    events = t.feed({"choices": [{"index": 0, "delta": {"tool_calls": [call]}}]})
+    events += t.feed({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+    [end] = [e for e in events + t.end() if isinstance(e, MessageDelta)]
+    assert end.delta.stop_reason == "tool_use"

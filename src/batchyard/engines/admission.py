@@ -7,15 +7,18 @@ enough that a finished sequence is replaced at the next step, few enough that a
 new (interactive) request does not wait behind a long queue. On each reading:
 
 - slow start (from 8): while all our slots are in use, the queue is under the
-  target and the KV cache not full (>= 0.95 counts as full), double.
+  target, the KV cache not full (>= 0.95 counts as full) and no more than the target
+  of ours are still on their way in (held, but neither running nor queued yet), double.
 - then, while all our slots are in use or the queue is above the target:
   `capacity = (ours + step) * (running + target) / (running + waiting)`, at most
   x1.25 a reading. Every client of the engine scales by the same factor, so
   together they keep it holding its running set plus the target; `step`
   (max(1, target / 8)) is the same for every client, which evens their shares out
-  (AIMD's additive step), so a worker that starts later is not starved. `ours` is
-  our capacity, or while a cut drains (we hold more than it) what we hold, and
-  then the capacity does not grow: readings taken meanwhile do not cut again.
+  (AIMD's additive step), so a worker that starts later is not starved. While a
+  cut drains (we hold more than the capacity) readings do not cut again, as the
+  cut's effect is not in them yet (cutting on each would go far below the level);
+  nor does it grow while more than the target of ours are on their way in.
+  Requests on their way are never a reason to cut: only the engine's own queue is.
 - otherwise (idle slots, a short queue): hold.
 
 Several workers (processes) sharing one engine each read the same signal and set
@@ -76,29 +79,31 @@ class AdmissionController:
         """Adjust the capacity to one reading; returns the new capacity."""
         capacity, used = self.slots.capacity, self.slots.in_use
         target = self.target(load)
-        # What we hold that the engine does not run waits somewhere, whether or not
-        # its queue shows it yet (still in its HTTP front end, or on the network).
-        waiting = max(load.waiting, used - load.running)
-        held = load.running + waiting
+        waiting = load.waiting
+        # What we hold that the engine shows neither running nor queued is on its way
+        # (its HTTP front end, tokenizing, the network) or just finished and not yet
+        # replaced: no reason to cut, but no sign that more would run either.
+        in_transit = max(0, used - load.running - waiting)
         full = load.kv_usage is not None and load.kv_usage >= KV_FULL
         if waiting > target or full:
             self.slow_start = False
         if round(self._level) != capacity:  # set by someone else (AIMD on a 429)
             self._level = float(capacity)
-        # in step with our slots: the level, whose fractions add up; else what we hold
-        # (draining after a cut: so readings taken meanwhile do not cut again)
-        base = self._level if used == capacity else float(used)
         new = self._level
         if used >= capacity or waiting > target:
             if self.slow_start:
-                new = 2.0 * capacity
-            elif used > 0 and held > 0:
+                if in_transit <= target:
+                    new = 2.0 * capacity
+            elif load.running + waiting > 0:
                 # our share of what the engine should hold, plus an equal step for
                 # every client (which evens the shares out)
-                ratio = min(MAX_GROWTH, (load.running + target) / held)
-                new = (base + max(1.0, target / 8)) * ratio
-                if waiting > target and used != capacity:
-                    new = min(new, self._level)  # never more while it drains
+                ratio = min(MAX_GROWTH, (load.running + target) / (load.running + waiting))
+                if ratio < 1.0 and used > capacity:
+                    pass  # the last cut still drains: its effect is not in the reading yet
+                elif ratio >= 1.0 and in_transit > target:
+                    pass  # ours on their way in will show whether there is room
+                else:
+                    new = (self._level + max(1.0, target / 8)) * ratio
         self._level = max(1.0, min(float(self.maximum), new))
         capacity_now = round(self._level)
         if capacity_now != capacity:

@@ -31,6 +31,7 @@ from batchyard.wire.messages import (
     JsonSchemaFormat,
     Message,
     MessageCreateParams,
+    StopReason,
     TextBlock,
     TextContent,
     ThinkingBlock,
@@ -220,6 +221,16 @@ class MalformedReply(ValueError):
     """The server's answer is not a Chat Completion."""
 
 
+def _with_tool_calls(stop_reason: StopReason, called: bool) -> StopReason:
+    """A message that calls a tool ends `tool_use` (vLLM ends a named tool_choice's call
+    with `finish_reason: "stop"`), and one that calls none does not."""
+    if called and stop_reason == "end_turn":
+        return "tool_use"
+    if not called and stop_reason == "tool_use":
+        return "end_turn"
+    return stop_reason
+
+
 def from_chat_response(body: dict[str, Any], params: MessageCreateParams, model: str) -> Message:
     try:
         choice = body["choices"][0]
@@ -240,6 +251,10 @@ def from_chat_response(body: dict[str, Any], params: MessageCreateParams, model:
                 raise MalformedReply(
                     f"tool call arguments are not JSON: {arguments[:200]!r}"
                 ) from None
+            if not isinstance(tool_input, dict):  # a tool's input is an object
+                raise MalformedReply(
+                    f"tool call arguments are not a JSON object: {arguments[:200]!r}"
+                )
             content.append(
                 ToolUseContent(
                     id=call.get("id") or ids.new_tool_use_id(),
@@ -250,8 +265,9 @@ def from_chat_response(body: dict[str, Any], params: MessageCreateParams, model:
         stop_reason, stop_sequence = stop_of(
             choice.get("finish_reason"), choice.get("stop_reason"), params
         )
-        if stop_reason == "tool_use" and not any(isinstance(b, ToolUseContent) for b in content):
-            stop_reason = "end_turn"
+        stop_reason = _with_tool_calls(
+            stop_reason, any(isinstance(b, ToolUseContent) for b in content)
+        )
         return Message(
             id=ids.message_id(),
             model=model,
@@ -281,6 +297,8 @@ class ChatStreamTranslator:
         self.open: str | None = None  # "thinking", "text" or "tool:<openai index>"
         self.finish: str | None = None
         self.matched: Any = None
+        self.called = False
+        """Whether the answer calls a tool (its stop reason is then `tool_use`)."""
         self.usage: dict[str, Any] = {}
         self.started = False
 
@@ -333,6 +351,7 @@ class ChatStreamTranslator:
                     kind = f"tool:{call.get('index', 0)}"
                     function = call.get("function") or {}
                     if self.open != kind:
+                        self.called = True
                         block = ToolUseContent(
                             id=call.get("id") or ids.new_tool_use_id(),
                             name=function.get("name") or "",
@@ -354,6 +373,7 @@ class ChatStreamTranslator:
         events: list[StreamEvent] = [] if self.started else self.start()
         events += self._close()
         stop_reason, stop_sequence = stop_of(self.finish, self.matched, self.params)
+        stop_reason = _with_tool_calls(stop_reason, self.called)
         usage = usage_from_chat(self.usage)
         events += message_end(
             stop_reason,
