@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -10,6 +11,7 @@ from batchyard.clock import ManualClock
 from batchyard.store.claims import URGENT_SECONDS, Claimable, Grouping
 from batchyard.store.port import Store
 from batchyard.store.records import ClaimedRequest, NewBatch
+from batchyard.store.sqlite import SQLiteStore, SqliteTx
 
 pytestmark = pytest.mark.anyio
 DAY = 86400.0
@@ -161,3 +163,72 @@ async def test_a_grouped_claim_fills_up_from_the_next_group(store: Store) -> Non
     g = Grouping(run=100)
     assert seqs(await store.claim_requests("w", clock.now(), 60, 8, g)) == {small: 3, big: 5}
     assert seqs(await store.claim_requests("w", clock.now(), 60, 8, g)) == {big: 8}
+
+
+def test_a_group_past_its_run_still_fills_what_the_others_leave() -> None:
+    batches = [claimable(1, "a", 10), claimable(2, "b", 20)]
+    g = Grouping(run=8)
+    first_orders(g, batches, [8])  # a's run is over
+    # b gives 2 only: a comes back last in the same claim, rather than the claim coming short
+    assert first_orders(g, batches, [2, 6]) == [[[2]], [[1]]]
+    assert g.group == ("prefix", 10)
+
+
+def test_a_copy_moves_nothing_until_adopted() -> None:
+    batches = [claimable(1, "a", 10), claimable(2, "b", 20)]
+    g = Grouping(run=8)
+    trial = g.copy()
+    first_orders(trial, batches, [8])
+    assert (g.group, g.served, g._last_space) == (None, 0, None)
+    g.adopt(trial)
+    assert (g.group, g.served, g._last_space) == (("prefix", 10), 8, "a")
+
+
+async def test_batches_with_nothing_claimable_take_no_turn(store: Store) -> None:
+    """Another worker holds all of b: a's group keeps the claim past its run, and an
+    urgent batch with nothing queued does not take its workspace's turn."""
+    clock = ManualClock()
+    a = await fill(store, clock, "a", "ws_a", 1, 40)
+    b = await fill(store, clock, "b", "ws_b", 2, 4)
+    assert seqs(await store.claim_requests("other", clock.now(), 60, 8)) == {a: 4, b: 4}
+    g = Grouping(run=8)
+    for _ in range(4):  # runs of 8 end, but b has nothing to claim: a keeps every claim
+        assert seqs(await store.claim_requests("w", clock.now(), 60, 8, g)) == {a: 8}
+    assert seqs(await store.claim_requests("w", clock.now(), 60, 8, g)) == {a: 4}
+    assert await store.claim_requests("w", clock.now(), 60, 8, g) == []
+
+
+async def test_an_urgent_batch_with_nothing_queued_gives_its_turn_away(store: Store) -> None:
+    clock = ManualClock()
+    now = clock.now()
+    urgent = NewBatch("msgbatch_u", "ws", now, now + URGENT_SECONDS / 2, now + DAY, prefix=1)
+    u = (await store.create_batch(urgent, ["r0", "r1"], [b"{}"] * 2)).seq
+    other = await fill(store, clock, "o", "ws", 2, 40)
+    g = Grouping(run=2)
+    assert seqs(await store.claim_requests("w", clock.now(), 60, 2, g)) == {u: 2}
+    for _ in range(3):  # the urgent one is all in flight: the workspace's turn goes on
+        assert seqs(await store.claim_requests("w", clock.now(), 60, 2, g)) == {other: 2}
+
+
+async def test_a_claim_that_rolls_back_leaves_the_rotation_as_it_was(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "s.sqlite")
+    await store.open()
+    clock = ManualClock()
+    await fill(store, clock, "a", "ws_a", 1, 40)
+    await fill(store, clock, "b", "ws_b", 2, 40)
+    g = Grouping(run=8)
+
+    async def broken(*args: object) -> list[ClaimedRequest]:
+        raise RuntimeError("the transaction fails")
+
+    original = SqliteTx.claim_pass
+    SqliteTx.claim_pass = broken  # type: ignore[method-assign, assignment]
+    try:
+        with pytest.raises(RuntimeError):
+            await store.claim_requests("w", clock.now(), 60, 8, g)
+    finally:
+        SqliteTx.claim_pass = original  # type: ignore[method-assign]
+    assert (g.group, g.served, g._last_space) == (None, 0, None)
+    assert len(await store.claim_requests("w", clock.now(), 60, 8, g)) == 8
+    assert g.group == ("prefix", 1)
+    await store.close()

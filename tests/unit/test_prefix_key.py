@@ -44,6 +44,20 @@ def test_a_cache_control_mark_ends_the_key_early() -> None:
     assert prefix_key(params(block, "item 1")) == prefix_key(params(block, "item 2"))
 
 
+def test_a_marked_system_block_is_keyed_whole_whichever_key_comes_first() -> None:
+    def system(text: str) -> list[dict[str, Any]]:
+        return [{"cache_control": {"type": "ephemeral"}, "type": "text", "text": text}]
+
+    assert prefix_key(params(system("rules one"), "a")) == prefix_key(
+        params(system("rules one"), "b")
+    )
+    assert prefix_key(params(system("rules one"))) != prefix_key(params(system("rules two")))
+
+
+def test_a_malformed_envelope_has_no_key() -> None:
+    assert prefix_key(b'{"batchyard_chat": {"model": "m"') is None
+
+
 def test_no_system_prompt_keys_the_start_of_the_messages() -> None:
     shared = LONG + " Now the review: "
     assert prefix_key(params(user=shared + "good")) == prefix_key(params(user=shared + "bad"))

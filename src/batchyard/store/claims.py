@@ -12,9 +12,12 @@ gets its turn, and a group that runs dry hands the rest of the claim on at once.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, fields, replace
 from typing import TypeVar
+
+from batchyard.store.records import ClaimedRequest
 
 CLAIM_PASSES = 3
 """A claim asks each batch for its share, then again (twice) for what the others lacked."""
@@ -113,14 +116,26 @@ class Grouping:
     def took(self, n: int) -> None:
         self.served += n
 
+    def copy(self) -> Grouping:
+        """A trial copy for one claim's transaction (`adopt` it once that commits: a
+        claim rolled back must not move the rotation)."""
+        return replace(self, _last_batch=dict(self._last_batch))
+
+    def adopt(self, trial: Grouping) -> None:
+        for f in fields(self):
+            setattr(self, f.name, getattr(trial, f.name))
+
     def orders(self, batches: Sequence[Claimable], now: float) -> Iterator[list[list[int]]]:
         """Fair orders (as `fair_order` gives) to claim from, a group at a time: the
-        current group while its run lasts, then the next groups in fair rotation."""
+        current group while its run lasts, then the next groups in fair rotation (a
+        group whose run is over comes last, should the others not fill the claim)."""
         left = list(batches)
         current = [b for b in left if b.group == self.group]
+        later: list[Claimable] = []
         if current and self.served >= self.run and len({b.group for b in left}) > 1:
+            later = current  # its run is over and others wait: their turn first
             left = [b for b in left if b.group != self.group]
-            current = []  # its run is over and others wait: their turn first
+            current = []
         while left:
             if not current:
                 self.group = self._next_group(left, now)
@@ -130,6 +145,9 @@ class Grouping:
             yield fair_order(spaces_of(current), self._space_turn)
             left = [b for b in left if b.group != self.group]
             current = []
+        if later:
+            self.group, self.served = later[0].group, 0
+            yield fair_order(spaces_of(later), self._space_turn)
 
     def _next_group(self, batches: list[Claimable], now: float) -> tuple[str, int]:
         """The group of the batch whose turn it is: the workspace after the last one
@@ -155,3 +173,50 @@ def _after(items: list[K], last: K | None) -> K:
             if item > last:
                 return item
     return items[0]
+
+
+ClaimPass = Callable[[list[tuple[int, int]]], Awaitable[list[ClaimedRequest]]]
+"""Claim up to `want` queued requests of each (batch, want) a store holds."""
+
+
+async def claim_in_turn(
+    batches: Sequence[Claimable],
+    limit: int,
+    turn: int,
+    grouping: Grouping | None,
+    now: float,
+    claim_pass: ClaimPass,
+) -> list[ClaimedRequest]:
+    """One claim of up to `limit` over the batches with claimable requests: one fair
+    order over all of them (rotated by `turn`), or with `grouping`, a group at a time."""
+    if grouping is None:
+        orders: Iterable[list[list[int]]] = (
+            [fair_order(spaces_of(batches), turn)] if batches else []
+        )
+    else:
+        orders = grouping.orders(batches, now)
+    claimed: list[ClaimedRequest] = []
+    for order in orders:
+        taken = await _claim_fairly(order, limit - len(claimed), claim_pass)
+        if grouping is not None:
+            grouping.took(len(taken))
+        claimed += taken
+        if len(claimed) >= limit:
+            break
+    return claimed
+
+
+async def _claim_fairly(
+    order: list[list[int]], room: int, claim_pass: ClaimPass
+) -> list[ClaimedRequest]:
+    """Up to `room` requests from the batches of `order`, in fair shares (a few passes:
+    what some batches lacked goes to the others)."""
+    claimed: list[ClaimedRequest] = []
+    for _ in range(CLAIM_PASSES):
+        if len(claimed) >= room or not order:
+            break
+        wants = shares(order, room - len(claimed))
+        taken = await claim_pass(wants)
+        claimed += taken
+        order = still_full(order, wants, Counter(r.batch_seq for r in taken))
+    return claimed

@@ -11,22 +11,14 @@ differently: locks, bulk inserts, claim passes and guarded bulk updates.
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Protocol, cast
 
 from typing_extensions import Buffer
 
 from batchyard.store import queries as q
-from batchyard.store.claims import (
-    CLAIM_PASSES,
-    Claimable,
-    Grouping,
-    fair_order,
-    shares,
-    spaces_of,
-    still_full,
-)
+from batchyard.store.claims import Claimable, Grouping, claim_in_turn
 from batchyard.store.layout import COUNTER, KEY_BITS, RequestState, batch_of, key_range
 from batchyard.store.openai_batches_sql import SqlOpenAIBatches
 from batchyard.store.records import (
@@ -172,51 +164,18 @@ async def claim_requests(
 ) -> list[ClaimedRequest]:
     """Round-robin over workspaces, then over each workspace's batches: every workspace
     gets an equal share of this claim however many batches it has. With `grouping`,
-    one prompt-prefix group at a time (`claims.Grouping`)."""
+    one prompt-prefix group at a time (`claims.Grouping`). Only batches with a request
+    claimable now take part."""
     batches = [
         Claimable(int(seq), str(ws), None if p is None else int(p), float(exp))  # type: ignore[call-overload, arg-type]
-        for seq, ws, p, exp in await tx.fetchall(q.CLAIMABLE_BATCHES, now)
+        for seq, ws, p, exp in await tx.fetchall(q.CLAIMABLE_BATCHES, now, now)
     ]
     owner = {b.seq: b.workspace_id for b in batches}
-    claimed: list[ClaimedRequest] = []
-    if grouping is None:
-        orders: Iterable[list[list[int]]] = (
-            [fair_order(spaces_of(batches), turn)] if batches else []
-        )
-    else:
-        orders = grouping.orders(batches, now)
-    for order in orders:
-        taken = await _claim_fairly(
-            tx, order, limit - len(claimed), worker_id, now, lease_seconds, owner
-        )
-        if grouping is not None:
-            grouping.took(len(taken))
-        claimed += taken
-        if len(claimed) >= limit:
-            break
-    return claimed
 
+    async def claim_pass(wants: list[tuple[int, int]]) -> list[ClaimedRequest]:
+        return await tx.claim_pass(wants, worker_id, now + lease_seconds, now, owner)
 
-async def _claim_fairly(
-    tx: Tx,
-    order: list[list[int]],
-    room: int,
-    worker_id: str,
-    now: float,
-    lease_seconds: float,
-    owner: dict[int, str],
-) -> list[ClaimedRequest]:
-    """Up to `room` requests from the batches of `order`, in fair shares (a few passes:
-    what some batches lacked goes to the others)."""
-    claimed: list[ClaimedRequest] = []
-    for _ in range(CLAIM_PASSES):
-        if len(claimed) >= room or not order:
-            break
-        wants = shares(order, room - len(claimed))
-        taken = await tx.claim_pass(wants, worker_id, now + lease_seconds, now, owner)
-        claimed += taken
-        order = still_full(order, wants, Counter(r.batch_seq for r in taken))
-    return claimed
+    return await claim_in_turn(batches, limit, turn, grouping, now, claim_pass)
 
 
 async def record_outcomes(

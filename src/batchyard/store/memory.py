@@ -13,15 +13,7 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 
 from typing_extensions import Buffer
 
-from batchyard.store.claims import (
-    CLAIM_PASSES,
-    Claimable,
-    Grouping,
-    fair_order,
-    shares,
-    spaces_of,
-    still_full,
-)
+from batchyard.store.claims import Claimable, Grouping, claim_in_turn
 from batchyard.store.layout import RequestState, batch_of
 from batchyard.store.memory_openai import MemoryFiles, MemoryOpenAIBatches
 from batchyard.store.memory_rows import BatchTable, page, record_of
@@ -155,41 +147,16 @@ class MemoryStore:
         batches = [
             Claimable(b.seq, b.workspace_id, b.new.prefix, b.new.expires_at)
             for b in self._batches.by_seq.values()
-            if b.processing_status == "in_progress" and b.new.expires_at > now
+            if b.processing_status == "in_progress" and b.new.expires_at > now and b.claimable(now)
         ]
-        claimed: list[ClaimedRequest] = []
-        # Round-robin over workspaces, then over each workspace's batches.
-        if grouping is None:
-            orders: Iterable[list[list[int]]] = (
-                [fair_order(spaces_of(batches), turn)] if batches else []
-            )
-        else:
-            orders = grouping.orders(batches, now)
-        for order in orders:
-            taken = self._claim_fairly(order, limit - len(claimed), worker_id, now, lease_seconds)
-            if grouping is not None:
-                grouping.took(len(taken))
-            claimed += taken
-            if len(claimed) >= limit:
-                break
-        return claimed
 
-    def _claim_fairly(
-        self, order: list[list[int]], room: int, worker_id: str, now: float, lease_seconds: float
-    ) -> list[ClaimedRequest]:
-        claimed: list[ClaimedRequest] = []
-        for _ in range(CLAIM_PASSES):
-            if len(claimed) >= room or not order:
-                break
-            wants = shares(order, room - len(claimed))
-            got: dict[int, int] = {}
+        async def claim_pass(wants: list[tuple[int, int]]) -> list[ClaimedRequest]:
+            taken: list[ClaimedRequest] = []
             for seq, want in wants:
-                batch = self._batches.by_seq[seq]
-                taken = batch.claim(worker_id, now, now + lease_seconds, want)
-                claimed += taken
-                got[seq] = len(taken)
-            order = still_full(order, wants, got)
-        return claimed
+                taken += self._batches.by_seq[seq].claim(worker_id, now, now + lease_seconds, want)
+            return taken
+
+        return await claim_in_turn(batches, limit, turn, grouping, now, claim_pass)
 
     async def record_outcomes(
         self, worker_id: str, outcomes: Sequence[Outcome], now: float

@@ -115,6 +115,16 @@ class MemBatch:
         self.leased.pop(r.key, None)
         heapq.heappush(self.queue, (r.available_at, r.key))
 
+    def claimable(self, now: float) -> bool:
+        """Whether a queued request is available by `now` (stale queue entries go)."""
+        while self.queue:
+            available_at, key = self.queue[0]
+            r = self.request(key)
+            if r is not None and r.state == RequestState.QUEUED:
+                return available_at <= now
+            heapq.heappop(self.queue)
+        return False
+
     def claim(self, worker: str, now: float, lease_until: float, want: int) -> list[ClaimedRequest]:
         """Lease up to `want` queued requests available by `now`: those available
         earliest (then lowest keys) are taken."""

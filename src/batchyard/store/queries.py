@@ -48,10 +48,12 @@ DELETE_BATCH = "DELETE FROM batches WHERE seq = ?"
 # --- claims and outcomes ---------------------------------------------------------
 
 CLAIMABLE_BATCHES = (
-    "SELECT seq, workspace_id, prefix, expires_at FROM batches"
-    " WHERE processing_status = 'in_progress'"
-    " AND expires_at > ? ORDER BY seq"
+    "SELECT seq, workspace_id, prefix, expires_at FROM batches b"
+    " WHERE processing_status = 'in_progress' AND expires_at > ?"
+    f" AND EXISTS (SELECT 1 FROM requests r WHERE r.batch_seq = b.seq AND r.state = {QUEUED}"
+    "  AND r.available_at <= ?) ORDER BY seq"
 )
+"""The batches a claim shares out (with a request claimable now: one index probe each)."""
 FINISH_LEASED = (  # one request at a time (the PostgreSQL store updates all at once)
     "UPDATE requests SET state = ?, result = ?, params = NULL, finished_at = ?,"
     " lease_until = NULL, worker = NULL"

@@ -136,11 +136,21 @@ class SqlStore:
     ) -> list[ClaimedRequest]:
         turn = self._turn
         self._turn += 1
-        return await self.transact(
-            lambda tx: lifecycle.claim_requests(
-                tx, worker_id, now, lease_seconds, limit, turn, grouping
+        tried: list[Grouping] = []
+
+        async def claim(tx: Tx) -> list[ClaimedRequest]:
+            # Each try of the transaction starts from the rotation as it was; only the
+            # one that commits moves it.
+            trial = grouping.copy() if grouping is not None else None
+            tried[:] = [trial] if trial is not None else []
+            return await lifecycle.claim_requests(
+                tx, worker_id, now, lease_seconds, limit, turn, trial
             )
-        )
+
+        claimed = await self.transact(claim)
+        if grouping is not None and tried:
+            grouping.adopt(tried[0])
+        return claimed
 
     async def record_outcomes(
         self, worker_id: str, outcomes: Sequence[Outcome], now: float

@@ -42,33 +42,47 @@ class _Prompt(msgspec.Struct):
 
 
 _decoder = msgspec.json.Decoder(_Prompt)
+_blocks = msgspec.json.Decoder(list[msgspec.Raw])
 
 
 def prefix_key(params: Buffer) -> int | None:
     """The request's key, a signed 64-bit integer (what a BIGINT holds); None when
     `params` is not a JSON object."""
     raw = bytes(params)
-    if raw.startswith(_CHAT):
-        raw = raw[len(_CHAT) : raw.rindex(b"}")]
+    if raw.startswith(_CHAT) and raw.endswith(b"}"):
+        raw = raw[len(_CHAT) : -1]
     try:
         prompt = _decoder.decode(raw)
+        head = _head(bytes(prompt.system), bytes(prompt.messages))
     except (msgspec.ValidationError, msgspec.DecodeError):
         return None
     if not bytes(prompt.messages):
         return None  # not a request that runs (an unservable line, say)
-    start = bytes(prompt.system) + b"\x00" + bytes(prompt.messages)
-    cut = start.find(_MARK, 0, PREFIX_BYTES)
-    head = start[: cut if cut >= 0 else PREFIX_BYTES]
     digest = hashlib.blake2b(digest_size=8)
     for part in (bytes(prompt.model), b"\x00", bytes(prompt.tools), b"\x00", head):
         digest.update(part)
     return int.from_bytes(digest.digest(), "big", signed=True)
 
 
+def _head(system: bytes, messages: bytes) -> bytes:
+    """What the key covers: a `system` list of blocks up to and with its first marked
+    block; else the first PREFIX_BYTES of system and messages, or less where a mark
+    comes sooner."""
+    if system.startswith(b"[") and _MARK in system:
+        kept = []
+        for block in _blocks.decode(system):
+            kept.append(bytes(block))
+            if _MARK in kept[-1]:
+                return b",".join(kept)
+    start = system + b"\x00" + messages
+    cut = start.find(_MARK, 0, PREFIX_BYTES)
+    return start[: cut if cut >= 0 else PREFIX_BYTES]
+
+
 def batch_prefix(params: Sequence[Buffer]) -> int | None:
     """The most common key among (a sample of) a batch's requests, ties to the
     earliest; None when no two of them share one (nothing to run together)."""
-    step = max(1, len(params) // SAMPLE)
+    step = max(1, -(-len(params) // SAMPLE))  # at most SAMPLE of them
     keys = Counter(k for p in params[::step] if (k := prefix_key(p)) is not None)
     if not keys:
         return None
