@@ -60,7 +60,7 @@ lint: install
 
 check: lint test
 
-bench: install  ## benchmarks (numbers, not asserts)
+bench: install vllm  ## benchmarks (numbers, not asserts)
 	PYTHONPATH=. $(BIN)/python -m bench.ingest
 	PYTHONPATH=. $(BIN)/python -m bench.scheduling
 	PYTHONPATH=. $(BIN)/python -m bench.results
@@ -72,6 +72,10 @@ bench: install  ## benchmarks (numbers, not asserts)
 	PYTHONPATH=. $(BIN)/python -m bench.prefix
 	PYTHONPATH=. $(BIN)/python -m bench.runtime
 	PYTHONPATH=. $(BIN)/python -m bench.structured
+	PYTHONPATH=. $(BIN)/python -m bench.grouping
+	PYTHONPATH=. $(BIN)/python -m bench.admission
+	PYTHONPATH=. $(BIN)/python -m bench.eta
+	PYTHONPATH=. $(BIN)/python -m bench.vllm_scheduler
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache $(NODE_DIR)/node_modules
