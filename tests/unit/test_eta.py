@@ -4,13 +4,20 @@ unknown, at risk."""
 from __future__ import annotations
 
 import dataclasses
+import random
+from collections.abc import Mapping
 
 import pytest
 
+from batchyard.services import eta as eta_module
 from batchyard.services.eta import (
     UNKNOWN,
+    WINDOW_SECONDS,
+    Eta,
     Samples,
+    ShareModel,
     estimate,
+    fair_shares,
     shared_finishes,
 )
 from batchyard.store.records import BatchRecord
@@ -202,3 +209,111 @@ def test_a_batch_joined_by_another_workspace_s_slows_down_at_once() -> None:
     mean_share = (16 * 1.0 + 0.5) / 17  # the samples since it started, the last one shared
     assert eta.rate == pytest.approx(20.0 * 0.5 / mean_share, rel=0.01)
     assert eta.rate is not None and eta.rate < 11.0  # not 20/s for another minute
+
+
+def simulated(remaining: Mapping[str, tuple[str, int]], rate: float) -> dict[str, float]:
+    """The share model followed event by event (each batch's end), as it was first
+    written: the reference for `shared_finishes`' water-filling."""
+    left = {i: float(n) for i, (_, n) in remaining.items() if n > 0}
+    ends = {i: 0.0 for i, (_, n) in remaining.items() if n <= 0}
+    t = 0.0
+    while left:
+        shares = fair_shares({i: (remaining[i][0], 1) for i in left})
+        step = min(n / (rate * shares[i]) for i, n in left.items())
+        t += step
+        for i in list(left):
+            left[i] -= rate * shares[i] * step
+            if left[i] <= 1e-9 * max(1.0, rate * shares[i]):
+                ends[i] = t
+                del left[i]
+    return ends
+
+
+def test_the_water_filling_gives_what_following_every_end_gives() -> None:
+    rng = random.Random(7)
+    for case in range(40):
+        spaces = [f"w{k}" for k in range(rng.randint(1, 6))]
+        remaining = {
+            f"b{i}": (rng.choice(spaces), rng.choice([0, 1, 5, 5, 40, rng.randint(1, 5000)]))
+            for i in range(rng.randint(1, 60))
+        }
+        rate = rng.uniform(0.5, 200.0)
+        found, expected = shared_finishes(remaining, rate), simulated(remaining, rate)
+        assert found.keys() == expected.keys(), case
+        for i, seconds in expected.items():
+            assert found[i] == pytest.approx(seconds, rel=1e-9, abs=1e-9), (case, i)
+
+
+def many_waiting(n: int) -> tuple[Samples, BatchRecord, list[BatchRecord]]:
+    """`n` batches not started in 10 workspaces, behind one running at 20/s."""
+    running = batch("running", total=100_000, workspace="w0")
+    waiting = [batch(f"q{i}", total=10 * (i % 97 + 1), workspace=f"w{i % 10}") for i in range(n)]
+    samples = Samples()
+    samples.add(T0, [running, *waiting])
+    samples.add(T0 + 10, [moved(running, 200), *waiting])
+    return samples, moved(running, 200), waiting
+
+
+def test_thousands_of_open_batches_share_one_model_per_sample(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every open batch's ETA (as the metrics' `at_risk` asks them) builds the share
+    model once for the sample, not once (or a round of every batch) per batch."""
+    built: list[int] = []
+
+    class Counted(ShareModel):
+        def __init__(self, remaining: Mapping[str, tuple[str, int]]) -> None:
+            built.append(len(remaining))
+            super().__init__(remaining)
+
+    def no_rounds(remaining: Mapping[str, tuple[str, int]]) -> dict[str, float]:
+        raise AssertionError("the shares were worked out again for an ETA")
+
+    monkeypatch.setattr(eta_module, "ShareModel", Counted)
+    samples, running, waiting = many_waiting(2000)
+    monkeypatch.setattr(eta_module, "fair_shares", no_rounds)  # only `add` may share
+    etas: dict[str, Eta | None] = {}
+    for _ in range(2):  # a second round (the next list page, scrape): nothing rebuilt
+        etas = {b.id: estimate(b, samples, T0 + 10) for b in [running, *waiting]}
+    assert built == [2001]
+    remaining = {b.id: (b.workspace_id, b.processing) for b in [running, *waiting]}
+    expected = ShareModel(remaining)
+    for b in waiting:
+        found = etas[b.id]
+        assert found is not None and found.basis == "share"
+        seconds = expected.work_until(b.id, b.workspace_id, b.processing) / 20.0
+        assert found.ends_at == pytest.approx(T0 + 10 + seconds)
+    # A batch's fresh record that differs from the sample's is answered from it too.
+    ahead = moved(waiting[0], 3)
+    found = estimate(ahead, samples, T0 + 10)
+    fresh = {**remaining, ahead.id: (ahead.workspace_id, ahead.processing)}
+    assert found is not None and found.ends_at == pytest.approx(
+        T0 + 10 + shared_finishes(fresh, 20.0)[ahead.id]
+    )
+    monkeypatch.setattr(eta_module, "fair_shares", fair_shares)
+    built.clear()  # (`shared_finishes` above built one)
+    samples.add(T0 + 12, [moved(running, 240), *waiting])  # a new sample: one new model
+    estimate(waiting[1], samples, T0 + 12)
+    estimate(waiting[2], samples, T0 + 12)
+    assert built == [2001]
+
+
+def test_a_batch_not_moving_for_a_window_falls_back_to_its_share() -> None:
+    """Claims keep to one prefix group for a run: a batch can stop while others move.
+    Its own rate decays while it waits (the window's average); after a whole window
+    without a finish it gets its share of the deployment's rate, not a stale rate."""
+    samples = Samples()
+    a, b = batch("a", total=10_000), batch("b", total=100_000, workspace="other")
+    for s in range(0, 21, 2):  # both at 10/s for 20 s; then `a` stops, `b` goes on
+        samples.add(T0 + s, [moved(a, 10 * s), moved(b, 10 * s)])
+    for s in range(22, 51, 2):
+        samples.add(T0 + s, [moved(a, 200), moved(b, 10 * s)])
+    waiting = estimate(moved(a, 200), samples, T0 + 50)
+    assert waiting is not None and waiting.basis == "batch"
+    assert waiting.rate is not None and waiting.rate < 10.0 * 0.5
+    for s in range(52, 20 + int(WINDOW_SECONDS) + 5, 2):
+        samples.add(T0 + s, [moved(a, 200), moved(b, 10 * s)])
+    now = T0 + 20 + WINDOW_SECONDS + 3
+    stale = estimate(moved(a, 200), samples, now)
+    assert stale is not None and stale.basis == "share"
+    assert stale.rate == pytest.approx(10.0 / 2, rel=0.05)  # half of `b`'s 10/s

@@ -110,3 +110,27 @@ async def test_the_batch_object_carries_it_while_running(store: Store) -> None:
     await finish(store, clock, 1)
     ended = await service.retrieve("ws", created.id)
     assert ended.processing_status == "ended" and ended.batchyard_eta is None
+
+
+async def test_the_sample_a_call_takes_is_in_its_own_eta(store: Store) -> None:
+    """The store's read takes time: the sample is stamped when it came back, and the
+    ETA asked with it counts it (not only from the next call on)."""
+    clock = ManualClock()
+    opened = store.views.open_batches
+
+    async def slow(limit: int = 10_000) -> list[BatchRecord]:
+        clock.advance(0.5)
+        return await opened(limit)
+
+    store.views.open_batches = slow  # type: ignore[method-assign]
+    eta = Throughput(store, clock, sample_seconds=2.0)
+    await create(store, clock, "a", 200, 24 * HOUR)
+    await eta.of(await record(store, "a"))  # the first sample
+    await finish(store, clock, 20)
+    clock.advance(2.0)
+    await create(store, clock, "b", 50, 24 * HOUR)  # nothing of its own yet
+    found = await eta.of(await record(store, "b"))  # this read stamps its sample at 3.0 s
+    assert found is not None and found.basis == "share"
+    rate = 20 / 2.5 / 2  # 20 between the samples; `a` and `b` share the deployment's
+    assert found.rate == pytest.approx(rate)
+    assert found.ends_at == pytest.approx(clock.now() + 50 / rate)

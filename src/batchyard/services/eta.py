@@ -17,13 +17,32 @@ counts over the last minutes; `estimate` turns them and a batch's record into an
 `at_risk`: the estimated end is later than `expires_at` less a small margin (5% of
 the batch's window, at most 5 minutes), so a batch that cannot finish is flagged
 while there is time to act, not discovered when it expires.
+
+The shared finish times are worked out once per sample for every open batch
+(`ShareModel`, cached on `Samples`: O(n log n) to build, O(log n) a batch), so an
+ETA asked for each of thousands of open batches (the metrics' `at_risk`) costs no
+more than one sort.
+
+Both rates are approximations of what the scheduler does. Claims keep to one prompt-prefix
+group for a run (`store.claims.Grouping`: about 4x a worker's concurrency requests,
+then the next group in the fair rotation, which is the next workspace's turn), so
+the engines are not shared evenly at every moment: a batch's own rate stops or jumps
+at run boundaries, and the share model for a batch not started is an average over
+runs, not a schedule. A batch's own rate is the window's average, so one that stopped
+at a run boundary has a rate that decays while it waits; one that has not moved for
+a whole window (its count unchanged since a sample a window old, which is then the
+base of its rate) has no rate of its own any more, and gets its share of the
+deployment's rate like a batch not started (unknown when nothing moves anywhere):
+a stale rate is not extrapolated.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import accumulate
 
 from batchyard.store.records import BatchRecord
 
@@ -37,8 +56,6 @@ MIN_SPAN_SECONDS = 1.0
 """Two samples closer than this measure no rate."""
 MARGIN_SECONDS = 300.0
 MARGIN_FRACTION = 0.05
-MAX_SHARE_EVENTS = 2000
-"""Beyond this many open batches the shares are not followed as batches end."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +111,58 @@ def fair_shares(remaining: Mapping[str, tuple[str, int]]) -> dict[str, float]:
     }
 
 
+class ShareModel:
+    """When each open batch's last request finishes if the deployment's finishes are
+    shared as the scheduler shares them: equally between the workspaces with work,
+    then equally between each one's batches; a batch that ends passes its share on
+    (to its workspace's others, or, its workspace done, to the other workspaces).
+
+    Water-filling, in units of work: a workspace's batches all get the same until the
+    smallest ends, so batch b of a workspace ends once the workspace has been given
+    `level(b)` = b's requests left + each of its others' left, capped at b's; and every
+    workspace with work is given the same until it runs out, so by then the deployment
+    has done the sum over workspaces of min(workspace's left, level(b)). Seconds:
+    that work over the rate. Sorted sizes and prefix sums make each O(log n).
+
+    `remaining`: batch id → (workspace id, requests left)."""
+
+    def __init__(self, remaining: Mapping[str, tuple[str, int]]) -> None:
+        self.left = {i: (w, n) for i, (w, n) in remaining.items() if n > 0}
+        by_space: dict[str, list[int]] = {}
+        for w, n in self.left.values():
+            by_space.setdefault(w, []).append(n)
+        self._sizes = {w: sorted(ns) for w, ns in by_space.items()}
+        self._sums = {w: list(accumulate(ns, initial=0)) for w, ns in self._sizes.items()}
+        self._totals = sorted(sums[-1] for sums in self._sums.values())
+        self._total_sums = list(accumulate(self._totals, initial=0))
+
+    def work_until(self, batch_id: str, workspace: str, n: int) -> int:
+        """Requests the deployment finishes until the last of batch `batch_id`'s (in
+        `workspace`, `n` left; replacing what the model had of it)."""
+        if n <= 0:
+            return 0
+        sizes, sums = self._sizes.get(workspace, []), self._sums.get(workspace, [0])
+        had = self.left.get(batch_id, (workspace, 0))[1]
+        level = _capped(sizes, sums, n) - min(had, n) + n
+        # Its workspace's left is now at least `level`: it takes `level` in full.
+        return _capped(self._totals, self._total_sums, level) - min(sums[-1], level) + level
+
+
+def _capped(sizes: Sequence[int], sums: Sequence[int], cap: int) -> int:
+    """sum(min(x, cap) for x in sizes), `sizes` sorted, `sums` their prefix sums."""
+    k = bisect_right(sizes, cap)
+    return sums[k] + cap * (len(sizes) - k)
+
+
+def shared_finishes(remaining: Mapping[str, tuple[str, int]], rate: float) -> dict[str, float]:
+    """Seconds until each batch's last request finishes when `rate` requests/s are
+    shared as the scheduler shares them (`ShareModel`).
+
+    `remaining`: batch id → (workspace id, requests left)."""
+    model = ShareModel(remaining)
+    return {i: model.work_until(i, w, n) / rate for i, (w, n) in remaining.items()}
+
+
 class Samples:
     """The open batches' finished counts seen at a few moments of the last minutes.
 
@@ -107,6 +176,7 @@ class Samples:
         self._samples: deque[_Sample] = deque()
         self.open: dict[str, BatchRecord] = {}
         """The open batches as last sampled."""
+        self._shares: ShareModel | None = None
 
     @property
     def taken_at(self) -> float | None:
@@ -123,6 +193,7 @@ class Samples:
                 # A batch not seen before was created since: it had finished none.
                 total += max(0, done_of(b) - last.done.get(b.id, 0))
         self.open = opened
+        self._shares = None
         done = {i: done_of(b) for i, b in opened.items()}
         shares = fair_shares({i: (b.workspace_id, b.processing) for i, b in opened.items()})
         self._samples.append(_Sample(now, done, total, shares))
@@ -167,6 +238,13 @@ class Samples:
             return measured
         return measured * share_now / (sum(then) / len(then))
 
+    def shares(self) -> ShareModel:
+        """The share model of the open batches as last sampled (built once a sample)."""
+        if self._shares is None:
+            remaining = {i: (o.workspace_id, o.processing) for i, o in self.open.items()}
+            self._shares = ShareModel(remaining)
+        return self._shares
+
     def deployment_rate(self, now: float) -> float | None:
         """Requests finished per second lately, every batch together; None when none finished."""
         values = [(s.t, s.total) for s in self._samples if s.t <= now]
@@ -174,34 +252,6 @@ class Samples:
             return None
         found = self._since(values[-1][0], values[:-1], values[-1][1])
         return found[0] if found is not None else None
-
-
-def shared_finishes(remaining: Mapping[str, tuple[str, int]], rate: float) -> dict[str, float]:
-    """Seconds until each batch's last request finishes when `rate` requests/s are
-    shared as the scheduler shares them: equally between the workspaces with work,
-    then equally between each one's batches; a batch that ends passes its share on.
-
-    `remaining`: batch id → (workspace id, requests left)."""
-    left = {i: float(n) for i, (_, n) in remaining.items() if n > 0}
-    ends = {i: 0.0 for i, (_, n) in remaining.items() if n <= 0}
-    workspace = {i: w for i, (w, _) in remaining.items()}
-    t = 0.0
-    for _ in range(MAX_SHARE_EVENTS):
-        if not left:
-            return ends
-        share = {i: rate * f for i, f in fair_shares({i: (workspace[i], 1) for i in left}).items()}
-        step = min(n / share[i] for i, n in left.items())
-        t += step
-        for i in list(left):
-            left[i] -= share[i] * step
-            if left[i] <= 1e-9 * max(1.0, share[i]):
-                ends[i] = t
-                del left[i]
-    # Too many batches to follow: the rest at their current share.
-    share = fair_shares({i: (workspace[i], 1) for i in left})
-    for i, n in left.items():
-        ends[i] = t + n / (rate * share[i])
-    return ends
 
 
 def estimate(b: BatchRecord, samples: Samples, now: float) -> Eta | None:
@@ -217,9 +267,7 @@ def estimate(b: BatchRecord, samples: Samples, now: float) -> Eta | None:
     total = samples.deployment_rate(now)
     if total is None:
         return UNKNOWN
-    remaining = {i: (o.workspace_id, o.processing) for i, o in samples.open.items()}
-    remaining[b.id] = (b.workspace_id, b.processing)
-    seconds = shared_finishes(remaining, total)[b.id]
+    seconds = samples.shares().work_until(b.id, b.workspace_id, b.processing) / total
     ends_at = now + seconds
     return Eta(
         ends_at, b.processing / seconds if seconds > 0 else None, at_risk(b, ends_at), "share"

@@ -62,14 +62,16 @@ class Throughput:
         batches = list(batches)
         if all(b.processing_status == "ended" for b in batches):
             return {b.id: None for b in batches}
-        now = self.clock.now()
-        await self._refresh(now)
-        return self._estimates(batches, now)
+        await self._refresh(self.clock.now())
+        # Read after the refresh: the sample it took is stamped after the store's read,
+        # and a `now` from before would leave it out (the deployment's rate a sample late).
+        return self._estimates(batches, self.clock.now())
 
     async def at_risk(self) -> list[tuple[BatchRecord, Eta]]:
         """The open batches not expected to finish before they expire (for the metrics)."""
         await self._refresh(self.clock.now())
         opened = list(self.samples.open.values())
+        # The records are the sample's: as of when it was taken.
         etas = self._estimates(opened, self.samples.taken_at or self.clock.now())
         return [(b, e) for b in opened if (e := etas[b.id]) is not None and e.at_risk]
 
