@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from batchyard.config import DAY, DEFAULT_FILE_QUOTA_BYTES, default_data_dir
+from batchyard.engines.config import BATCH_PRIORITY_ERROR
 
 _Group = argparse._ArgumentGroup
 
@@ -26,6 +27,16 @@ def env(name: str, default: Any, cast: Callable[[str], Any] = str) -> Any:
         return cast(raw)
     except ValueError:
         raise SystemExit(f"BATCHYARD_{name}={raw!r} is not a valid value") from None
+    except argparse.ArgumentTypeError as exc:
+        raise SystemExit(f"BATCHYARD_{name}={raw!r}: {exc}") from None
+
+
+def batch_priority(text: str) -> int:
+    """`--batch-priority`: an integer above 0 (interactive calls are 0, lower goes first)."""
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(BATCH_PRIORITY_ERROR.format(value))
+    return value
 
 
 def duration(text: str) -> float:
@@ -54,6 +65,8 @@ def add_store_and_engine(p: argparse.ArgumentParser) -> None:
         "engine", "one engine from flags, or a routing table of several with --config"
     )
     _add_engine(e)
+    _add_remote_engine(e)
+    _add_openai_engine(e)
     _add_local_engine(e)
     _add_fake_engine(e)
     _add_worker(p.add_argument_group("worker"))
@@ -92,6 +105,10 @@ def _add_engine(e: _Group) -> None:
         help="model the engine serves: NAME, a glob, or NAME=UPSTREAM_NAME; repeatable"
         " (env BATCHYARD_MODELS, comma-separated)",
     )
+
+
+def _add_remote_engine(e: _Group) -> None:
+    """openai and anthropic: where the upstream is, and how many requests it is sent."""
     e.add_argument(
         "--upstream-url",
         default=env("UPSTREAM_URL", None),
@@ -124,6 +141,9 @@ def _add_engine(e: _Group) -> None:
         " Prometheus metrics (vLLM, SGLang, llama-server), else as aimd; aimd (anthropic's"
         " default) adapts to 429s (openai: and latency); fixed sends --capacity",
     )
+
+
+def _add_openai_engine(e: _Group) -> None:
     e.add_argument(
         "--upstream-metrics-url",
         default=env("UPSTREAM_METRICS_URL", None),
@@ -146,8 +166,8 @@ def _add_engine(e: _Group) -> None:
     )
     e.add_argument(
         "--batch-priority",
-        type=int,
-        default=env("BATCH_PRIORITY", 10, int),
+        type=batch_priority,
+        default=env("BATCH_PRIORITY", 10, batch_priority),
         help="openai, with --engine-priority: the priority of batch work (interactive"
         " calls are 0; lower is served first; default 10)",
     )

@@ -1,23 +1,26 @@
 """Admission from the engine's own load: the metrics parser, the controller on a
-simulated engine (one and three workers), the fallback to AIMD, and what the
-OpenAI-compatible engine sends and reads (over `httpx.MockTransport`)."""
+simulated engine (one and three workers), and what the OpenAI-compatible engine sends
+and reads (over `httpx.MockTransport`). The fallback to AIMD: test_admission_fallback."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import logging
 from collections.abc import Callable
 
 import httpx
 import pytest
 
-from batchyard.engines.admission import AdmissionController, EngineAdmission
+from batchyard.engines.admission import AdmissionController
 from batchyard.engines.openai_compat import OpenAICompatEngine
 from batchyard.engines.slots import Priority, PrioritySlots
-from batchyard.engines.upstream_load import UpstreamLoad, metrics_url_for, parse_load
+from batchyard.engines.upstream_load import (
+    UpstreamLoad,
+    metrics_url_for,
+    parse_load,
+)
 from batchyard.wire.messages import MessageCreateParams, MessageParam
 from tests.engine_sim import SimEngine, controlled, fixed, simulate
+from tests.unit.test_admission_fallback import wait_for
 
 VLLM = """\
 # HELP vllm:num_requests_running Number of requests in model execution batches.
@@ -189,73 +192,6 @@ def test_a_full_kv_cache_ends_slow_start() -> None:
     assert not controller.slow_start and capacity < 16
 
 
-# --- the fallback: no metrics -------------------------------------------------------
-
-
-def metrics_transport(answer: Callable[[], httpx.Response]) -> httpx.MockTransport:
-    def handle(request: httpx.Request) -> httpx.Response:
-        assert request.url.path == "/metrics"
-        return answer()
-
-    return httpx.MockTransport(handle)
-
-
-@pytest.mark.anyio
-async def test_absent_metrics_fall_back_to_aimd_and_say_so_once(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    text: list[str] = []
-
-    def answer() -> httpx.Response:
-        return httpx.Response(200, text=text[0]) if text else httpx.Response(404)
-
-    client = httpx.AsyncClient(transport=metrics_transport(answer))
-    slots = PrioritySlots(1024)
-    admission = EngineAdmission(
-        slots, 1024, mode="metrics", name="vllm", client=client,
-        metrics_url="http://gpu/metrics", interval=0.01,
-    )  # fmt: skip
-    assert admission.probe is not None
-    admission.probe.retry_interval = 0.01
-    with caplog.at_level(logging.DEBUG, logger="batchyard.admission"):
-        admission.start()
-        await wait_for(lambda: admission.fallen_back)
-        assert admission.driven_by == "aimd"
-        admission.on_success(0.1)  # AIMD (slow start) grows it now
-        assert slots.capacity == 9
-        text.append("vllm:num_requests_running 9\nvllm:num_requests_waiting 0\n")
-        await wait_for(lambda: not admission.fallen_back)
-        assert admission.load is not None and admission.load.running == 9
-        text[0] = "nothing here\n"
-        await wait_for(lambda: admission.fallen_back)
-    await admission.aclose()
-    await client.aclose()
-    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
-    assert len(warnings) == 1 and "no load metrics at http://gpu/metrics" in warnings[0].message
-    assert "429s and latency" in warnings[0].message
-
-
-async def wait_for(condition: Callable[[], bool]) -> None:
-    """Until `condition()` holds (the probe polls every 10 ms here); at most 5 s."""
-    for _ in range(1000):
-        if condition():
-            return
-        await asyncio.sleep(0.005)
-    raise AssertionError("the condition never held")
-
-
-def test_latency_well_above_its_floor_shrinks_aimd() -> None:
-    slots = PrioritySlots(1)
-    admission = EngineAdmission(slots, 1024, mode="aimd", name="x")
-    for _ in range(20):
-        admission.on_success(1.0)
-    grown = slots.capacity
-    assert grown > 4
-    for _ in range(20):
-        admission.on_success(5.0)
-    assert slots.capacity < grown
-
-
 # --- the OpenAI-compatible engine -----------------------------------------------------
 
 
@@ -337,3 +273,19 @@ async def test_the_engine_reads_its_servers_load_and_follows_it() -> None:
     assert engine.admission.driven_by == "metrics"
     await engine.aclose()
     assert engine.admission.probe is not None and engine.admission.probe._task is None
+
+
+@pytest.mark.anyio
+async def test_no_probe_starts_after_the_engine_is_closed() -> None:
+    sent: list[dict[str, object]] = []
+    engine = OpenAICompatEngine(
+        "http://gpu/v1", admission="metrics", metrics_interval=0.01,
+        transport=chat_transport(sent, VLLM),
+    )  # fmt: skip
+    await engine.create_message(ask())
+    probe = engine.admission.probe
+    assert probe is not None and probe._task is not None
+    await engine.aclose()
+    engine.admission.start()  # a request still on its way in after the close
+    probe.start()
+    assert probe._task is None

@@ -25,8 +25,9 @@ Several workers (processes) sharing one engine each read the same signal and set
 only their own capacity, so none needs a hand-split `--capacity`.
 
 `EngineAdmission` is what an engine holds: the controller and its probe in the
-`metrics` mode, falling back to AIMD on 429s and latency (`remote.AdaptiveLimit`)
-while the metrics endpoint is absent; AIMD alone in the `aimd` mode; a fixed
+`metrics` mode, falling back to AIMD on 429s and latency per output token
+(`remote.AdaptiveLimit`: latency alone never cuts below where it started) while the
+metrics endpoint is absent or its probe fails; AIMD alone in the `aimd` mode; a fixed
 capacity in the `fixed` mode.
 """
 
@@ -138,6 +139,7 @@ class EngineAdmission:
         self.fallen_back = False
         """metrics mode: whether AIMD holds the capacity now (no metrics to read)."""
         self._told = False
+        self._closed = False
         if mode == "fixed":
             slots.set_capacity(maximum)
         elif mode == "aimd":
@@ -165,8 +167,9 @@ class EngineAdmission:
         return self.mode
 
     def start(self) -> None:
-        """Start the probe (from inside the running loop, on the engine's first call)."""
-        if self.probe is not None:
+        """Start the probe (from inside the running loop, on the engine's first call;
+        after `aclose()`, nothing)."""
+        if self.probe is not None and not self._closed:
             self.probe.start()
 
     def _on_reading(self, load: UpstreamLoad | None) -> None:
@@ -199,17 +202,15 @@ class EngineAdmission:
             self.maximum,
         )
 
-    def on_success(self, elapsed: float) -> None:
+    def on_success(self, elapsed: float, output_tokens: int | None = None) -> None:
+        """A call that took `elapsed` seconds for `output_tokens` of answer (None: not
+        known): the latency AIMD judges is per token, as a call's follows its length."""
         if self.adaptive is None:
             return
         if self.driven_by == "aimd":
-            self.adaptive.on_success(elapsed)
+            self.adaptive.on_success(elapsed, output_tokens)
         else:  # keep its latency figures current, but leave the capacity to the metrics
-            self.adaptive.latency = (
-                elapsed
-                if self.adaptive.latency is None
-                else 0.9 * self.adaptive.latency + 0.1 * elapsed
-            )
+            self.adaptive.record(elapsed, output_tokens)
 
     async def on_rate_limited(self) -> None:
         """A 429 (from a gateway in front of the engine, say): shrink as AIMD does."""
@@ -220,5 +221,6 @@ class EngineAdmission:
         await self.adaptive.on_rate_limited()
 
     async def aclose(self) -> None:
+        self._closed = True
         if self.probe is not None:
             await self.probe.aclose()

@@ -101,6 +101,8 @@ class EngineConfig(msgspec.Struct, forbid_unknown_fields=True):
     """openai: send vLLM's `priority` (interactive 0, batch `batch_priority`); only
     for a server started with `--scheduling-policy priority`."""
     batch_priority: int = 10
+    """vLLM's priority of batch work: above 0, as lower is served first and interactive
+    calls are 0."""
     # fake engine
     latency_ms: float = 0.0
     error_rate: float = 0.0
@@ -113,13 +115,23 @@ class EngineConfig(msgspec.Struct, forbid_unknown_fields=True):
     """Per sequence: the KV cache holds capacity x context_tokens tokens."""
     threads: int | None = None
     prefix_cache_mb: int = 256
+    """Memory for the KV of recent prompt prefixes, reused by prompts that start alike (0: off)."""
     deterministic: bool = True
+    """False turns on flash attention in full (its tiled loop for long prompts), whose
+    numbers follow the batch's shape."""
     flash_attention: bool = False
     """llama.cpp's flash attention, kept deterministic (prompt pieces under 64 rows):
     faster decode, slower prefill on the 2-core machine measured."""
-    """False turns on flash attention in full (its tiled loop for long prompts), whose
-    numbers follow the batch's shape."""
-    """Memory for the KV of recent prompt prefixes, reused by prompts that start alike (0: off)."""
+
+    def __post_init__(self) -> None:
+        if self.batch_priority <= 0:
+            raise ValueError(BATCH_PRIORITY_ERROR.format(self.batch_priority))
+
+
+BATCH_PRIORITY_ERROR = (
+    "batch_priority must be above 0 (got {}): interactive calls are sent at 0 and lower"
+    " is served first, so batch work at 0 or below would go level with or before them"
+)
 
 
 class RoutingConfig(msgspec.Struct, forbid_unknown_fields=True):

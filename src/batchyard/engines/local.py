@@ -16,31 +16,20 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import msgspec
-
 from batchyard import ids
-from batchyard.engines.answer_shape import AnswerShape, answer_shape, call_text, tool_use_of
+from batchyard.engines.answer_shape import AnswerShape, answer_shape, tool_use_of
+from batchyard.engines.local_prompt import cache_cuts, chat_of, invalid, ttl_seconds
 from batchyard.engines.prefix_cache import common_prefix
 from batchyard.engines.slots import Priority, PrioritySlots
 from batchyard.errors import EngineError
-from batchyard.wire.cache_control import CACHE_TTL_SECONDS, cache_marks
 from batchyard.wire.messages import (
     CacheCreationUsage,
     ContentBlock,
-    DocumentBlock,
     Message,
     MessageCreateParams,
-    MessageParam,
-    RedactedThinkingBlock,
-    TextBlock,
     TextContent,
-    ThinkingBlock,
-    ToolResultBlock,
-    ToolUseBlock,
     Usage,
-    text_of,
 )
-from batchyard.wire.sources import TextSource
 from batchyard.wire.streaming import (
     ContentBlockDelta,
     ContentBlockStart,
@@ -95,11 +84,6 @@ def f16_weights(source: Path, cache_dir: Path) -> Path:
     return target
 
 
-def ttl_seconds(cache_control: dict[str, Any]) -> float:
-    """How long a `cache_control` breakpoint keeps its prefix (checked at decode)."""
-    return CACHE_TTL_SECONDS[cache_control.get("ttl", "5m")]
-
-
 def usage_of(generation: Any, output_tokens: int | None = None) -> Usage:
     """The prompt split as the hosted API splits it: read from cache, newly cached at a
     breakpoint, and the rest; the three add up to the prompt's length."""
@@ -116,16 +100,6 @@ def usage_of(generation: Any, output_tokens: int | None = None) -> Usage:
         cache_creation=CacheCreationUsage(
             ephemeral_5m_input_tokens=created - hour, ephemeral_1h_input_tokens=hour
         ),
-    )
-
-
-def _invalid(message: str) -> EngineError:
-    return EngineError("invalid_request_error", message, retryable=False)
-
-
-def _has_media(block: ToolResultBlock) -> bool:
-    return isinstance(block.content, list) and any(
-        not isinstance(b, TextBlock) for b in block.content
     )
 
 
@@ -188,38 +162,6 @@ class LocalEngine:
 
     # --- prompt -------------------------------------------------------------------
 
-    def _chat(self, params: MessageCreateParams, shape: AnswerShape) -> list[dict[str, str]]:
-        system = text_of(params.system)
-        if shape.instructions:
-            system = f"{system}\n\n{shape.instructions}" if system else shape.instructions
-        chat: list[dict[str, str]] = []
-        if system:
-            chat.append({"role": "system", "content": system})
-        for i, message in enumerate(params.messages):
-            content = message.content
-            if isinstance(content, str):
-                chat.append({"role": message.role, "content": content})
-                continue
-            parts = []
-            for j, block in enumerate(content):
-                if isinstance(block, TextBlock):
-                    parts.append(block.text)
-                elif isinstance(block, DocumentBlock) and isinstance(block.source, TextSource):
-                    parts.append(block.source.data)  # a text document, or a file's text
-                elif isinstance(block, ToolUseBlock):
-                    parts.append(call_text(block.name, block.input))
-                elif isinstance(block, ToolResultBlock) and not _has_media(block):
-                    parts.append(f"Result of the tool call: {text_of(block.content)}")
-                elif isinstance(block, ThinkingBlock | RedactedThinkingBlock):
-                    continue  # an earlier turn's reasoning is not part of the prompt
-                else:
-                    kind = getattr(block, "type", type(block).__name__)
-                    raise _invalid(
-                        f"messages.{i}.content.{j}: the local model reads text only, not {kind} blocks"
-                    )
-            chat.append({"role": message.role, "content": "\n".join(parts)})
-        return chat
-
     def _tokens(self, chat: list[dict[str, str]]) -> list[int]:
         prompt = self._formatter(messages=chat).prompt  # type: ignore[arg-type]
         return self.runtime.tokenize(prompt, add_special=self._add_bos)
@@ -235,37 +177,17 @@ class LocalEngine:
         marks: list[tuple[int, float]] = []
         if params.cache_control is not None:
             marks.append((len(tokens), ttl_seconds(params.cache_control)))
-        for cut, ttl in self._cuts(params):
-            upto = self._tokens(self._chat(cut, shape))  # a cut keeps tools and format
+        for cut, ttl in cache_cuts(params):
+            upto = self._tokens(chat_of(cut, shape))  # a cut keeps tools and format
             marks.append((common_prefix(upto, tokens), ttl))
         return sorted({(p, t) for p, t in marks if p > 0})
-
-    @staticmethod
-    def _cuts(params: MessageCreateParams) -> list[tuple[MessageCreateParams, float]]:
-        """For each system or message block marked with `cache_control`: the request cut
-        after it (the top-level mark is the prompt's end; tools are told in the system
-        prompt's tail, so a mark there is no prefix of its own)."""
-        cuts: list[tuple[MessageCreateParams, float]] = []
-        first = MessageParam(role="user", content="")
-        for mark in cache_marks(params):
-            ttl = ttl_seconds(mark.mark)  # type: ignore[arg-type]  # checked at decode
-            if mark.part == "system" and isinstance(params.system, list):
-                system = params.system[: mark.block + 1]
-                cuts.append((msgspec.structs.replace(params, system=system, messages=[first]), ttl))
-            elif mark.part == "messages":
-                message = params.messages[mark.message]
-                assert not isinstance(message.content, str)
-                head = msgspec.structs.replace(message, content=message.content[: mark.block + 1])
-                messages = [*params.messages[: mark.message], head]
-                cuts.append((msgspec.structs.replace(params, messages=messages), ttl))
-        return cuts
 
     def prompt_tokens(
         self, params: MessageCreateParams, shape: AnswerShape | None = None
     ) -> list[int]:
-        tokens = self._tokens(self._chat(params, shape or answer_shape(params)))
+        tokens = self._tokens(chat_of(params, shape or answer_shape(params)))
         if len(tokens) >= self.context_tokens:
-            raise _invalid(
+            raise invalid(
                 f"prompt is too long: {len(tokens)} tokens, and the context window of"
                 f" {params.model} here is {self.context_tokens} tokens"
             )

@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 
 from batchyard.engines.admission import EngineAdmission
-from batchyard.engines.config import AdmissionMode
+from batchyard.engines.config import BATCH_PRIORITY_ERROR, AdmissionMode
 from batchyard.engines.remote import (
     error_for_exception,
     error_for_status,
@@ -74,6 +74,8 @@ class OpenAICompatEngine:
         """`capacity`: the most requests sent at once (the admission's upper bound);
         `admission`: metrics | aimd | fixed (default: aimd, or fixed without `adaptive`);
         `metrics_url`: default the base URL less `/v1`, plus `/metrics`."""
+        if batch_priority <= 0:
+            raise ValueError(BATCH_PRIORITY_ERROR.format(batch_priority))
         self.name = name
         self.capacity = capacity
         self.slots = PrioritySlots(capacity)
@@ -171,7 +173,7 @@ class OpenAICompatEngine:
             raise EngineError(
                 "api_error", f"{self.name} sent a malformed reply: {exc}", retryable=True
             ) from None
-        self.admission.on_success(time.monotonic() - started)
+        self.admission.on_success(time.monotonic() - started, message.usage.output_tokens)
         return message
 
     async def stream_message(
@@ -197,7 +199,10 @@ class OpenAICompatEngine:
             raise error_for_exception(exc, self.name) from None
         finally:
             await response.aclose()
-        self.admission.on_success(time.monotonic() - started)
+        tokens = translator.usage.get("completion_tokens")
+        self.admission.on_success(
+            time.monotonic() - started, tokens if isinstance(tokens, int) else None
+        )
         for event in translator.end():
             yield event
 

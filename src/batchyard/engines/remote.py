@@ -91,10 +91,13 @@ class AdaptiveLimit:
     sawing through it with a storm of refusals.
 
     `latency_aware` (for servers that queue instead of refusing, such as vLLM
-    without its metrics): the moving latency well above its floor (`latency_rise`
-    times the lowest moving latency seen, which drifts up slowly so it follows a
-    change of workload) counts as a 429 storm, and the limit grows only while the
-    latency stays near the floor (`latency_near` times it).
+    without its metrics): the moving latency per output token well above its floor
+    (`latency_rise` times the lowest one seen, which drifts up slowly so it follows a
+    change of workload) counts as a 429 storm, and the limit grows only while it
+    stays near the floor (`latency_near` times it). Per token, as a whole call's
+    latency follows the answer's length: short answers then long ones are no
+    slow-down. Latency alone never cuts below `start` (only 429s do), so a change of
+    workload it misreads cannot starve the engine.
     """
 
     def __init__(
@@ -117,6 +120,8 @@ class AdaptiveLimit:
         self.latency_rise = latency_rise
         self.latency_near = latency_near
         self._limit = float(min(start, maximum))
+        self.start = max(1, int(self._limit))
+        """The level latency alone never cuts below."""
         self.slots.set_capacity(int(self._limit))
         self._slow_start = True
         self._last_increase = 0.0
@@ -124,8 +129,10 @@ class AdaptiveLimit:
         self._samples = 0
         self.latency: float | None = None
         """Moving average of successful calls' duration."""
+        self.tokens: float | None = None
+        """Moving average of their output tokens (1 for a call that did not say)."""
         self.latency_floor: float | None = None
-        """The lowest moving latency seen (drifting up by 0.05% a call)."""
+        """The lowest moving latency per token seen (drifting up by 0.05% a call)."""
 
     @property
     def limit(self) -> int:
@@ -137,24 +144,45 @@ class AdaptiveLimit:
         self._slow_start = False
         self.slots.set_capacity(int(self._limit))
 
+    @property
+    def token_latency(self) -> float | None:
+        """Moving latency per output token: the moving duration over the moving tokens."""
+        if self.latency is None or not self.tokens:
+            return None
+        return self.latency / self.tokens
+
+    def record(self, elapsed: float, output_tokens: int | None = None) -> None:
+        """Take one successful call into the latency figures, without acting on it."""
+        tokens = float(max(1, output_tokens or 1))
+        if self.latency is None or self.tokens is None:
+            self.latency, self.tokens = elapsed, tokens
+        else:
+            self.latency = 0.9 * self.latency + 0.1 * elapsed
+            self.tokens = 0.9 * self.tokens + 0.1 * tokens
+        self._samples += 1
+        per_token = self.token_latency
+        assert per_token is not None
+        floor = per_token if self.latency_floor is None else self.latency_floor * 1.0005
+        self.latency_floor = min(floor, per_token)
+
     def _latency_says(self) -> str:
-        """'rise', 'near' or 'hold', from the moving latency against its floor."""
-        assert self.latency is not None
-        floor = self.latency if self.latency_floor is None else self.latency_floor * 1.0005
-        self.latency_floor = floor = min(floor, self.latency)
+        """'rise', 'near' or 'hold', from the moving latency per token against its floor."""
+        per_token, floor = self.token_latency, self.latency_floor
+        assert per_token is not None and floor is not None
         if self._samples < 10:  # the moving average is still mostly its first samples
             return "near"
-        if self.latency > self.latency_rise * floor:
+        if per_token > self.latency_rise * floor:
             return "rise"
-        return "near" if self.latency <= self.latency_near * floor else "hold"
+        return "near" if per_token <= self.latency_near * floor else "hold"
 
-    def on_success(self, elapsed: float) -> None:
-        self.latency = elapsed if self.latency is None else 0.9 * self.latency + 0.1 * elapsed
-        self._samples += 1
+    def on_success(self, elapsed: float, output_tokens: int | None = None) -> None:
+        """A call that succeeded in `elapsed` seconds with an answer of `output_tokens`
+        (None: not known; the whole call then counts as one token)."""
+        self.record(elapsed, output_tokens)
         if self.latency_aware:
             verdict = self._latency_says()
             if verdict == "rise":
-                self._decrease(time.monotonic())
+                self._decrease(time.monotonic(), floor=float(self.start))
                 return
             if verdict == "hold":
                 return
@@ -178,12 +206,13 @@ class AdaptiveLimit:
         self._decrease(time.monotonic())
         await asyncio.sleep(self.latency if self.latency is not None else 0.1)
 
-    def _decrease(self, now: float) -> None:
+    def _decrease(self, now: float, floor: float = 1.0) -> None:
+        """Cut (at most once per cooldown), to no less than `floor` (but no growth)."""
         if now - self._last_decrease >= self.cooldown or self._slow_start:
             # Leaving slow start, the limit overshot by up to a round trip of
             # doubling: halve it, as TCP does, then step by `decrease`.
             factor = 0.5 if self._slow_start else self.decrease
             self._slow_start = False
             self._last_decrease = now
-            self._limit = max(1.0, self._limit * factor)
+            self._limit = min(self._limit, max(floor, 1.0, self._limit * factor))
             self.slots.set_capacity(int(self._limit))

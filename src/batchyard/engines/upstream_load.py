@@ -158,9 +158,14 @@ class LoadProbe:
         self._on_reading = on_reading
         self._timeout = timeout
         self._task: asyncio.Task[None] | None = None
+        self._closed = False
+        self._told_error = False
 
     def start(self) -> None:
-        """Start polling (once per event loop); call it from inside the loop."""
+        """Start polling (once per event loop); call it from inside the loop. A no-op
+        after `aclose()`: the client it polls may be closed too."""
+        if self._closed:
+            return
         loop = asyncio.get_running_loop()
         if self._task is not None and not self._task.done() and self._task.get_loop() is loop:
             return
@@ -183,9 +188,21 @@ class LoadProbe:
             self.last, self.failure = load, None
         return load
 
+    async def _poll(self) -> UpstreamLoad | None:
+        """`read()`, with any failure of its own a poll without a reading: an error
+        must not end the polling (capacity would freeze, with no fallback)."""
+        try:
+            return await self.read()
+        except Exception as exc:
+            self.failure = f"reading it failed ({exc!r})"
+            level = logging.DEBUG if self._told_error else logging.WARNING
+            self._told_error = True
+            log.log(level, "polling %s failed", self.url, exc_info=True)
+            return None
+
     async def _run(self) -> None:
         while True:
-            load = await self.read()
+            load = await self._poll()
             self.failures = 0 if load is not None else self.failures + 1
             try:
                 self._on_reading(load)
@@ -195,6 +212,7 @@ class LoadProbe:
             await asyncio.sleep(self.retry_interval if gave_up else self.interval)
 
     async def aclose(self) -> None:
+        self._closed = True
         task, self._task = self._task, None
         if task is None or task.done():
             return
