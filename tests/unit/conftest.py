@@ -35,3 +35,10 @@ async def sql_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIter
     """A SQL store, for the tests that read its tables or files (not part of the port)."""
     async for s in _opened(request.param, tmp_path):
         yield s
+
+
+@pytest.fixture
+async def memory_store(tmp_path: Path) -> AsyncIterator[Store]:
+    """The in-memory store alone (the worker and service tests that need no database)."""
+    async for s in _opened("memory", tmp_path):
+        yield s

@@ -5,14 +5,13 @@ last finishes; a batch at risk logged once; the batch objects of both dialects."
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
 
 import pytest
 
 from batchyard.clock import ManualClock
 from batchyard.services.message_batches import BatchService
 from batchyard.services.throughput import Throughput
-from batchyard.store import MEMORY_URL, Store, open_store
+from batchyard.store import Store
 from batchyard.store.layout import RequestState
 from batchyard.store.records import BatchRecord, NewBatch, Outcome
 
@@ -21,11 +20,8 @@ HOUR = 3600.0
 
 
 @pytest.fixture
-async def store() -> AsyncIterator[Store]:
-    s = open_store(MEMORY_URL)
-    await s.open()
-    yield s
-    await s.close()
+def store(memory_store: Store) -> Store:
+    return memory_store
 
 
 async def create(store: Store, clock: ManualClock, name: str, n: int, expiry: float) -> None:

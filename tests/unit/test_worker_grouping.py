@@ -4,7 +4,6 @@ the engine sees each batch's shared system prompt in long runs, not interleaved.
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator
 from typing import Any
 
 import msgspec
@@ -16,7 +15,6 @@ from batchyard.engines.config import ModelConfig
 from batchyard.engines.fake import FakeEngine
 from batchyard.engines.router import EngineRouter, Route
 from batchyard.scheduler.worker import Worker
-from batchyard.store import MEMORY_URL, open_store
 from batchyard.store.port import Store
 from batchyard.store.records import NewBatch
 from batchyard.wire.messages import Message, MessageCreateParams
@@ -27,11 +25,8 @@ HOUR = 3600.0
 
 
 @pytest.fixture
-async def store() -> AsyncIterator[Store]:
-    s = open_store(MEMORY_URL)
-    await s.open()
-    yield s
-    await s.close()
+def store(memory_store: Store) -> Store:
+    return memory_store
 
 
 class Recording(FakeEngine):

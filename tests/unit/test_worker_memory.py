@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 import msgspec
 import pytest
@@ -19,7 +19,6 @@ from batchyard.engines.router import EngineRouter, Route
 from batchyard.engines.slots import Priority
 from batchyard.errors import EngineError
 from batchyard.scheduler.worker import Worker
-from batchyard.store import MEMORY_URL, open_store
 from batchyard.store.port import Store
 from batchyard.store.records import BatchRecord, NewBatch, OpenAIBatchRecord
 from batchyard.translate.envelope import unservable, wrap_chat_body
@@ -30,11 +29,8 @@ HOUR = 3600.0
 
 
 @pytest.fixture
-async def store() -> AsyncIterator[Store]:
-    s = open_store(MEMORY_URL)
-    await s.open()
-    yield s
-    await s.close()
+def store(memory_store: Store) -> Store:
+    return memory_store
 
 
 def ask(text: str, model: str = "fake-1") -> bytes:
