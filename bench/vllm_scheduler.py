@@ -16,6 +16,7 @@ one, then, in one run:
    the same with vLLM `priority`, admission from /metrics without and with priority.
 
     PYTHONPATH=. .venv/bin/python -m bench.vllm_scheduler [--n 64] [--tokens 24] [--url URL]
+        [--ttft-only]
 """
 
 from __future__ import annotations
@@ -153,8 +154,14 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def main_async(url: str, n: int, tokens: int) -> None:
+async def main_async(url: str, n: int, tokens: int, ttft_only: bool) -> None:
     await direct(url, 32, 4)  # warm-up
+    if not ttft_only:
+        await saturation(url, n, tokens)
+    await ttft(url, n, tokens)
+
+
+async def saturation(url: str, n: int, tokens: int) -> None:
     base = await direct(url, n, tokens)
     print(f"direct into vLLM, 64 at once    : {base:6.1f} s")
     for workers in (1, 3):
@@ -162,6 +169,9 @@ async def main_async(url: str, n: int, tokens: int) -> None:
         print(
             f"batchyard, {workers} worker(s), no capacity: {s:6.1f} s  ({base / s:.2f} of direct)"
         )
+
+
+async def ttft(url: str, n: int, tokens: int) -> None:
     configs: list[tuple[str, dict[str, Any]]] = [
         ("fixed 64, no priority", {"admission": "fixed", "capacity": 64}),
         ("fixed 64, priority", {"admission": "fixed", "capacity": 64, "send_priority": True}),
@@ -195,10 +205,11 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=64, help="batch requests")
     parser.add_argument("--tokens", type=int, default=24, help="max_tokens of each")
     parser.add_argument("--url", help="a running vLLM's /v1 URL (else one is started)")
+    parser.add_argument("--ttft-only", action="store_true", help="skip the saturation runs")
     args = parser.parse_args()
     with vllm_server(args.url) as url:
         print(f"vLLM at {url}; {args.n} requests of max_tokens {args.tokens}")
-        asyncio.run(main_async(url, args.n, args.tokens))
+        asyncio.run(main_async(url, args.n, args.tokens, args.ttft_only))
 
 
 if __name__ == "__main__":
