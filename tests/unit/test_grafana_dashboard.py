@@ -9,7 +9,7 @@ from pathlib import Path
 
 from prometheus_client.metrics import MetricWrapperBase
 
-from batchyard.metrics import Metrics
+from batchyard.metrics import Metrics, _EngineCollector
 
 DASHBOARD = Path(__file__).resolve().parents[2] / "docs" / "grafana" / "batchyard.json"
 SUFFIXES = {"counter": ("_total",), "gauge": ("",), "histogram": ("_bucket", "_count", "_sum")}
@@ -24,6 +24,8 @@ def served() -> dict[str, tuple[str, ...]]:
             for suffix in SUFFIXES[metric._type]:
                 labels = metric._labelnames + (("le",) if suffix == "_bucket" else ())
                 series[metric._name + suffix] = labels
+    for family in _EngineCollector([]).collect():  # read at scrape time, per engine
+        series[family.name] = ("engine",)
     return series
 
 
