@@ -69,8 +69,7 @@ class Worker:
         OpenAI dialect's output files."""
         self._ended = asyncio.Event()
         self._ended_ids: list[str] = []
-        run = self.settings.prefix_run
-        self.grouping = Grouping(run or 4 * self.concurrency) if run != 0 else None
+        self.grouping = Grouping(self.prefix_run) if self.settings.prefix_run != 0 else None
         """Which prompt-prefix group this worker's claims keep to (None: no grouping)."""
         self._held: dict[int, ClaimedRequest] = {}
         self._pending: list[Outcome] = []
@@ -96,6 +95,12 @@ class Worker:
         if self.settings.concurrency:
             return self.settings.concurrency
         return 2 * sum(e.slots.capacity for e in self.router.engines) or 1
+
+    @property
+    def prefix_run(self) -> int:
+        """Requests claimed from one prompt-prefix group before others get their turn:
+        as set, else four times the concurrency now."""
+        return self.settings.prefix_run or 4 * self.concurrency
 
     @property
     def in_flight(self) -> int:
@@ -174,8 +179,8 @@ class Worker:
             claimed: list[ClaimedRequest] = []
             if room > 0:
                 self._wake.clear()
-                if self.grouping is not None and s.prefix_run is None:
-                    self.grouping.run = 4 * self.concurrency  # follows the engines' admission
+                if self.grouping is not None:
+                    self.grouping.run = self.prefix_run  # follows the engines' admission
                 try:
                     claimed = await self.store.claim_requests(
                         self.id,
