@@ -7,7 +7,9 @@ One run, the same machine, the same 2 threads:
    at the engine's capacity (32) at once, through `LocalEngine` as the worker
    drives it. Prefix reuse on (the default).
 2. `bare`: the same N items without the system prompt.
-3. `--no-deterministic`: (1) and (2) with llama.cpp's flash attention on.
+3. `--no-deterministic`: (1) and (2) with llama.cpp's flash attention in full;
+   `--no-flash-attention`: (1) and (2) with attention as plain matrix products (the
+   default before flash attention was).
 4. `shared, no reuse`: (1) with `--prefix-cache-mb 0`, on the first M requests
    only (it is slow: every request prefills the whole prompt), scaled to N.
 5. `llama-server`: (1) and (2) through llama.cpp's own server on the same F16 GGUF
@@ -132,15 +134,22 @@ def engine_runs(n: int, m: int, models: Path) -> dict[str, Any]:
         out["bare"], _ = await run_engine(engine, n, False)
         out["texts"] = [x.content for x in shared[:m]]
         await engine.aclose()
-        fast = LocalEngine(cache_dir=models, capacity=CAPACITY, deterministic=False)
-        await run_engine(fast, CAPACITY, False)
-        fast_cache = fast.runtime.cache
-        assert fast_cache is not None
-        fast_cache.clear()
-        out["fast_shared"], _ = await run_engine(fast, n, True)
-        fast_cache.clear()
-        out["fast_bare"], _ = await run_engine(fast, n, False)
-        await fast.aclose()
+        for key, deterministic, flash in (("fast", False, True), ("matmul", True, False)):
+            other = LocalEngine(
+                cache_dir=models,
+                capacity=CAPACITY,
+                deterministic=deterministic,
+                flash_attention=flash,
+            )
+            await run_engine(other, CAPACITY, False)
+            other_cache = other.runtime.cache
+            assert other_cache is not None
+            other_cache.clear()
+            out[f"{key}_shared"], _ = await run_engine(other, n, True)
+            out[f"{key}_rss"] = rss_mb()
+            other_cache.clear()
+            out[f"{key}_bare"], _ = await run_engine(other, n, False)
+            await other.aclose()
         cold = LocalEngine(cache_dir=models, capacity=CAPACITY, prefix_cache_mb=0)
         await run_engine(cold, CAPACITY, False)
         out["cold"], cold_shared = await run_engine(cold, m, True)
@@ -221,6 +230,11 @@ def main() -> None:
     print(
         f"--no-deterministic shared/bare : {r['fast_shared']:7.1f} s / {r['fast_bare']:.1f} s"
         f"  ({r['shared'] / r['fast_shared']:.2f}x / {r['bare'] / r['fast_bare']:.2f}x faster)"
+    )
+    print(
+        f"--no-flash-attention shared/bare: {r['matmul_shared']:6.1f} s / {r['matmul_bare']:.1f} s"
+        f"  ({r['matmul_shared'] / r['shared']:.2f}x / {r['matmul_bare'] / r['bare']:.2f}x the"
+        f" default's time; RSS after its batch {r['matmul_rss']:.0f} MB)"
     )
     print(f"prompt tokens from the cache   : {r['read']} of {r['prompt']}")
     print(f"same greedy answers on / off   : {r['same']}")

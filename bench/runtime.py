@@ -4,17 +4,22 @@ Each setting gets a fresh context on the same F16 SmolLM2 weights and 2 threads:
 every sequence prefills a 256-token prompt (in one piece, or in pieces of 63),
 then all decode 32 steps together. Settings: KV per sequence (llama.cpp's
 streams, what batchyard uses) or one unified pool; flash attention on or off.
-batchyard runs streams with flash attention off, or on with prompt pieces under
-64 rows (`--flash-attention`), so that only its row-by-row loop runs: either way a
-sequence's numbers never depend on the batch (see engines/llama_runtime.py). In
-brackets: the ratio to the fastest setting at that row. Whether this llama.cpp has llamafile kernels is
-printed (a build flag: compare two builds by running this in each).
+batchyard runs streams with flash attention on and prompt pieces under 64 rows,
+so that only its row-by-row loop runs, or with flash attention off
+(`--no-flash-attention`): either way a sequence's numbers never depend on the
+batch (see engines/llama_runtime.py). The default setting runs on Q8_0 weights too
+(converted from the F16 ones), and when the vLLM venv is there (`make vllm`), a torch
+fp32 runtime (bench/torch_runtime.py) runs the same measurement. In brackets: the
+ratio to the fastest llama.cpp setting at that row. Whether this llama.cpp has
+llamafile kernels is printed (a build flag: compare two builds by running this in
+each).
 
     PYTHONPATH=. .venv/bin/python -m bench.runtime
 """
 
 from __future__ import annotations
 
+import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -28,8 +33,8 @@ from batchyard.engines.local import f16_weights, shipped_weights
 PROMPT = 256
 STEPS = 32
 SETTINGS = [  # name, unified KV, flash attention, prompt piece
-    ("streams, flash attn off (batchyard's default)", False, False, PROMPT),
-    ("streams, flash attn on, 63-row pieces (--flash-attention)", False, True, 63),
+    ("streams, flash attn on, 63-row pieces (batchyard's default)", False, True, 63),
+    ("streams, flash attn off (--no-flash-attention)", False, False, PROMPT),
     ("streams, flash attn on", False, True, PROMPT),
     ("unified, flash attn on", True, True, PROMPT),
     ("unified, flash attn off", True, False, PROMPT),
@@ -83,11 +88,16 @@ def main() -> None:
     ll.llama_backend_init()
     path = f16_weights(shipped_weights(), Path(tempfile.mkdtemp(prefix="bench-runtime-")))
     model = ll.llama_model_load_from_file(str(path).encode(), ll.llama_model_default_params())
+    q8 = ll.llama_model_load_from_file(
+        str(q8_weights(path)).encode(), ll.llama_model_default_params()
+    )
     print(
         f"llamafile kernels: {'ON' if llamafile_kernels() else 'off'}; F16 SmolLM2-135M, 2 threads"
     )
     for n_seq in (1, 8, 32):
         rows = [(name, *measure(model, n_seq, u, f, p)) for name, u, f, p in SETTINGS]
+        name, u, f, p = SETTINGS[0]
+        rows.append((f"Q8_0 {name}", *measure(q8, n_seq, u, f, p)))
         best_p = max(r[1] for r in rows)
         best_d = max(r[2] for r in rows)
         for name, prefill, decode in rows:
@@ -96,6 +106,23 @@ def main() -> None:
                 f"  decode {decode:6.0f} tok/s ({decode / best_d:.2f})"
             )
     ll.llama_model_free(model)
+    ll.llama_model_free(q8)
+    torch_python = Path(".venv/vllm/bin/python")
+    hf_model = Path(".venv/vllm-models/smollm2-135m")
+    if torch_python.exists() and hf_model.exists():
+        here = Path(__file__).with_name("torch_runtime.py")
+        subprocess.run([str(torch_python), str(here), str(hf_model)], check=False)
+    else:
+        print("torch: no vLLM venv (make vllm); skipped")
+
+
+def q8_weights(f16: Path) -> Path:
+    """`f16` quantized to Q8_0, beside it."""
+    target = f16.with_name(f16.name.replace("F16", "Q8_0"))
+    params = ll.llama_model_quantize_default_params()
+    params.ftype = ll.LLAMA_FTYPE_MOSTLY_Q8_0
+    assert ll.llama_model_quantize(str(f16).encode(), str(target).encode(), params) == 0
+    return target
 
 
 if __name__ == "__main__":

@@ -198,9 +198,19 @@ def _add_local_engine(e: _Group) -> None:
     e.add_argument(
         "--flash-attention",
         action=argparse.BooleanOptionalAction,
-        default=env_flag("FLASH_ATTENTION", False),
+        default=env_flag("FLASH_ATTENTION", True),
         help="local: llama.cpp's flash attention, still deterministic (prompts prefill in"
-        " pieces under 64 tokens): decode ~10%% faster, prefill slower (default off)",
+        " pieces under 64 tokens; default on); --no-flash-attention: attention as plain"
+        " matrix products, which holds a sequence's whole slice of V in memory",
+    )
+    e.add_argument(
+        "--kv-budget",
+        type=int,
+        default=env("KV_BUDGET_MB", 1024, int),
+        metavar="MB",
+        help="local: memory the running sequences' KV may hold together (default 1024; 0:"
+        " their slices' whole size); sequences wait, or the last admitted are preempted"
+        " and recomputed, to stay within it",
     )
     e.add_argument(
         "--model-path",

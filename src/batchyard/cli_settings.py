@@ -43,6 +43,7 @@ def _engines(args: argparse.Namespace) -> list[EngineConfig]:
                 prefix_cache_mb=args.prefix_cache_mb,
                 deterministic=args.deterministic,
                 flash_attention=args.flash_attention,
+                kv_budget_mb=args.kv_budget,
                 model_path=args.model_path,
             )
         ]

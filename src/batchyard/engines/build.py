@@ -45,6 +45,7 @@ def build_engine(config: EngineConfig, cache_dir: Path) -> Engine:
             prefix_cache_mb=config.prefix_cache_mb,
             deterministic=config.deterministic,
             flash_attention=config.flash_attention,
+            kv_budget_mb=config.kv_budget_mb,
             threads=config.threads,
             name=config.name or "local",
         )

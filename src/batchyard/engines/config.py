@@ -119,9 +119,12 @@ class EngineConfig(msgspec.Struct, forbid_unknown_fields=True):
     deterministic: bool = True
     """False turns on flash attention in full (its tiled loop for long prompts), whose
     numbers follow the batch's shape."""
-    flash_attention: bool = False
-    """llama.cpp's flash attention, kept deterministic (prompt pieces under 64 rows):
-    faster decode, slower prefill on the 2-core machine measured."""
+    flash_attention: bool = True
+    """llama.cpp's flash attention, kept deterministic (prompt pieces under 64 rows);
+    off: attention as plain matrix products (V kept transposed: a sequence holds its
+    whole V slice)."""
+    kv_budget_mb: int = 1024
+    """Memory the running sequences' KV may hold together (0: their slices' whole size)."""
 
     def __post_init__(self) -> None:
         if self.batch_priority <= 0:

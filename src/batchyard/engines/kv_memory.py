@@ -37,24 +37,35 @@ def _u64(address: int) -> int:
     return int(ctypes.c_uint64.from_address(address).value)
 
 
-def mapped_chunks(start: int, end: int) -> list[tuple[int, int]]:
-    """The glibc chunks that fill the anonymous mapping [start, end), as (start, end);
-    empty when the mapping does not read as a run of such chunks."""
+def _chunk_at(at: int, end: int) -> int:
+    """The length of the glibc mmapped chunk starting at page `at` (its header sits
+    `lead` bytes in, where `prev_size` says `lead`), or 0 if there is none."""
+    page = mmap.PAGESIZE
+    for lead in range(0, page, 16):
+        size = _u64(at + lead + 8)
+        if _u64(at + lead) == lead and size & IS_MMAPPED and size & ~7:
+            length = lead + (size & ~7)
+            return length if length % page == 0 and at + length <= end else 0
+    return 0
+
+
+def mapped_chunks(start: int, end: int, size: int = 0) -> list[tuple[int, int]]:
+    """The glibc chunks found in the anonymous mapping [start, end), as (start, end): those
+    that follow each other from its start, and (when `size` is given) one of about `size`
+    bytes that ends it; the kernel merges a new mapping with its neighbour, so either end
+    of a mapping may be a chunk and the rest something else."""
     page = mmap.PAGESIZE
     chunks: list[tuple[int, int]] = []
     at = start
-    while at < end:
-        for lead in range(0, page, 16):
-            size = _u64(at + lead + 8)
-            if _u64(at + lead) == lead and size & IS_MMAPPED and size & ~7:
-                length = lead + (size & ~7)
-                break
-        else:
-            return []
-        if length % page or at + length > end:
-            return []
+    while at < end and (length := _chunk_at(at, end)):
         chunks.append((at, at + length))
         at += length
+    if size and at < end:
+        for length in range(-(-size // page) * page, size + 3 * page, page):
+            tail = end - length
+            if tail >= at and _chunk_at(tail, end) == length:
+                chunks.append((tail, end))
+                break
     return chunks
 
 
@@ -73,11 +84,14 @@ def anonymous_mappings() -> set[tuple[int, int]]:
     return found
 
 
-def make_and_release(make: Callable[[], _T], size_of: Callable[[_T], int]) -> tuple[_T, int]:
+def make_and_release(
+    make: Callable[[], _T], size_of: Callable[[_T], int]
+) -> tuple[_T, tuple[int, int] | None]:
     """Run `make` (which allocates a zero-filled buffer of `size_of(made)` bytes) and drop
-    that buffer's pages; returns what `make` returned and how many bytes were released."""
+    that buffer's pages; returns what `make` returned and the (start, end) of the memory
+    chunk holding that buffer, whose pages are now released (None if not found)."""
     if not sys.platform.startswith("linux"):
-        return make(), 0
+        return make(), None
     before = anonymous_mappings()
     made = make()
     kv_bytes = size_of(made)
@@ -85,18 +99,33 @@ def make_and_release(make: Callable[[], _T], size_of: Callable[[_T], int]) -> tu
     fits = [
         (start, end)
         for mapping in anonymous_mappings() - before
-        for start, end in mapped_chunks(*mapping)
+        for start, end in mapped_chunks(*mapping, kv_bytes)
         if kv_bytes <= end - start <= kv_bytes + 2 * page
     ]
     if len(fits) != 1:
         log.debug("KV buffer not found unambiguously (%d candidates); kept resident", len(fits))
-        return made, 0
+        return made, None
     start, end = fits[0]
     # the first page holds the allocator's header, the last may hold another's data
-    lo, hi = start + page, end - page
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
-    if libc.madvise(lo, hi - lo, MADV_DONTNEED) != 0:
-        log.debug("madvise failed (errno %d); KV kept resident", ctypes.get_errno())
-        return made, 0
-    return made, hi - lo
+    if not release_pages(start + page, end - page):
+        return made, None
+    return made, (start, end)
+
+
+_libc: ctypes.CDLL | None = None
+
+
+def release_pages(lo: int, hi: int) -> bool:
+    """Give the whole pages inside [lo, hi) back to the OS (they read back as zeros)."""
+    global _libc
+    page = mmap.PAGESIZE
+    lo, hi = -(-lo // page) * page, hi // page * page
+    if hi <= lo:
+        return True
+    if _libc is None:
+        _libc = ctypes.CDLL(None, use_errno=True)
+        _libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    if _libc.madvise(lo, hi - lo, MADV_DONTNEED) != 0:
+        log.debug("madvise failed (errno %d); pages kept resident", ctypes.get_errno())
+        return False
+    return True

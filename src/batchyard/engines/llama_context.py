@@ -8,6 +8,7 @@ from typing import Any
 import llama_cpp as ll
 
 from batchyard.engines.kv_memory import make_and_release
+from batchyard.engines.kv_pool import KvLayout
 
 
 def load_model(model_path: str | Path) -> Any:
@@ -23,18 +24,38 @@ def load_model(model_path: str | Path) -> Any:
 
 def new_context(
     model: Any, *, n_seq: int, n_ctx_seq: int, n_batch: int, threads: int, flash: bool
-) -> tuple[Any, int]:
-    """A context for `model`, and how many bytes of its KV cache went back to the system
-    until used (`kv_memory.make_and_release`); raises RuntimeError if there is none."""
+) -> tuple[Any, tuple[int, int] | None]:
+    """A context for `model`, and the memory chunk of its KV cache, whose pages went back
+    to the system until used (`kv_memory.make_and_release`; None if it was not found);
+    raises RuntimeError if there is none."""
     cparams = _params(
         n_seq=n_seq, n_ctx_seq=n_ctx_seq, n_batch=n_batch, threads=threads, flash=flash
     )
-    ctx, released = make_and_release(
+    ctx, chunk = make_and_release(
         lambda: ll.llama_init_from_model(model, cparams), lambda made: _kv_bytes(model, made)
     )
     if not ctx:
         raise RuntimeError("llama.cpp could not create a context")
-    return ctx, released
+    return ctx, chunk
+
+
+def kv_layout(model: Any, ctx: Any, *, n_stream: int, cells: int, flash: bool) -> KvLayout:
+    """How `ctx`'s KV cache is laid out (F16 keys and values, a slice per stream)."""
+    row = _row_bytes(model)
+    return KvLayout(
+        n_layer=int(ll.llama_model_n_layer(model)),
+        n_stream=n_stream,
+        cells=cells,
+        k_row=row,
+        v_row=row,
+        v_trans=not flash,
+    )
+
+
+def _row_bytes(model: Any) -> int:
+    """Bytes of one cell's keys (or values) in one layer, at F16."""
+    heads, kv_heads = ll.llama_model_n_head(model), ll.llama_model_n_head_kv(model)
+    return int(kv_heads * (ll.llama_model_n_embd(model) // heads) * 2)
 
 
 def slice_tokens(ctx: Any, asked: int) -> int:
@@ -65,8 +86,5 @@ def _kv_bytes(model: Any, ctx: Any) -> int:
     """The size of the KV cache llama.cpp allocates for `ctx` (F16 keys and values)."""
     if not ctx:
         return 0
-    heads, kv_heads = ll.llama_model_n_head(model), ll.llama_model_n_head_kv(model)
-    head_dim = ll.llama_model_n_embd(model) // heads
-    per_token = int(ll.llama_model_n_layer(model)) * 2 * kv_heads * head_dim * 2
     n_ctx: int = ll.llama_n_ctx(ctx)
-    return int(n_ctx * per_token)
+    return int(n_ctx * int(ll.llama_model_n_layer(model)) * 2 * _row_bytes(model))

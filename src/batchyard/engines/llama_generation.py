@@ -51,7 +51,14 @@ class Generation:
     """Prompt tokens newly kept in the cache at a `cache_control` breakpoint."""
     cache_creation_1h: int = 0
     """The part of `cache_creation` kept for an hour (the rest for five minutes)."""
+    prompt_length: int = -1
+    """Tokens of the prompt as sent (the prompt grows by the answer so far if the
+    sequence is preempted)."""
     # runtime state
+    resumed: bool = False
+    """Preempted once at least: its answer so far is in `prompt`, to prefill again."""
+    admitted: int = 0
+    """When it got its slice (the runtime's count): the last admitted go first."""
     seq: int = -1
     prefilled: int = 0
     n_past: int = 0
@@ -63,6 +70,22 @@ class Generation:
     emitted: int = 0
     decoded: list[int] = field(default_factory=list)
     """Generated tokens whose KV is in the sequence (all but the last sampled one)."""
+
+    def __post_init__(self) -> None:
+        if self.prompt_length < 0:
+            self.prompt_length = len(self.prompt)
+
+    def requeue(self) -> None:
+        """Out of its slice: what it has generated joins its prompt (the last sampled token
+        too, whose logits pick the next one), to prefill on its next admission."""
+        if self.last_token >= 0:
+            self.prompt = [*self.prompt, *self.decoded, self.last_token]
+            self.last_token = -1
+        self.decoded = []
+        self.prefilled = self.n_past = 0
+        self.logit_index = -1
+        self.seq = -1
+        self.resumed = True
 
     def kv_tokens(self) -> list[int]:
         """The tokens whose KV this sequence holds, from position 0."""

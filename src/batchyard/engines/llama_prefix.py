@@ -71,8 +71,11 @@ class PrefixReuse:
             ll.llama_memory_seq_rm(self.memory, g.seq, -1, -1)
             return
         ll.llama_memory_seq_rm(self.memory, g.seq, matched, -1)
-        g.prefilled = g.n_past = g.cache_read = matched
+        g.prefilled = g.n_past = matched
         self.cache.stats.tokens_served += matched
+        if g.resumed:  # its usage was settled on its first admission
+            return
+        g.cache_read = matched
         # a breakpoint inside the part read refreshes how long it is kept
         keep_for = max((ttl for p, ttl in g.breakpoints if p <= matched), default=0.0)
         if source is not None or entry is None or len(entry.tokens) > matched:
@@ -107,7 +110,7 @@ class PrefixReuse:
     def keep_breakpoint(self, g: Generation) -> None:
         """Keep the prefix that ends at a breakpoint the prefill has just reached."""
         keep = [ttl for p, ttl in g.breakpoints if p == g.prefilled]
-        if not keep or g.decoded:
+        if not keep or g.decoded or g.resumed:
             return
         kept = self.keep(g, keep_for=max(keep))
         if kept is not None and g.prefilled > g.cache_read:

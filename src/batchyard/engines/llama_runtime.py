@@ -44,8 +44,9 @@ from pathlib import Path
 
 import llama_cpp as ll
 
+from batchyard.engines.kv_pool import KvPool, locate
 from batchyard.engines.llama_calls import PaddedCalls, runs
-from batchyard.engines.llama_context import load_model, new_context, slice_tokens
+from batchyard.engines.llama_context import kv_layout, load_model, new_context, slice_tokens
 from batchyard.engines.llama_generation import Generation
 from batchyard.engines.llama_grammar import Candidates, GrammarCache
 from batchyard.engines.llama_prefix import PrefixReuse
@@ -84,7 +85,8 @@ class LlamaRuntime:
         prefix_cache_bytes: int = 256 << 20,
         wait_for_prefix: int = 16,
         deterministic: bool = True,
-        flash_attention: bool = False,
+        flash_attention: bool = True,
+        kv_budget_bytes: int = 0,
     ) -> None:
         quiet_llama()
         self.model = load_model(model_path)
@@ -92,7 +94,7 @@ class LlamaRuntime:
         # a call holds one token of every sequence (decode) or two (the shortest prefill piece)
         n_batch = max(n_batch, 2 * (n_seq + 1))
         flash = flash_attention or not deterministic
-        self.ctx, self.kv_released = new_context(
+        self.ctx, chunk = new_context(
             self.model,
             n_seq=n_seq,
             n_ctx_seq=n_ctx_seq,
@@ -101,18 +103,32 @@ class LlamaRuntime:
             flash=flash,
         )
         self.n_seq = n_seq
-        self.n_ctx_seq = slice_tokens(self.ctx, n_ctx_seq)
+        cells = slice_tokens(self.ctx, n_ctx_seq)
         self.n_batch = n_batch
         self.memory = ll.llama_get_memory(self.ctx)
         self._calls = PaddedCalls(
             self.ctx,
             self.memory,
             n_batch=n_batch,
-            n_ctx_seq=self.n_ctx_seq,
+            n_ctx_seq=cells,
             n_seq_max=n_seq + 1,
             pad_token=max(ll.llama_vocab_bos(self.vocab), 0),
             flash_tiles=flash and deterministic,
         )
+        layout = kv_layout(self.model, self.ctx, n_stream=n_seq + 1, cells=cells, flash=flash)
+        base = locate(chunk, layout, n_seq, self._probe) if chunk is not None else None
+        self.kv = KvPool(layout, kv_budget_bytes, base)
+        self.kv.release(n_seq)
+        self.slice_tokens = cells
+        self.n_ctx_seq = layout.cells_within(kv_budget_bytes) if kv_budget_bytes > 0 else cells
+        """The most tokens a sequence holds: its slice, or less where the budget is less."""
+        if self.n_ctx_seq < 16:
+            raise ValueError(
+                f"a KV budget of {kv_budget_bytes >> 20} MB holds {self.n_ctx_seq} tokens of"
+                " one sequence here: too few"
+            )
+        self.preemptions = 0
+        self._admissions = 0
         self._incoming: queue.SimpleQueue[Generation | None] = queue.SimpleQueue()
         self._waiting: list[Generation] = []
         self._active: dict[int, Generation] = {}
@@ -161,6 +177,13 @@ class LlamaRuntime:
         n = ll.llama_token_to_piece(self.vocab, token, self._piece, len(self._piece), 0, True)
         return self._piece.raw[: max(n, 0)].decode(errors="replace")
 
+    def _probe(self) -> None:
+        """Two throwaway tokens into the spare sequence (for `kv_pool.locate`), then gone."""
+        self._calls.batch.n_tokens = 0
+        for pos in (0, 1):
+            self._calls._add(self._calls.pad_token, pos, self.n_seq, pos == 1)
+        self._calls._run([(self.n_seq, 0)])
+
     def close(self) -> None:
         self._stopped = True
         self._incoming.put(None)
@@ -173,8 +196,12 @@ class LlamaRuntime:
     # --- the runtime thread ---------------------------------------------------------
 
     def _loop(self) -> None:
+        ran = False
         while not self._stopped:
             block = not self._active and not self._waiting
+            if block and ran:
+                self.kv.release_every()  # idle: the memory goes back to the system
+                ran = False
             try:
                 while True:
                     item = self._incoming.get(block=block)
@@ -185,6 +212,7 @@ class LlamaRuntime:
             except queue.Empty:
                 pass
             try:
+                ran = True
                 self._step()
             except Exception as exc:  # a broken step fails its sequences, not the thread
                 log.exception("llama.cpp step failed")
@@ -195,12 +223,18 @@ class LlamaRuntime:
     def _admit(self) -> None:
         # interactive calls first, then arrival order (the sort is stable)
         waiting, self._waiting = sorted(self._waiting, key=lambda g: g.priority), []
+        full = False
         for generation in waiting:
             if generation.cancelled:
+                self._free_samplers(generation)
                 generation.done(generation)
                 continue
-            if not self._free or self._should_wait(generation):
+            full = full or not self._free or not self._kv_room(generation)
+            if full or self._should_wait(generation):
                 self._waiting.append(generation)
+                continue
+            if generation.resumed:
+                self._resume(generation)
                 continue
             if generation.grammar is not None:
                 generation.grammar_sampler = self._grammars.new_sampler(generation.grammar)
@@ -213,9 +247,64 @@ class LlamaRuntime:
             ll.llama_memory_seq_rm(self.memory, generation.seq, -1, -1)
             if self._prefixes is not None:
                 self._prefixes.reuse(generation, self._active.values())
-            self._active[generation.seq] = generation
+            self._activate(generation)
             if generation.on_start is not None:
                 generation.on_start(generation)
+
+    def _activate(self, g: Generation) -> None:
+        self._admissions += 1
+        g.admitted = self._admissions
+        self._active[g.seq] = g
+
+    def _resume(self, g: Generation) -> None:
+        """A preempted sequence back in a slice: it prefills what it had (its samplers and
+        answer so far kept) and goes on where it stopped."""
+        g.seq = heapq.heappop(self._free)
+        ll.llama_memory_seq_rm(self.memory, g.seq, -1, -1)
+        if self._prefixes is not None:
+            self._prefixes.reuse(g, self._active.values())
+        self._activate(g)
+
+    # --- the KV budget --------------------------------------------------------------
+
+    def _needs(self) -> dict[int, int]:
+        """Cells each running sequence will hold after the next step (a prompt counted whole)."""
+        return {
+            g.seq: len(g.prompt) if g.prefilled < len(g.prompt) else g.n_past + 1
+            for g in self._active.values()
+        }
+
+    def _kv_room(self, g: Generation) -> bool:
+        """Whether `g`'s prompt fits in the budget beside what runs (slices of ended
+        sequences handed back to make room); a sequence alone always fits."""
+        if self.kv.budget <= 0 or not self._active:
+            return True
+        needs = self._needs()
+        needs[self._free[0]] = len(g.prompt) + 1
+        if self.kv.fits(needs):
+            return True
+        return self.kv.release_idle(set(self._active)) and self.kv.fits(needs)
+
+    def _keep_within_budget(self) -> None:
+        """Before a step: if what runs would outgrow the budget, hand back ended slices,
+        then preempt the sequences admitted last (batch work before interactive)."""
+        if self.kv.budget <= 0 or self.kv.fits(self._needs()):
+            return
+        self.kv.release_idle(set(self._active))
+        while len(self._active) > 1 and not self.kv.fits(self._needs()):
+            victim = max(self._active.values(), key=lambda g: (g.priority, g.admitted))
+            self._preempt(victim)
+
+    def _preempt(self, g: Generation) -> None:
+        """Take `g` out of its slice (to recompute later): its KV is dropped and its
+        pages go back; its tokens so far join its prompt, so it resumes where it was."""
+        self._active.pop(g.seq)
+        ll.llama_memory_seq_rm(self.memory, g.seq, -1, -1)
+        self.kv.release(g.seq)
+        heapq.heappush(self._free, g.seq)
+        g.requeue()
+        self._waiting.insert(0, g)
+        self.preemptions += 1
 
     def _step(self) -> None:
         for generation in [g for g in self._active.values() if g.cancelled]:
@@ -223,6 +312,7 @@ class LlamaRuntime:
         self._admit()
         if not self._active:
             return
+        self._keep_within_budget()
         active = [self._active[seq] for seq in sorted(self._active)]
         decoding = [g for g in active if g.prefilled == len(g.prompt)]
         # Prompt tokens of new sequences, as many as fit beside one token of every
@@ -236,6 +326,8 @@ class LlamaRuntime:
             self._calls.decode(decoding, self._active)
             for g in decoding:
                 self._sample(g)
+        for g in active:
+            self.kv.wrote(g.seq, g.n_past)
         self.steps += 1
 
     def _prefilled(self, g: Generation) -> None:
@@ -258,14 +350,18 @@ class LlamaRuntime:
         if self._prefixes is not None and not g.cancelled and g.error is None and g.seq >= 0:
             self._prefixes.keep(g, keep_for=0.0)  # for a follow-up turn, or prompts that share it
         ll.llama_memory_seq_rm(self.memory, g.seq, -1, -1)
+        self._free_samplers(g)
+        heapq.heappush(self._free, g.seq)
+        g.text = bytes(g.out).decode(errors="replace")
+        if g.on_text is not None:
+            emit(g, final=True)
+        g.done(g)
+
+    @staticmethod
+    def _free_samplers(g: Generation) -> None:
         if g.sampler is not None:
             ll.llama_sampler_free(g.sampler)
             g.sampler = None
         if g.grammar_sampler is not None:
             ll.llama_sampler_free(g.grammar_sampler)
             g.grammar_sampler = None
-        heapq.heappush(self._free, g.seq)
-        g.text = bytes(g.out).decode(errors="replace")
-        if g.on_text is not None:
-            emit(g, final=True)
-        g.done(g)

@@ -93,7 +93,7 @@ def usage_of(generation: Any, output_tokens: int | None = None) -> Usage:
         generation.cache_creation_1h,
     )
     return Usage(
-        input_tokens=len(generation.prompt) - read - created,
+        input_tokens=generation.prompt_length - read - created,
         output_tokens=generation.output_tokens if output_tokens is None else output_tokens,
         cache_creation_input_tokens=created,
         cache_read_input_tokens=read,
@@ -118,7 +118,8 @@ class LocalEngine:
         threads: int | None = None,
         prefix_cache_mb: int = 256,
         deterministic: bool = True,
-        flash_attention: bool = False,
+        flash_attention: bool = True,
+        kv_budget_mb: int = 1024,
         name: str = "local",
     ) -> None:
         try:
@@ -144,6 +145,7 @@ class LocalEngine:
             prefix_cache_bytes=prefix_cache_mb << 20,
             deterministic=deterministic,
             flash_attention=flash_attention,
+            kv_budget_bytes=kv_budget_mb << 20,
         )
         self.context_tokens = self.runtime.n_ctx_seq
         import llama_cpp as ll
@@ -187,9 +189,14 @@ class LocalEngine:
     ) -> list[int]:
         tokens = self._tokens(chat_of(params, shape or answer_shape(params)))
         if len(tokens) >= self.context_tokens:
+            bound = (
+                "the KV budget (--kv-budget) holds"
+                if self.context_tokens < self.runtime.slice_tokens
+                else "the context window is"
+            )
             raise invalid(
-                f"prompt is too long: {len(tokens)} tokens, and the context window of"
-                f" {params.model} here is {self.context_tokens} tokens"
+                f"prompt is too long: {len(tokens)} tokens, and for {params.model} here"
+                f" {bound} {self.context_tokens} tokens"
             )
         return tokens
 
