@@ -50,7 +50,9 @@ def test_a_tight_budget_preempts_and_answers_bit_for_bit(weights: Path, cache_mb
             g.prompt_length == len(rt.tokenize(t, add_special=False))
             for g, t in zip(gens, texts, strict=True)
         )
-        assert rt.kv.held() <= budget
+        # what the slices held stayed within it, but for a prefill's throwaway padding
+        # (a piece is under 64 tokens)
+        assert 0 < rt.kv.peak <= budget + len(texts) * rt.kv.layout.held(64)
     finally:
         rt.close()
 

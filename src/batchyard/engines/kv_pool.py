@@ -115,6 +115,8 @@ class KvPool:
         self.base = base
         self.high = [0] * layout.n_stream
         self.releases = 0
+        self.peak = 0
+        """The most bytes the slices held together after a step."""
 
     @property
     def releasable(self) -> bool:
@@ -131,22 +133,26 @@ class KvPool:
             self.layout.held(max(high, more.get(seq, 0))) for seq, high in enumerate(self.high)
         )
 
+    def note_peak(self) -> None:
+        self.peak = max(self.peak, self.held())
+
     def fits(self, cells: dict[int, int]) -> bool:
         return self.budget <= 0 or self.held(cells) <= self.budget
 
     def release(self, seq: int) -> None:
-        """Hand `seq`'s slice back to the OS (its KV must be removed from llama.cpp first)."""
-        if self.base is None:
-            return
-        for lo, hi in self.layout.regions(self.base, seq):
-            release_pages(lo, hi)
+        """Hand `seq`'s slice back to the OS (its KV must be removed from llama.cpp first).
+
+        Where the slices could not be located their pages stay resident, but they are
+        the next sequence's to reuse, so the budget stops counting them all the same:
+        it then bounds what the running sequences hold."""
+        if self.base is not None:
+            for lo, hi in self.layout.regions(self.base, seq):
+                release_pages(lo, hi)
+            self.releases += 1
         self.high[seq] = 0
-        self.releases += 1
 
     def release_idle(self, keep: set[int]) -> bool:
         """Hand back every slice that holds pages and is not in `keep`; whether any was."""
-        if self.base is None:
-            return False
         idle = [s for s, high in enumerate(self.high) if high and s not in keep]
         for seq in idle:
             self.release(seq)

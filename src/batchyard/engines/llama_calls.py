@@ -51,6 +51,7 @@ class PaddedCalls:
         # flash attention's CPU kernel tiles a piece of 64 rows or more another way
         self.max_piece = FLASH_TILE_ROWS - 1 if flash_tiles else n_batch
         self.batch = ll.llama_batch_init(n_batch, 0, 1)
+        self._touched: dict[int, int] = {}
 
     def close(self) -> None:
         ll.llama_batch_free(self.batch)
@@ -137,7 +138,15 @@ class PaddedCalls:
             pads.append((seq, pos))
         self._run(pads)
 
+    def drain_touched(self) -> list[tuple[int, int]]:
+        """(sequence, cells from 0) of the KV slices the calls since the last drain wrote
+        into, throwaway tokens included (their cells were written, then removed)."""
+        touched, self._touched = self._touched, {}
+        return list(touched.items())
+
     def _add(self, token: int, pos: int, seq: int, logits: bool) -> int:
+        if pos >= self._touched.get(seq, 0):
+            self._touched[seq] = pos + 1
         b = self.batch
         i: int = b.n_tokens
         b.token[i] = token

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 from pathlib import Path
 from typing import Any
 
@@ -39,23 +40,37 @@ def new_context(
     return ctx, chunk
 
 
-def kv_layout(model: Any, ctx: Any, *, n_stream: int, cells: int, flash: bool) -> KvLayout:
-    """How `ctx`'s KV cache is laid out (F16 keys and values, a slice per stream)."""
-    row = _row_bytes(model)
+def kv_layout(model: Any, *, n_stream: int, cells: int, flash: bool) -> KvLayout:
+    """How a context's KV cache for `model` is laid out (F16 keys and values, a slice per
+    stream)."""
+    k_row, v_row = _row_bytes(model)
     return KvLayout(
         n_layer=int(ll.llama_model_n_layer(model)),
         n_stream=n_stream,
         cells=cells,
-        k_row=row,
-        v_row=row,
+        k_row=k_row,
+        v_row=v_row,
         v_trans=not flash,
     )
 
 
-def _row_bytes(model: Any) -> int:
-    """Bytes of one cell's keys (or values) in one layer, at F16."""
-    heads, kv_heads = ll.llama_model_n_head(model), ll.llama_model_n_head_kv(model)
-    return int(kv_heads * (ll.llama_model_n_embd(model) // heads) * 2)
+def _row_bytes(model: Any) -> tuple[int, int]:
+    """Bytes of one cell's keys and of its values in one layer, at F16: KV heads x head
+    size, where the model's own `key_length` / `value_length` say it, else n_embd/n_head."""
+    kv_heads = int(ll.llama_model_n_head_kv(model))
+    default = int(ll.llama_model_n_embd(model) // ll.llama_model_n_head(model))
+    arch = _meta(model, "general.architecture")
+    sizes = []
+    for key in ("key_length", "value_length"):
+        value = _meta(model, f"{arch}.attention.{key}") if arch else None
+        sizes.append(kv_heads * (int(value) if value and value.isdigit() else default) * 2)
+    return sizes[0], sizes[1]
+
+
+def _meta(model: Any, key: str) -> str | None:
+    buf = ctypes.create_string_buffer(256)
+    n = ll.llama_model_meta_val_str(model, key.encode(), buf, len(buf))
+    return buf.value.decode() if n >= 0 else None
 
 
 def slice_tokens(ctx: Any, asked: int) -> int:
@@ -87,4 +102,4 @@ def _kv_bytes(model: Any, ctx: Any) -> int:
     if not ctx:
         return 0
     n_ctx: int = ll.llama_n_ctx(ctx)
-    return int(n_ctx * int(ll.llama_model_n_layer(model)) * 2 * _row_bytes(model))
+    return int(n_ctx * int(ll.llama_model_n_layer(model)) * sum(_row_bytes(model)))

@@ -57,6 +57,8 @@ class Generation:
     # runtime state
     resumed: bool = False
     """Preempted once at least: its answer so far is in `prompt`, to prefill again."""
+    kept_upto: int = 0
+    """The furthest `cache_control` breakpoint whose prefix it has kept."""
     admitted: int = 0
     """When it got its slice (the runtime's count): the last admitted go first."""
     seq: int = -1

@@ -110,8 +110,9 @@ class PrefixReuse:
     def keep_breakpoint(self, g: Generation) -> None:
         """Keep the prefix that ends at a breakpoint the prefill has just reached."""
         keep = [ttl for p, ttl in g.breakpoints if p == g.prefilled]
-        if not keep or g.decoded or g.resumed:
-            return
+        if not keep or g.decoded or g.prefilled <= g.kept_upto:
+            return  # a preempted sequence keeps each breakpoint once
+        g.kept_upto = g.prefilled
         kept = self.keep(g, keep_for=max(keep))
         if kept is not None and g.prefilled > g.cache_read:
             g.cache_creation = g.prefilled - g.cache_read

@@ -67,6 +67,13 @@ def quiet_llama() -> None:
     ll.llama_log_set(_quiet, ctypes.c_void_p(0))
 
 
+MIN_BUDGET_CELLS = 16
+"""The fewest tokens a KV budget must hold for one sequence."""
+HEADROOM = 8
+"""Steps of growth of the running sequences kept free when one more is admitted (so
+that it is not preempted at once)."""
+
+
 def llamafile_kernels() -> bool:
     """Whether this llama.cpp build has llamafile's matrix kernels (about twice as fast
     on x86 as ggml's own: bench/runtime.py)."""
@@ -91,9 +98,17 @@ class LlamaRuntime:
         quiet_llama()
         self.model = load_model(model_path)
         self.vocab = ll.llama_model_get_vocab(self.model)
+        flash = flash_attention or not deterministic
+        if kv_budget_bytes < 0 or 0 < kv_budget_bytes < MIN_BUDGET_CELLS * kv_layout(
+            self.model, n_stream=1, cells=n_ctx_seq, flash=flash
+        ).held(1):
+            ll.llama_model_free(self.model)
+            raise ValueError(
+                f"a KV budget of {kv_budget_bytes} bytes holds less than {MIN_BUDGET_CELLS}"
+                " tokens of one sequence here"
+            )
         # a call holds one token of every sequence (decode) or two (the shortest prefill piece)
         n_batch = max(n_batch, 2 * (n_seq + 1))
-        flash = flash_attention or not deterministic
         self.ctx, chunk = new_context(
             self.model,
             n_seq=n_seq,
@@ -115,18 +130,14 @@ class LlamaRuntime:
             pad_token=max(ll.llama_vocab_bos(self.vocab), 0),
             flash_tiles=flash and deterministic,
         )
-        layout = kv_layout(self.model, self.ctx, n_stream=n_seq + 1, cells=cells, flash=flash)
+        layout = kv_layout(self.model, n_stream=n_seq + 1, cells=cells, flash=flash)
         base = locate(chunk, layout, n_seq, self._probe) if chunk is not None else None
         self.kv = KvPool(layout, kv_budget_bytes, base)
         self.kv.release(n_seq)
+        self._calls.drain_touched()
         self.slice_tokens = cells
         self.n_ctx_seq = layout.cells_within(kv_budget_bytes) if kv_budget_bytes > 0 else cells
         """The most tokens a sequence holds: its slice, or less where the budget is less."""
-        if self.n_ctx_seq < 16:
-            raise ValueError(
-                f"a KV budget of {kv_budget_bytes >> 20} MB holds {self.n_ctx_seq} tokens of"
-                " one sequence here: too few"
-            )
         self.preemptions = 0
         self._admissions = 0
         self._incoming: queue.SimpleQueue[Generation | None] = queue.SimpleQueue()
@@ -263,14 +274,14 @@ class LlamaRuntime:
         ll.llama_memory_seq_rm(self.memory, g.seq, -1, -1)
         if self._prefixes is not None:
             self._prefixes.reuse(g, self._active.values())
-        self._activate(g)
+        self._active[g.seq] = g  # its place in line kept: the last admitted go first
 
     # --- the KV budget --------------------------------------------------------------
 
-    def _needs(self) -> dict[int, int]:
-        """Cells each running sequence will hold after the next step (a prompt counted whole)."""
+    def _needs(self, steps: int = 1) -> dict[int, int]:
+        """Cells each running sequence will hold `steps` steps on (a prompt counted whole)."""
         return {
-            g.seq: len(g.prompt) if g.prefilled < len(g.prompt) else g.n_past + 1
+            g.seq: len(g.prompt) if g.prefilled < len(g.prompt) else g.n_past + steps
             for g in self._active.values()
         }
 
@@ -279,7 +290,7 @@ class LlamaRuntime:
         sequences handed back to make room); a sequence alone always fits."""
         if self.kv.budget <= 0 or not self._active:
             return True
-        needs = self._needs()
+        needs = self._needs(HEADROOM)
         needs[self._free[0]] = len(g.prompt) + 1
         if self.kv.fits(needs):
             return True
@@ -327,7 +338,10 @@ class LlamaRuntime:
             for g in decoding:
                 self._sample(g)
         for g in active:
-            self.kv.wrote(g.seq, g.n_past)
+            self.kv.wrote(g.seq, g.n_past)  # a copied prefix included
+        for seq, cells in self._calls.drain_touched():  # throwaway tokens included
+            self.kv.wrote(seq, cells)
+        self.kv.note_peak()
         self.steps += 1
 
     def _prefilled(self, g: Generation) -> None:
