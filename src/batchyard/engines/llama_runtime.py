@@ -19,9 +19,9 @@ to ggml's kernel and one of more rows to llamafile's, with other rounding. So th
 runtime never lets that choice follow the load: a prompt token is always
 prefilled in a piece of two or more (see `llama_calls.PaddedCalls.chunk`), a generated
 token always in a call of two or more with one token per sequence (see its `decode`). Attention runs
-over each sequence's own slice, where its tokens sit at cells 0..n-1: as plain
-matrix products (the default), or as llama.cpp's flash attention
-(`flash_attention=True`: faster decode, slower prefill here). That CPU kernel
+over each sequence's own slice, where its tokens sit at cells 0..n-1: as
+llama.cpp's flash attention (the default: faster decode, KV memory by token), or
+as plain matrix products (`flash_attention=False`, V kept transposed). That CPU kernel
 switches between a tiled loop (64 query rows of a sequence in one piece or more),
 a split one (one row of one sequence) and a plain row-by-row loop that skips
 masked cells, and the three round differently (the same prompt prefilled in
@@ -30,6 +30,12 @@ and a call never holds one sequence's single row: only the plain loop runs.
 Checked bit for bit on the logits, both ways: alone, in a full batch, and after a
 cache hit. `deterministic=False` turns flash attention on without the 64-row
 limit (long prompts then take the tiled loop).
+
+The slices are pages of one pool (`kv_pool`): with a KV budget a sequence is
+admitted when its prompt fits beside the running ones, and when they outgrow it the
+last admitted is preempted (its KV dropped, its answer so far joined to its prompt
+to prefill again: the same answer, bit for bit). An idle runtime hands every slice
+back to the system.
 """
 
 from __future__ import annotations
