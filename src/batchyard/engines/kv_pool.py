@@ -157,9 +157,3 @@ class KvPool:
         for seq in idle:
             self.release(seq)
         return bool(idle)
-
-    def release_every(self) -> None:
-        """Hand back every slice, the spare's and the throwaway tokens' cells included
-        (the runtime has no sequence)."""
-        for seq in range(self.layout.n_stream):
-            self.release(seq)

@@ -59,16 +59,17 @@ def _row_bytes(model: Any) -> tuple[int, int]:
     size, where the model's own `key_length` / `value_length` say it, else n_embd/n_head."""
     kv_heads = int(ll.llama_model_n_head_kv(model))
     default = int(ll.llama_model_n_embd(model) // ll.llama_model_n_head(model))
-    arch = _meta(model, "general.architecture")
+    arch = model_meta(model, "general.architecture")
     sizes = []
     for key in ("key_length", "value_length"):
-        value = _meta(model, f"{arch}.attention.{key}") if arch else None
+        value = model_meta(model, f"{arch}.attention.{key}") if arch else None
         sizes.append(kv_heads * (int(value) if value and value.isdigit() else default) * 2)
     return sizes[0], sizes[1]
 
 
-def _meta(model: Any, key: str) -> str | None:
-    buf = ctypes.create_string_buffer(256)
+def model_meta(model: Any, key: str) -> str | None:
+    """A value of the model's GGUF metadata (None if it has no such key)."""
+    buf = ctypes.create_string_buffer(1 << 16)  # a chat template can be long
     n = ll.llama_model_meta_val_str(model, key.encode(), buf, len(buf))
     return buf.value.decode() if n >= 0 else None
 
@@ -101,5 +102,4 @@ def _kv_bytes(model: Any, ctx: Any) -> int:
     """The size of the KV cache llama.cpp allocates for `ctx` (F16 keys and values)."""
     if not ctx:
         return 0
-    n_ctx: int = ll.llama_n_ctx(ctx)
-    return int(n_ctx * int(ll.llama_model_n_layer(model)) * sum(_row_bytes(model)))
+    return kv_layout(model, n_stream=1, cells=ll.llama_n_ctx(ctx), flash=True).total

@@ -52,7 +52,13 @@ import llama_cpp as ll
 
 from batchyard.engines.kv_pool import KvPool, locate
 from batchyard.engines.llama_calls import PaddedCalls, runs
-from batchyard.engines.llama_context import kv_layout, load_model, new_context, slice_tokens
+from batchyard.engines.llama_context import (
+    kv_layout,
+    load_model,
+    model_meta,
+    new_context,
+    slice_tokens,
+)
 from batchyard.engines.llama_generation import Generation
 from batchyard.engines.llama_grammar import Candidates, GrammarCache
 from batchyard.engines.llama_prefix import PrefixReuse
@@ -186,9 +192,7 @@ class LlamaRuntime:
         return self._grammars.parses(grammar)
 
     def metadata(self, key: str) -> str | None:
-        buf = ctypes.create_string_buffer(1 << 16)
-        n = ll.llama_model_meta_val_str(self.model, key.encode(), buf, len(buf))
-        return buf.value.decode() if n >= 0 else None
+        return model_meta(self.model, key)
 
     def token_text(self, token: int) -> str:
         n = ll.llama_token_to_piece(self.vocab, token, self._piece, len(self._piece), 0, True)
@@ -217,7 +221,9 @@ class LlamaRuntime:
         while not self._stopped:
             block = not self._active and not self._waiting
             if block and ran:
-                self.kv.release_every()  # idle: the memory goes back to the system
+                # idle: the memory goes back to the system (every slice written into,
+                # the throwaway tokens' and the spare's included: `PaddedCalls` counts them)
+                self.kv.release_idle(keep=set())
                 ran = False
             try:
                 while True:
