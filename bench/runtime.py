@@ -28,7 +28,7 @@ from typing import Any
 import llama_cpp as ll
 
 from batchyard.engines.llama_runtime import llamafile_kernels, quiet_llama
-from batchyard.engines.local import f16_weights, shipped_weights
+from batchyard.engines.local import converted_weights, f16_weights, shipped_weights
 
 PROMPT = 256
 STEPS = 32
@@ -89,7 +89,7 @@ def main() -> None:
     path = f16_weights(shipped_weights(), Path(tempfile.mkdtemp(prefix="bench-runtime-")))
     model = ll.llama_model_load_from_file(str(path).encode(), ll.llama_model_default_params())
     q8 = ll.llama_model_load_from_file(
-        str(q8_weights(path)).encode(), ll.llama_model_default_params()
+        str(converted_weights(path, path.parent, "Q8_0")).encode(), ll.llama_model_default_params()
     )
     print(
         f"llamafile kernels: {'ON' if llamafile_kernels() else 'off'}; F16 SmolLM2-135M, 2 threads"
@@ -114,15 +114,6 @@ def main() -> None:
         subprocess.run([str(torch_python), str(here), str(hf_model)], check=False)
     else:
         print("torch: no vLLM venv (make vllm); skipped")
-
-
-def q8_weights(f16: Path) -> Path:
-    """`f16` quantized to Q8_0, beside it."""
-    target = f16.with_name(f16.name.replace("F16", "Q8_0"))
-    params = ll.llama_model_quantize_default_params()
-    params.ftype = ll.LLAMA_FTYPE_MOSTLY_Q8_0
-    assert ll.llama_model_quantize(str(f16).encode(), str(target).encode(), params) == 0
-    return target
 
 
 if __name__ == "__main__":

@@ -62,25 +62,32 @@ def shipped_weights() -> Path:
 
 def f16_weights(source: Path, cache_dir: Path) -> Path:
     """`source` converted to F16 once, cached in `cache_dir` (written atomically)."""
+    return converted_weights(source, cache_dir, "F16")
+
+
+def converted_weights(source: Path, cache_dir: Path, kind: str) -> Path:
+    """`source` converted once to llama.cpp's `kind` (`F16`, `Q8_0`, …: its
+    LLAMA_FTYPE_MOSTLY_ names), cached in `cache_dir` under the same name with `kind` for
+    its type tag (written atomically)."""
     import llama_cpp as ll
 
     from batchyard.engines.llama_runtime import quiet_llama
 
     quiet_llama()
-    target = cache_dir / source.name.replace("Q4_1", "F16")
+    target = cache_dir / f"{source.stem.rsplit('.', 1)[0]}.{kind}.gguf"
     if target.exists():
         return target
     cache_dir.mkdir(parents=True, exist_ok=True)
     partial = target.with_suffix(f".{os.getpid()}.partial")
     params = ll.llama_model_quantize_default_params()
-    params.ftype = ll.LLAMA_FTYPE_MOSTLY_F16
+    params.ftype = getattr(ll, f"LLAMA_FTYPE_MOSTLY_{kind}")
     params.allow_requantize = True
     status = ll.llama_model_quantize(str(source).encode(), str(partial).encode(), params)
     if status != 0:
         partial.unlink(missing_ok=True)
-        raise RuntimeError(f"converting {source} to F16 failed ({status})")
+        raise RuntimeError(f"converting {source} to {kind} failed ({status})")
     partial.replace(target)
-    log.info("converted %s to F16 at %s", source.name, target)
+    log.info("converted %s to %s at %s", source.name, kind, target)
     return target
 
 
