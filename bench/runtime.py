@@ -4,9 +4,11 @@ Each setting gets a fresh context on the same F16 SmolLM2 weights and 2 threads:
 every sequence prefills a 256-token prompt (in one piece, or in pieces of 63),
 then all decode 32 steps together. Settings: KV per sequence (llama.cpp's
 streams, what batchyard uses) or one unified pool; flash attention on or off.
-batchyard runs streams with flash attention on and prompt pieces under 64 rows,
-so that only its row-by-row loop runs, or with flash attention off
-(`--no-flash-attention`): either way a sequence's numbers never depend on the
+batchyard runs streams with flash attention on: with the batch-invariant kernel
+of patches/llama.cpp (what `make install` builds) in pieces of any size, with
+llama.cpp's own kernel in pieces under 64 rows, so that only its row-by-row loop
+runs; or with flash attention off (`--no-flash-attention`): either way a
+sequence's numbers never depend on the
 batch (see engines/llama_runtime.py). The default setting runs on Q8_0 weights too
 (converted from the F16 ones), and when the vLLM venv is there (`make vllm`), a torch
 fp32 runtime (bench/torch_runtime.py) runs the same measurement. In brackets: the
@@ -27,15 +29,21 @@ from typing import Any
 
 import llama_cpp as ll
 
+from batchyard.engines.llama_calls import FLASH_TILE_ROWS
+from batchyard.engines.llama_context import batch_invariant_attention
 from batchyard.engines.llama_runtime import llamafile_kernels, quiet_llama
 from batchyard.engines.local import converted_weights, f16_weights, shipped_weights
 
 PROMPT = 256
 STEPS = 32
+INVARIANT = batch_invariant_attention()
+WHOLE = ("streams, flash attn on, whole pieces", False, True, PROMPT)
+PIECES = ("streams, flash attn on, 63-row pieces", False, True, FLASH_TILE_ROWS - 1)
+DEFAULT, OTHER = (WHOLE, PIECES) if INVARIANT else (PIECES, WHOLE)
 SETTINGS = [  # name, unified KV, flash attention, prompt piece
-    ("streams, flash attn on, 63-row pieces (batchyard's default)", False, True, 63),
+    (f"{DEFAULT[0]} (batchyard's default)", *DEFAULT[1:]),
     ("streams, flash attn off (--no-flash-attention)", False, False, PROMPT),
-    ("streams, flash attn on", False, True, PROMPT),
+    OTHER,
     ("unified, flash attn on", True, True, PROMPT),
     ("unified, flash attn off", True, False, PROMPT),
 ]
@@ -92,7 +100,9 @@ def main() -> None:
         str(converted_weights(path, path.parent, "Q8_0")).encode(), ll.llama_model_default_params()
     )
     print(
-        f"llamafile kernels: {'ON' if llamafile_kernels() else 'off'}; F16 SmolLM2-135M, 2 threads"
+        f"llamafile kernels: {'ON' if llamafile_kernels() else 'off'}; batch-invariant flash"
+        f" attention (patches/llama.cpp): {'ON' if INVARIANT else 'off'}; F16 SmolLM2-135M,"
+        " 2 threads"
     )
     for n_seq in (1, 8, 32):
         rows = [(name, *measure(model, n_seq, u, f, p)) for name, u, f, p in SETTINGS]

@@ -11,8 +11,9 @@ if TYPE_CHECKING:
     from batchyard.engines.llama_generation import Generation
 
 FLASH_TILE_ROWS = 64
-"""ggml's CPU flash attention takes its tiled loop from this many query rows a
-sequence in one piece (GGML_FA_TILE_Q), its plain row-by-row loop below it."""
+"""llama.cpp's own CPU flash attention takes its tiled loop from this many query rows
+a sequence in one piece (GGML_FA_TILE_Q), its plain row-by-row loop below it (the
+kernel of `patches/llama.cpp` has no such switch)."""
 
 
 def runs(generations: list[Generation]) -> list[list[Generation]]:

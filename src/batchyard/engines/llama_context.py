@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,25 @@ def new_context(
     if not ctx:
         raise RuntimeError("llama.cpp could not create a context")
     return ctx, chunk
+
+
+@functools.cache
+def batch_invariant_attention() -> bool:
+    """Whether this llama.cpp's CPU flash attention is the batch-invariant kernel of
+    `patches/llama.cpp` (which `make install` builds in): a query row's result then never
+    depends on the shape of its call, so a prompt may be prefilled in pieces of any size.
+    Without it (a llama-cpp-python from elsewhere) the runtime keeps pieces under
+    `llama_calls.FLASH_TILE_ROWS`."""
+    base = Path(ll.llama_cpp._base_path)
+    for path in sorted(base.glob("*ggml-cpu*")):
+        try:
+            lib = ctypes.CDLL(str(path))
+        except OSError:
+            continue
+        probe = getattr(lib, "ggml_cpu_flash_attn_batch_invariant", None)
+        if probe is not None:
+            return bool(probe() == 1)
+    return False
 
 
 def kv_layout(model: Any, *, n_stream: int, cells: int, flash: bool) -> KvLayout:

@@ -21,15 +21,19 @@ prefilled in a piece of two or more (see `llama_calls.PaddedCalls.chunk`), a gen
 token always in a call of two or more with one token per sequence (see its `decode`). Attention runs
 over each sequence's own slice, where its tokens sit at cells 0..n-1: as
 llama.cpp's flash attention (the default: faster decode, KV memory by token), or
-as plain matrix products (`flash_attention=False`, V kept transposed). That CPU kernel
-switches between a tiled loop (64 query rows of a sequence in one piece or more),
-a split one (one row of one sequence) and a plain row-by-row loop that skips
-masked cells, and the three round differently (the same prompt prefilled in
-other chunks gave logits up to 0.045 apart); so with it pieces stay under 64 rows
-and a call never holds one sequence's single row: only the plain loop runs.
-Checked bit for bit on the logits, both ways: alone, in a full batch, and after a
-cache hit. `deterministic=False` turns flash attention on without the 64-row
-limit (long prompts then take the tiled loop).
+as plain matrix products (`flash_attention=False`, V kept transposed). llama.cpp's
+own CPU kernel switches between a tiled loop (64 query rows of a sequence in one
+piece or more), a split one (one row of one sequence) and a plain row-by-row loop
+that skips masked cells, and the three round differently (the same prompt
+prefilled in other chunks gave logits up to 0.045 apart). `make install` builds
+llama.cpp with batchyard's kernel instead (`patches/llama.cpp`): the query heads of
+a KV head and the tokens of a sequence go over the KV in fixed tiles aligned to
+cell 0, each row's arithmetic the same whatever shares the call, so pieces may be
+of any size (`llama_context.batch_invariant_attention`). With llama.cpp's own
+kernel, pieces stay under 64 rows and a call never holds one sequence's single
+row: only the plain loop runs. Checked bit for bit on the logits, both ways:
+alone, in a full batch, and after a cache hit. `deterministic=False` lifts the
+64-row limit of llama.cpp's own kernel (long prompts then take its tiled loop).
 
 The slices are pages of one pool (`kv_pool`): with a KV budget a sequence is
 admitted when its prompt fits beside the running ones, and when they outgrow it the
@@ -53,6 +57,7 @@ import llama_cpp as ll
 from batchyard.engines.kv_pool import KvPool, locate
 from batchyard.engines.llama_calls import PaddedCalls, runs
 from batchyard.engines.llama_context import (
+    batch_invariant_attention,
     kv_layout,
     load_model,
     model_meta,
@@ -140,7 +145,7 @@ class LlamaRuntime:
             n_ctx_seq=cells,
             n_seq_max=n_seq + 1,
             pad_token=max(ll.llama_vocab_bos(self.vocab), 0),
-            flash_tiles=flash and deterministic,
+            flash_tiles=flash and deterministic and not batch_invariant_attention(),
         )
         layout = kv_layout(self.model, n_stream=n_seq + 1, cells=cells, flash=flash)
         base = locate(chunk, layout, n_seq, self._probe) if chunk is not None else None
