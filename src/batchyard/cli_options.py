@@ -192,15 +192,17 @@ def _add_local_engine(e: _Group) -> None:
         action=argparse.BooleanOptionalAction,
         default=env_flag("DETERMINISTIC", True),
         help="local: temperature 0 gives one answer whatever shares the decode or the"
-        " cache (default); --no-deterministic turns on flash attention in full (its"
-        " tiled loop for long prompts): faster, but an answer may then change with load",
+        " cache (default); --no-deterministic lets llama.cpp's own flash attention kernel"
+        " take its tiled loop for long prompts (an answer may then change with load); with"
+        " the batch-invariant kernel that make install builds in it changes nothing",
     )
     e.add_argument(
         "--flash-attention",
         action=argparse.BooleanOptionalAction,
         default=env_flag("FLASH_ATTENTION", True),
-        help="local: llama.cpp's flash attention, still deterministic (prompts prefill in"
-        " pieces under 64 tokens; default on); --no-flash-attention: attention as plain"
+        help="local: flash attention, still deterministic (the batch-invariant kernel that"
+        " make install builds in; with llama.cpp's own one prompts prefill in pieces under"
+        " 64 tokens; default on); --no-flash-attention: attention as plain"
         " matrix products, which holds a sequence's whole slice of V in memory",
     )
     e.add_argument(

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from batchyard.engines.llama_generation import Generation, Sampling
 from batchyard.engines.llama_runtime import LlamaRuntime
 from batchyard.engines.local import f16_weights, shipped_weights
 from tests.integration.test_prefix_runtime import ITEMS, generate, prompt
@@ -76,3 +77,27 @@ def test_an_idle_runtime_hands_its_kv_slices_back(weights: Path) -> None:
 def test_a_budget_below_a_useful_sequence_is_refused(weights: Path) -> None:
     with pytest.raises(ValueError, match="KV budget"):
         LlamaRuntime(weights, n_seq=2, n_ctx_seq=256, n_threads=2, kv_budget_bytes=1 << 16)
+
+
+def test_a_copied_prefix_counts_every_cell_the_copy_wrote(weights: Path) -> None:
+    """A cached KV is restored whole, then cut after the shared prefix: the slice's pages
+    past the cut were written all the same, and the pool counts them."""
+    rt = LlamaRuntime(weights, n_seq=2, n_ctx_seq=640, n_threads=2)
+    try:
+        generate(rt, [prompt(ITEMS[0])], 8)  # its KV, answer included, is kept
+        time.sleep(0.2)  # the runtime's thread idle again
+        assert rt.cache is not None
+        (entry,) = rt.cache.entries()
+        g = Generation(
+            prompt=rt.tokenize(prompt(ITEMS[1]), add_special=False),
+            max_tokens=1,
+            stop=[],
+            sampling=Sampling(temperature=0),
+            done=lambda g: None,
+        )
+        g.seq = 1
+        assert rt._prefixes is not None
+        written = rt._prefixes.reuse(g, [])
+        assert written == len(entry.tokens) > g.prefilled > 0
+    finally:
+        rt.close()

@@ -117,12 +117,13 @@ class EngineConfig(msgspec.Struct, forbid_unknown_fields=True):
     prefix_cache_mb: int = 256
     """Memory for the KV of recent prompt prefixes, reused by prompts that start alike (0: off)."""
     deterministic: bool = True
-    """False turns on flash attention in full (its tiled loop for long prompts), whose
-    numbers follow the batch's shape."""
+    """False lifts the 64-row limit of llama.cpp's own flash attention kernel (its tiled
+    loop for long prompts), whose numbers follow the batch's shape; with the
+    batch-invariant kernel `make install` builds in it changes nothing."""
     flash_attention: bool = True
-    """llama.cpp's flash attention, kept deterministic (prompt pieces under 64 rows);
-    off: attention as plain matrix products (V kept transposed: a sequence holds its
-    whole V slice)."""
+    """Flash attention, deterministic (batchyard's batch-invariant CPU kernel, or with
+    llama.cpp's own one prompt pieces under 64 rows); off: attention as plain matrix
+    products (V kept transposed: a sequence holds its whole V slice)."""
     kv_budget_mb: int = 1024
     """Memory the running sequences' KV may hold together (0: their slices' whole size)."""
 

@@ -16,6 +16,12 @@ a sequence in one piece (GGML_FA_TILE_Q), its plain row-by-row loop below it (th
 kernel of `patches/llama.cpp` has no such switch)."""
 
 
+MAX_PADDING = FLASH_TILE_ROWS - 1
+"""The most throwaway tokens a prefill call pads a sequence's chunk with (what pieces
+under FLASH_TILE_ROWS bounded it to, before the batch-invariant kernel allowed longer
+ones): a throwaway token costs as much compute as a real one."""
+
+
 def runs(generations: list[Generation]) -> list[list[Generation]]:
     """`generations` (in id order) cut into runs of consecutive sequence ids."""
     out: list[list[Generation]] = []
@@ -49,7 +55,7 @@ class PaddedCalls:
         self.n_ctx_seq = n_ctx_seq
         self.n_seq_max = n_seq_max
         self.pad_token = pad_token
-        # flash attention's CPU kernel tiles a piece of 64 rows or more another way
+        # llama.cpp's own flash attention kernel tiles a piece of 64 rows or more another way
         self.max_piece = FLASH_TILE_ROWS - 1 if flash_tiles else n_batch
         self.batch = ll.llama_batch_init(n_batch, 0, 1)
         self._touched: dict[int, int] = {}
@@ -77,11 +83,16 @@ class PaddedCalls:
         many tokens, so each chunk is padded to the longest with throwaway tokens after
         its own (later positions: nothing real attends to them), removed right after.
         A finishing chunk asks for the logits of its last two tokens, so a piece never
-        has a single output row (whose product would take the other kernel)."""
+        has a single output row (whose product would take the other kernel). The
+        longer chunks are cut to MAX_PADDING tokens past the shortest, so that a
+        throwaway token never costs more than that many per sequence."""
         width = len(run)
         longest = max(len(g.prompt) - g.prefilled for g in run)
         limit = max(2, min(longest, room // width, self.n_batch // width))
         chunks = [(g, self.chunk(g, limit)) for g in run]
+        shortest = min(n for _, n in chunks)
+        if max(n for _, n in chunks) > shortest + MAX_PADDING:
+            chunks = [(g, self.chunk(g, shortest + MAX_PADDING)) for g in run]
         size = max(n for _, n in chunks)
         if width > 1 and any(g.n_past + size > self.n_ctx_seq for g in run):
             # padding would run past a slice's end: one call each, without padding

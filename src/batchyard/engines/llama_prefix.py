@@ -47,8 +47,10 @@ class PrefixReuse:
                     return True
         return False
 
-    def reuse(self, g: Generation, active: Iterable[Generation]) -> None:
-        """Copy the KV of the longest known prefix of `g`'s prompt into its sequence."""
+    def reuse(self, g: Generation, active: Iterable[Generation]) -> int:
+        """Copy the KV of the longest known prefix of `g`'s prompt into its sequence;
+        returns how many cells of its slice the copy wrote (0 if none): the whole of the
+        copied KV, though what follows the prefix is removed right after."""
         usable = g.prompt[: _usable(g)]
         entry, matched = self.cache.longest(usable)
         source: Generation | None = None
@@ -57,24 +59,26 @@ class PrefixReuse:
             if n > matched:
                 source, matched = other, n
         if matched < self.cache.block:
-            return
+            return 0
         if source is not None:
+            written = len(source.kv_tokens())
             snapshot = self.snapshot(source.seq)
             if snapshot is None:
-                return
+                return 0
             blob, size = snapshot
         else:
             assert entry is not None
+            written = len(entry.tokens)
             blob, size = entry.blob, entry.nbytes
         if ll.llama_state_seq_set_data(self.ctx, blob, size, g.seq) != size:
             log.warning("restoring a cached prefix failed; prefilling the whole prompt")
             ll.llama_memory_seq_rm(self.memory, g.seq, -1, -1)
-            return
+            return written
         ll.llama_memory_seq_rm(self.memory, g.seq, matched, -1)
         g.prefilled = g.n_past = matched
         self.cache.stats.tokens_served += matched
         if g.resumed:  # its usage was settled on its first admission
-            return
+            return written
         g.cache_read = matched
         # a breakpoint inside the part read refreshes how long it is kept
         keep_for = max((ttl for p, ttl in g.breakpoints if p <= matched), default=0.0)
@@ -83,6 +87,7 @@ class PrefixReuse:
             self.keep(g, keep_for=keep_for)
         elif keep_for:
             self.cache.pin(entry, keep_for)
+        return written
 
     def snapshot(self, seq: int) -> tuple[Any, int] | None:
         """A copy of a sequence's KV (None if llama.cpp could not write it whole)."""

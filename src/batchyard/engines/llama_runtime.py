@@ -273,8 +273,7 @@ class LlamaRuntime:
             generation.seq = heapq.heappop(self._free)
             generation.sampler = sampler_chain(generation.sampling)
             ll.llama_memory_seq_rm(self.memory, generation.seq, -1, -1)
-            if self._prefixes is not None:
-                self._prefixes.reuse(generation, self._active.values())
+            self._reuse(generation)
             self._activate(generation)
             if generation.on_start is not None:
                 generation.on_start(generation)
@@ -289,9 +288,14 @@ class LlamaRuntime:
         answer so far kept) and goes on where it stopped."""
         g.seq = heapq.heappop(self._free)
         ll.llama_memory_seq_rm(self.memory, g.seq, -1, -1)
-        if self._prefixes is not None:
-            self._prefixes.reuse(g, self._active.values())
+        self._reuse(g)
         self._active[g.seq] = g  # its place in line kept: the last admitted go first
+
+    def _reuse(self, g: Generation) -> None:
+        """A known prefix of `g`'s prompt copied into its slice, if any; the slice counts
+        every cell the copy wrote (the source's tail too, removed but touched)."""
+        if self._prefixes is not None:
+            self.kv.wrote(g.seq, self._prefixes.reuse(g, self._active.values()))
 
     # --- the KV budget --------------------------------------------------------------
 
