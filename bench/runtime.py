@@ -9,13 +9,14 @@ batchyard runs streams with flash attention on: with the batch-invariant kernel
 of patches/llama.cpp (what `make install` builds) in pieces of any size, with
 llama.cpp's own kernel in pieces under 64 rows, so that only its row-by-row loop
 runs; or with flash attention off (`--no-flash-attention`): either way a
-sequence's numbers never depend on the
-batch (see engines/llama_runtime.py). The default setting runs on Q8_0 weights too
-(converted from the F16 ones), and when the vLLM venv is there (`make vllm`), a torch
-fp32 runtime (bench/torch_runtime.py) runs the same measurement. In brackets: the
-ratio to the fastest llama.cpp setting at that row. Whether this llama.cpp has
-llamafile kernels is printed (a build flag: compare two builds by running this in
-each).
+sequence's numbers never depend on the batch (see engines/llama_runtime.py). The
+default setting runs on Q8_0 weights too (converted from the F16 ones), and when
+the vLLM venv is there (`make vllm`), a torch fp32 runtime (bench/torch_runtime.py)
+runs the same measurement. In brackets: the ratio to the fastest F16 llama.cpp
+setting at that row (Q8_0, converted from the shipped Q4_1 through F16, answers
+"What is the capital of France?" with "L'Étoile, la Cité, ..." at temperature 0:
+not a choice for the default). Whether this llama.cpp has llamafile kernels is
+printed (a build flag: compare two builds by running this in each).
 
     PYTHONPATH=. .venv/bin/python -m bench.runtime
 """
@@ -116,8 +117,9 @@ def main() -> None:
                 old = best.get(name, (0.0, 0.0))
                 best[name] = (max(old[0], prefill), max(old[1], decode))
         rows = [(name, *speeds) for name, speeds in best.items()]
-        best_p = max(r[1] for r in rows)
-        best_d = max(r[2] for r in rows)
+        # the ratios are to the best F16 setting: Q8_0 answers the France question wrong
+        best_p = max(r[1] for r in rows if not r[0].startswith("Q8_0"))
+        best_d = max(r[2] for r in rows if not r[0].startswith("Q8_0"))
         for name, prefill, decode in rows:
             print(
                 f"{n_seq:2d} seq  {name:56s} prefill {prefill:6.0f} tok/s ({prefill / best_p:.2f})"
