@@ -39,17 +39,21 @@ from batchyard.engines.local import converted_weights, f16_weights, shipped_weig
 PROMPT = 256
 STEPS = 32
 ROUNDS = 2
-INVARIANT = batch_invariant_attention()
 WHOLE = ("streams, flash attn on, whole pieces", False, True, PROMPT)
 PIECES = ("streams, flash attn on, 63-row pieces", False, True, FLASH_TILE_ROWS - 1)
-DEFAULT, OTHER = (WHOLE, PIECES) if INVARIANT else (PIECES, WHOLE)
-SETTINGS = [  # name, unified KV, flash attention, prompt piece
-    (f"{DEFAULT[0]} (batchyard's default)", *DEFAULT[1:]),
-    ("streams, flash attn off (--no-flash-attention)", False, False, PROMPT),
-    OTHER,
-    ("unified, flash attn on", True, True, PROMPT),
-    ("unified, flash attn off", True, False, PROMPT),
-]
+
+
+def settings(invariant: bool) -> list[tuple[str, bool, bool, int]]:
+    """name, unified KV, flash attention, prompt piece; batchyard's default first (whole
+    pieces with the batch-invariant kernel, 63-row ones with llama.cpp's own)."""
+    default, other = (WHOLE, PIECES) if invariant else (PIECES, WHOLE)
+    return [
+        (f"{default[0]} (batchyard's default)", *default[1:]),
+        ("streams, flash attn off (--no-flash-attention)", False, False, PROMPT),
+        other,
+        ("unified, flash attn on", True, True, PROMPT),
+        ("unified, flash attn off", True, False, PROMPT),
+    ]
 
 
 def measure(model: Any, n_seq: int, unified: bool, flash: bool, piece: int) -> tuple[float, float]:
@@ -102,13 +106,15 @@ def main() -> None:
     q8 = ll.llama_model_load_from_file(
         str(converted_weights(path, path.parent, "Q8_0")).encode(), ll.llama_model_default_params()
     )
+    invariant = batch_invariant_attention(model)
     print(
         f"llamafile kernels: {'ON' if llamafile_kernels() else 'off'}; batch-invariant flash"
-        f" attention (patches/llama.cpp): {'ON' if INVARIANT else 'off'}; F16 SmolLM2-135M,"
+        f" attention (patches/llama.cpp): {'ON' if invariant else 'off'}; F16 SmolLM2-135M,"
         " 2 threads"
     )
-    name, u, f, p = SETTINGS[0]
-    runs = [(n, model, *rest) for n, *rest in SETTINGS] + [(f"Q8_0 {name}", q8, u, f, p)]
+    rows_of = settings(invariant)
+    name, u, f, p = rows_of[0]
+    runs = [(n, model, *rest) for n, *rest in rows_of] + [(f"Q8_0 {name}", q8, u, f, p)]
     for n_seq in (1, 8, 32):
         best: dict[str, tuple[float, float]] = {}
         for _ in range(ROUNDS):  # interleaved, the best of each: the machine's speed drifts

@@ -10,7 +10,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-"$venv/bin/pip" download --quiet --no-deps --no-binary :all: -d "$work" "llama-cpp-python==$version"
+"$venv/bin/pip" download --quiet --no-deps --no-binary llama-cpp-python -d "$work" "llama-cpp-python==$version"
 tar -xzf "$work/llama_cpp_python-$version.tar.gz" -C "$work"
 src=$work/llama_cpp_python-$version
 # the sdist's vendor/llama.cpp/.git points at a repository that is not there: git apply

@@ -8,12 +8,17 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import llama_cpp as ll
 import numpy as np
 import pytest
 from llama_cpp import Llama
 
 from batchyard.engines.llama_calls import FLASH_TILE_ROWS
-from batchyard.engines.llama_context import batch_invariant_attention
+from batchyard.engines.llama_context import (
+    batch_invariant_attention,
+    invariant_attention_probe,
+    load_model,
+)
 from batchyard.engines.llama_runtime import LlamaRuntime
 from batchyard.engines.local import f16_weights, shipped_weights
 
@@ -21,7 +26,7 @@ REQUIRED = bool(os.environ.get("BATCHYARD_REQUIRE_INVARIANT_ATTENTION"))
 """Set by `make test`: the kernel must be built in (else its tests would only skip)."""
 
 needs_kernel = pytest.mark.skipif(
-    not batch_invariant_attention(), reason="llama.cpp built without patches/llama.cpp"
+    invariant_attention_probe() is None, reason="llama.cpp built without patches/llama.cpp"
 )
 
 TEXT = (
@@ -61,7 +66,22 @@ def logits(weights: Path, *, flash: bool, n_batch: int, tokens: int = 300) -> np
 def test_the_kernel_is_built_in_where_required() -> None:
     if not REQUIRED:
         pytest.skip("BATCHYARD_REQUIRE_INVARIANT_ATTENTION is not set")
-    assert batch_invariant_attention()
+    assert invariant_attention_probe() is not None
+
+
+@needs_kernel
+def test_it_takes_smollm2_and_refuses_the_heads_it_cannot_do(weights: Path) -> None:
+    model = load_model(weights)
+    try:
+        assert batch_invariant_attention(model)  # 9 query heads on 3 KV heads of 64
+    finally:
+        ll.llama_model_free(model)
+    probe = invariant_attention_probe()
+    assert probe(9, 3, 64, 64) == 1
+    assert probe(8, 8, 128, 128) == 1
+    assert probe(16, 1, 576, 512) == 0  # keys wider than values (MLA): ggml's own kernels
+    assert probe(128, 1, 64, 64) == 0  # more query heads on a KV head than a block holds
+    assert probe(9, 2, 64, 64) == 0
 
 
 @needs_kernel

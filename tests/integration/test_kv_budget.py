@@ -4,6 +4,7 @@ hands its KV slices back to the system."""
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 
@@ -81,23 +82,26 @@ def test_a_budget_below_a_useful_sequence_is_refused(weights: Path) -> None:
 
 def test_a_copied_prefix_counts_every_cell_the_copy_wrote(weights: Path) -> None:
     """A cached KV is restored whole, then cut after the shared prefix: the slice's pages
-    past the cut were written all the same, and the pool counts them."""
+    past the cut were written all the same, and the pool counts them (seen from the
+    runtime's own thread, as the sequence starts)."""
     rt = LlamaRuntime(weights, n_seq=2, n_ctx_seq=640, n_threads=2)
     try:
         generate(rt, [prompt(ITEMS[0])], 8)  # its KV, answer included, is kept
-        time.sleep(0.2)  # the runtime's thread idle again
         assert rt.cache is not None
         (entry,) = rt.cache.entries()
+        seen: list[tuple[int, int]] = []
+        done = threading.Event()
         g = Generation(
             prompt=rt.tokenize(prompt(ITEMS[1]), add_special=False),
             max_tokens=1,
             stop=[],
             sampling=Sampling(temperature=0),
-            done=lambda g: None,
+            done=lambda g: done.set(),
+            on_start=lambda g: seen.append((rt.kv.high[g.seq], g.prefilled)),
         )
-        g.seq = 1
-        assert rt._prefixes is not None
-        written = rt._prefixes.reuse(g, [])
-        assert written == len(entry.tokens) > g.prefilled > 0
+        rt.submit(g)
+        assert done.wait(60) and g.error is None
+        ((held, prefilled),) = seen
+        assert held == len(entry.tokens) > prefilled == g.cache_read > 0
     finally:
         rt.close()

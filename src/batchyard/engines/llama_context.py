@@ -42,12 +42,9 @@ def new_context(
 
 
 @functools.cache
-def batch_invariant_attention() -> bool:
-    """Whether this llama.cpp's CPU flash attention is the batch-invariant kernel of
-    `patches/llama.cpp` (which `make install` builds in): a query row's result then never
-    depends on the shape of its call, so a prompt may be prefilled in pieces of any size.
-    Without it (a llama-cpp-python from elsewhere) the runtime keeps pieces under
-    `llama_calls.FLASH_TILE_ROWS`."""
+def invariant_attention_probe() -> Any:
+    """`ggml_cpu_flash_attn_batch_invariant` of this llama.cpp's CPU backend, if it has
+    the kernel of `patches/llama.cpp` (which `make install` builds in); else None."""
     base = Path(ll.llama_cpp._base_path)
     for path in sorted(base.glob("*ggml-cpu*")):
         try:
@@ -56,8 +53,25 @@ def batch_invariant_attention() -> bool:
             continue
         probe = getattr(lib, "ggml_cpu_flash_attn_batch_invariant", None)
         if probe is not None:
-            return bool(probe() == 1)
-    return False
+            probe.argtypes = [ctypes.c_int64] * 4
+            probe.restype = ctypes.c_int
+            return probe
+    return None
+
+
+def batch_invariant_attention(model: Any) -> bool:
+    """Whether `model`'s flash attention runs on the batch-invariant kernel of
+    `patches/llama.cpp`: a query row's result then never depends on the shape of its
+    call, so a prompt may be prefilled in pieces of any size. Not where this llama.cpp
+    lacks the kernel (a llama-cpp-python from elsewhere) or the model's heads do not
+    take it (keys wider than values, over 64 query heads a KV head): the runtime then
+    keeps pieces under `llama_calls.FLASH_TILE_ROWS`."""
+    probe = invariant_attention_probe()
+    if probe is None:
+        return False
+    dk, dv = _head_sizes(model)
+    n_head, n_head_kv = ll.llama_model_n_head(model), ll.llama_model_n_head_kv(model)
+    return bool(probe(n_head, n_head_kv, dk, dv) == 1)
 
 
 def kv_layout(model: Any, *, n_stream: int, cells: int, flash: bool) -> KvLayout:
@@ -76,14 +90,21 @@ def kv_layout(model: Any, *, n_stream: int, cells: int, flash: bool) -> KvLayout
 
 def _row_bytes(model: Any) -> tuple[int, int]:
     """Bytes of one cell's keys and of its values in one layer, at F16: KV heads x head
-    size, where the model's own `key_length` / `value_length` say it, else n_embd/n_head."""
+    size."""
     kv_heads = int(ll.llama_model_n_head_kv(model))
+    dk, dv = _head_sizes(model)
+    return kv_heads * dk * 2, kv_heads * dv * 2
+
+
+def _head_sizes(model: Any) -> tuple[int, int]:
+    """The size of a key head and of a value head: the model's own `key_length` /
+    `value_length` where it says them, else n_embd/n_head."""
     default = int(ll.llama_model_n_embd(model) // ll.llama_model_n_head(model))
     arch = model_meta(model, "general.architecture")
     sizes = []
     for key in ("key_length", "value_length"):
         value = model_meta(model, f"{arch}.attention.{key}") if arch else None
-        sizes.append(kv_heads * (int(value) if value and value.isdigit() else default) * 2)
+        sizes.append(int(value) if value and value.isdigit() else default)
     return sizes[0], sizes[1]
 
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import llama_cpp as ll
 
-from batchyard.engines.prefix_cache import PrefixCache, common_prefix
+from batchyard.engines.prefix_cache import CacheEntry, PrefixCache, common_prefix
 
 if TYPE_CHECKING:
     from batchyard.engines.llama_generation import Generation
@@ -47,10 +47,11 @@ class PrefixReuse:
                     return True
         return False
 
-    def reuse(self, g: Generation, active: Iterable[Generation]) -> int:
-        """Copy the KV of the longest known prefix of `g`'s prompt into its sequence;
-        returns how many cells of its slice the copy wrote (0 if none): the whole of the
-        copied KV, though what follows the prefix is removed right after."""
+    def _match(
+        self, g: Generation, active: Iterable[Generation]
+    ) -> tuple[CacheEntry | None, Generation | None, int]:
+        """The longest known prefix of `g`'s prompt: a cache entry, or a running sequence
+        whose KV holds more of it (then the source), and how many tokens match."""
         usable = g.prompt[: _usable(g)]
         entry, matched = self.cache.longest(usable)
         source: Generation | None = None
@@ -58,6 +59,22 @@ class PrefixReuse:
             n = common_prefix(other.kv_tokens(), usable)
             if n > matched:
                 source, matched = other, n
+        return entry, source, matched
+
+    def would_write(self, g: Generation, active: Iterable[Generation]) -> int:
+        """How many cells of its slice `reuse` would write for `g` now (0: none)."""
+        entry, source, matched = self._match(g, active)
+        if matched < self.cache.block:
+            return 0
+        if source is not None:
+            return len(source.kv_tokens())
+        return len(entry.tokens) if entry is not None else 0
+
+    def reuse(self, g: Generation, active: Iterable[Generation]) -> int:
+        """Copy the KV of the longest known prefix of `g`'s prompt into its sequence;
+        returns how many cells of its slice the copy wrote (0 if none): the whole of the
+        copied KV, though what follows the prefix is removed right after."""
+        entry, source, matched = self._match(g, active)
         if matched < self.cache.block:
             return 0
         if source is not None:

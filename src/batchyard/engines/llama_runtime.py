@@ -145,7 +145,7 @@ class LlamaRuntime:
             n_ctx_seq=cells,
             n_seq_max=n_seq + 1,
             pad_token=max(ll.llama_vocab_bos(self.vocab), 0),
-            flash_tiles=flash and deterministic and not batch_invariant_attention(),
+            flash_tiles=flash and deterministic and not batch_invariant_attention(self.model),
         )
         layout = kv_layout(self.model, n_stream=n_seq + 1, cells=cells, flash=flash)
         base = locate(chunk, layout, n_seq, self._probe) if chunk is not None else None
@@ -312,7 +312,9 @@ class LlamaRuntime:
         if self.kv.budget <= 0 or not self._active:
             return True
         needs = self._needs(HEADROOM)
-        needs[self._free[0]] = len(g.prompt) + 1
+        # a copied prefix writes the whole KV it is copied from (cut right after)
+        copied = self._prefixes.would_write(g, self._active.values()) if self._prefixes else 0
+        needs[self._free[0]] = max(len(g.prompt) + 1, copied)
         if self.kv.fits(needs):
             return True
         return self.kv.release_idle(set(self._active)) and self.kv.fits(needs)
