@@ -2,7 +2,7 @@
 
 Each setting gets a fresh context on the same F16 SmolLM2 weights and 2 threads:
 every sequence prefills a 256-token prompt (in one piece, or in pieces of 63),
-then all decode 32 steps together; two rounds of every setting, interleaved, and
+then all decode 64 steps together; three rounds of every setting, interleaved, and
 the faster of each is printed. Settings: KV per sequence (llama.cpp's
 streams, what batchyard uses) or one unified pool; flash attention on or off.
 batchyard runs streams with flash attention on: with the batch-invariant kernel
@@ -37,8 +37,8 @@ from batchyard.engines.llama_runtime import llamafile_kernels, quiet_llama
 from batchyard.engines.local import converted_weights, f16_weights, shipped_weights
 
 PROMPT = 256
-STEPS = 32
-ROUNDS = 2
+STEPS = 64
+ROUNDS = 3
 WHOLE = ("streams, flash attn on, whole pieces", False, True, PROMPT)
 PIECES = ("streams, flash attn on, 63-row pieces", False, True, FLASH_TILE_ROWS - 1)
 
