@@ -49,9 +49,10 @@ class PrefixReuse:
 
     def _match(
         self, g: Generation, active: Iterable[Generation]
-    ) -> tuple[CacheEntry | None, Generation | None, int]:
+    ) -> tuple[CacheEntry | None, Generation | None, int, int]:
         """The longest known prefix of `g`'s prompt: a cache entry, or a running sequence
-        whose KV holds more of it (then the source), and how many tokens match."""
+        whose KV holds more of it (then the source); how many tokens match; and how many
+        cells a copy of it writes (the whole KV copied from; 0 under a block: no copy)."""
         usable = g.prompt[: _usable(g)]
         entry, matched = self.cache.longest(usable)
         source: Generation | None = None
@@ -59,33 +60,32 @@ class PrefixReuse:
             n = common_prefix(other.kv_tokens(), usable)
             if n > matched:
                 source, matched = other, n
-        return entry, source, matched
+        if matched < self.cache.block:
+            written = 0
+        elif source is not None:
+            written = len(source.kv_tokens())
+        else:
+            written = len(entry.tokens) if entry is not None else 0
+        return entry, source, matched, written
 
     def would_write(self, g: Generation, active: Iterable[Generation]) -> int:
         """How many cells of its slice `reuse` would write for `g` now (0: none)."""
-        entry, source, matched = self._match(g, active)
-        if matched < self.cache.block:
-            return 0
-        if source is not None:
-            return len(source.kv_tokens())
-        return len(entry.tokens) if entry is not None else 0
+        return self._match(g, active)[3]
 
     def reuse(self, g: Generation, active: Iterable[Generation]) -> int:
         """Copy the KV of the longest known prefix of `g`'s prompt into its sequence;
         returns how many cells of its slice the copy wrote (0 if none): the whole of the
         copied KV, though what follows the prefix is removed right after."""
-        entry, source, matched = self._match(g, active)
-        if matched < self.cache.block:
+        entry, source, matched, written = self._match(g, active)
+        if not written:
             return 0
         if source is not None:
-            written = len(source.kv_tokens())
             snapshot = self.snapshot(source.seq)
             if snapshot is None:
                 return 0
             blob, size = snapshot
         else:
             assert entry is not None
-            written = len(entry.tokens)
             blob, size = entry.blob, entry.nbytes
         if ll.llama_state_seq_set_data(self.ctx, blob, size, g.seq) != size:
             log.warning("restoring a cached prefix failed; prefilling the whole prompt")
