@@ -14,14 +14,15 @@ from __future__ import annotations
 
 import os
 import subprocess
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
 
 import httpx
 
-from tests.serverproc import free_port
+from tests.serverproc import Server, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = Path(os.environ.get("BATCHYARD_VLLM_PYTHON", ROOT / ".venv/vllm/bin/python"))
@@ -154,3 +155,58 @@ class VLLM:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def gauge(text: str, name: str) -> float | None:
+    for line in text.splitlines():
+        if line.startswith(name + "{") or line.startswith(name + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+class Sampler:
+    """vLLM's running/waiting gauges and batchyard's engine capacity, every `interval`
+    seconds in a thread of its own while the `with` block runs (a reading either server
+    misses, busy, is left out)."""
+
+    def __init__(self, vllm: VLLM, server: Server, interval: float = 0.2) -> None:
+        self.vllm, self.server, self.interval = vllm, server, interval
+        self.running: list[float] = []
+        self.waiting: list[float] = []
+        self.capacity: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                values = self.vllm.metrics()
+                ours = httpx.get(f"{self.server.base_url}/metrics", timeout=10).text
+            except httpx.HTTPError:
+                values, ours = {}, ""
+            if values:
+                self.running.append(values.get("vllm:num_requests_running", 0.0))
+                self.waiting.append(values.get("vllm:num_requests_waiting", 0.0))
+            if (capacity := gauge(ours, "batchyard_engine_capacity")) is not None:
+                self.capacity.append(capacity)
+            self._stop.wait(self.interval)
+
+    @property
+    def peak_running(self) -> int:
+        """The most requests vLLM was seen running at once."""
+        return int(max(self.running, default=0))
+
+    def wait_running(self, at_least: int, until: Callable[[], bool], timeout: float = 120) -> None:
+        """Until vLLM has been seen running `at_least` at once, `until()` is true, or
+        `timeout` seconds pass."""
+        deadline = time.monotonic() + timeout
+        while self.peak_running < at_least and not until() and time.monotonic() < deadline:
+            time.sleep(0.1)
+
+    def __enter__(self) -> Sampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(10)

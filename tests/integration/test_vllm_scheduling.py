@@ -7,19 +7,17 @@ vLLM runs 32 sequences at most (tests/vllm.py), so a batch of 64 sent at once qu
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
 
 from tests.conftest import client_for
 from tests.databases import new_database
 from tests.integration.test_batches_sdk import wait_ended
 from tests.serverproc import Server
-from tests.vllm import START_TIMEOUT, VLLM
+from tests.vllm import START_TIMEOUT, VLLM, Sampler
 
 pytestmark = [pytest.mark.vllm, pytest.mark.timeout(START_TIMEOUT + 300)]
 
@@ -53,43 +51,6 @@ def serve(vllm: VLLM, tmp: Any, *extra: str) -> Server:
 @pytest.fixture
 def tmp(tmp_path_factory: pytest.TempPathFactory) -> Any:
     return tmp_path_factory.mktemp("vllm-scheduling")
-
-
-def gauge(text: str, name: str) -> float | None:
-    for line in text.splitlines():
-        if line.startswith(name + "{") or line.startswith(name + " "):
-            return float(line.rsplit(" ", 1)[1])
-    return None
-
-
-class Sampler:
-    """vLLM's running/waiting gauges and batchyard's engine capacity, every 0.2 s."""
-
-    def __init__(self, vllm: VLLM, server: Server) -> None:
-        self.vllm, self.server = vllm, server
-        self.running: list[float] = []
-        self.waiting: list[float] = []
-        self.capacity: list[float] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            values = self.vllm.metrics()
-            self.running.append(values.get("vllm:num_requests_running", 0.0))
-            self.waiting.append(values.get("vllm:num_requests_waiting", 0.0))
-            ours = httpx.get(f"{self.server.base_url}/metrics", timeout=10).text
-            if (capacity := gauge(ours, "batchyard_engine_capacity")) is not None:
-                self.capacity.append(capacity)
-            time.sleep(0.2)
-
-    def __enter__(self) -> Sampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join(10)
 
 
 @pytest.fixture
