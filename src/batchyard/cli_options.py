@@ -7,7 +7,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from batchyard.config import DAY, DEFAULT_FILE_QUOTA_BYTES, default_data_dir
+from batchyard.config import DAY, DEFAULT_FILE_QUOTA_BYTES, BodyLimits, default_data_dir
 from batchyard.engines.config import BATCH_PRIORITY_ERROR
 
 _Group = argparse._ArgumentGroup
@@ -328,6 +328,25 @@ def add_serve_options(serve: argparse.ArgumentParser) -> None:
         default=env("FILE_QUOTA_BYTES", DEFAULT_FILE_QUOTA_BYTES, int),
         help="refuse an upload that would put a workspace's files over this many bytes"
         " (413; default 100 GB, as hosted; 0: no quota)",
+    )
+    serve.add_argument(
+        "--body-timeout",
+        type=duration,
+        default=env("BODY_TIMEOUT", BodyLimits().timeout, duration),
+        help="a request body must arrive within this long (408 otherwise; default 120s)",
+    )
+    serve.add_argument(
+        "--max-body-reads",
+        type=int,
+        default=env("MAX_BODY_READS", BodyLimits().max_reads, int),
+        help="request bodies received at once; more are answered 529, which clients retry"
+        " (default 256)",
+    )
+    serve.add_argument(
+        "--max-body-memory",
+        type=int,
+        default=env("MAX_BODY_MEMORY", BodyLimits().max_bytes, int),
+        help="bytes the bodies being received may hold between them (529 past it; default 1 GiB)",
     )
     serve.add_argument(
         "--path-prefix",

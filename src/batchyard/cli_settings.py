@@ -7,7 +7,14 @@ import argparse
 import msgspec
 
 from batchyard.cli_options import env
-from batchyard.config import DAY, DEFAULT_FILE_QUOTA_BYTES, LOCAL_MODEL, Settings, WorkerSettings
+from batchyard.config import (
+    DAY,
+    DEFAULT_FILE_QUOTA_BYTES,
+    LOCAL_MODEL,
+    BodyLimits,
+    Settings,
+    WorkerSettings,
+)
 from batchyard.engines import config as engine_config
 from batchyard.engines.config import EngineConfig
 from batchyard.store.records import RateLimits
@@ -92,6 +99,11 @@ def settings_of(args: argparse.Namespace, *, run_worker: bool) -> Settings:
         webhook_secret=args.webhook_secret,
         max_file_bytes=getattr(args, "max_file_bytes", None),
         file_quota_bytes=getattr(args, "file_quota_bytes", DEFAULT_FILE_QUOTA_BYTES) or None,
+        bodies=BodyLimits(
+            timeout=getattr(args, "body_timeout", BodyLimits().timeout),
+            max_reads=getattr(args, "max_body_reads", BodyLimits().max_reads),
+            max_bytes=getattr(args, "max_body_memory", BodyLimits().max_bytes),
+        ),
         rate_limits=RateLimits(
             getattr(args, "requests_per_minute", None),
             getattr(args, "batch_requests_per_minute", None),

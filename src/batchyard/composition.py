@@ -133,9 +133,18 @@ def after_batches_end(
     output files, the webhooks, then the deletion of expired files."""
     sender = WebhookSender(batches.store.webhooks, batches.webhooks, batches.to_wire)
 
+    steps = (openai.finalize_ended, sender.deliver_due, openai.files.delete_expired)
+
     async def run() -> int:
-        done = await openai.finalize_ended() + await sender.deliver_due()
-        return done + await openai.files.delete_expired()
+        done, failed = 0, None
+        for step in steps:  # each runs whatever became of the ones before
+            try:
+                done += await step()
+            except Exception as exc:
+                failed = failed or exc
+        if failed is not None:
+            raise failed  # the worker logs it (a store outage as such)
+        return done
 
     return run
 

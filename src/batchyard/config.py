@@ -59,6 +59,19 @@ class WorkerSettings:
     shutdown_grace_seconds: float = 10.0
 
 
+@dataclass(frozen=True, slots=True)
+class BodyLimits:
+    """How request bodies are received (`api/bodies.py`)."""
+
+    timeout: float = 120.0
+    """Seconds from the first read to the last byte of a body."""
+    max_reads: int = 256
+    """Bodies received at once by one process."""
+    max_bytes: int = 1024**3
+    """Bytes held at once by the bodies being received (JSON bodies are buffered whole;
+    an upload's bytes count while its chunk is in hand)."""
+
+
 @dataclass(slots=True)
 class Settings:
     database: str = ""
@@ -86,6 +99,8 @@ class Settings:
     """A cap on uploads below the Files APIs' own limits (OpenAI 512 MB, Anthropic 500 MB)."""
     file_quota_bytes: int | None = DEFAULT_FILE_QUOTA_BYTES
     """The most bytes one workspace's files may hold (None: no quota)."""
+    bodies: BodyLimits = field(default_factory=BodyLimits)
+    """How request bodies are received: a deadline, and how many at once (`api/bodies.py`)."""
 
     def __post_init__(self) -> None:
         if not self.database:

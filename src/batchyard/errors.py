@@ -104,6 +104,21 @@ class RequestTooLarge(BatchyardError):
     error_type = "request_too_large"
 
 
+class RequestTimeout(BatchyardError):
+    """The request body did not arrive in time; send it again."""
+
+    status_code = 408
+    error_type = "invalid_request_error"
+
+
+class ClientGone(BatchyardError):
+    """The client closed the connection before its request was read (nginx's 499):
+    nothing is answered and nothing is logged as a server error."""
+
+    status_code = 499
+    error_type = "invalid_request_error"
+
+
 class RateLimited(BatchyardError):
     """Rate limit exceeded."""
 

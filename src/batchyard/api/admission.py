@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from starlette.datastructures import Headers
 
 from batchyard.api.headers import check_betas, check_version
+from batchyard.api.loopback import LoopbackGuard
 from batchyard.auth.principal import Authenticator, Principal
 from batchyard.auth.ratelimit import RateLimiter
 from batchyard.errors import PermissionDenied
@@ -56,13 +57,21 @@ def _rate_group(method: str, path: str) -> str | None:
 
 class Admission:
     def __init__(
-        self, authenticator: Authenticator, limiter: RateLimiter, defaults: RateLimits
+        self,
+        authenticator: Authenticator,
+        limiter: RateLimiter,
+        defaults: RateLimits,
+        guard: LoopbackGuard | None = None,
     ) -> None:
         self.authenticator = authenticator
         self.limiter = limiter
         self.defaults = defaults
+        self.guard = guard
+        """Without keys (`--no-auth`): only programs on this machine get in."""
 
     async def admit(self, method: str, path: str, headers: Headers) -> Admitted:
+        if self.guard is not None:
+            self.guard.check(headers)
         if path in PUBLIC_PATHS or path == UI_PREFIX or path.startswith(UI_PREFIX + "/"):
             return Admitted()
         principal = await self.authenticator.authenticate(api_key(headers))

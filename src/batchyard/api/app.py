@@ -16,8 +16,10 @@ from starlette.routing import BaseRoute, Mount, Route
 
 from batchyard.api import openapi, state
 from batchyard.api.admission import Admission
+from batchyard.api.bodies import Bodies
 from batchyard.api.context import RequestContext
 from batchyard.api.errors import error_response
+from batchyard.api.loopback import LoopbackGuard, loopback_hosts
 from batchyard.api.routes import ROUTES
 from batchyard.auth.principal import Authenticator
 from batchyard.auth.ratelimit import RateLimiter
@@ -62,6 +64,9 @@ def create_app(settings: Settings, clock: Clock | None = None) -> Starlette:
         Authenticator(built.tenancy, admin_key=settings.admin_key, enabled=settings.auth),
         RateLimiter(),
         settings.rate_limits,
+        None
+        if settings.auth
+        else LoopbackGuard(loopback_hosts(settings.host, settings.port, settings.public_base_url)),
     )
     worker = built.worker
 
@@ -98,4 +103,5 @@ def create_app(settings: Settings, clock: Clock | None = None) -> Starlette:
     app.state.services = built
     app.state.metrics = built.metrics  # the request middleware counts into it
     app.state.admission = admission
+    app.state.bodies = Bodies(settings.bodies)
     return app

@@ -7,9 +7,10 @@ from collections.abc import Mapping
 
 import msgspec
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
-from batchyard.errors import BatchyardError, openai_code_of, type_of_status
+from batchyard.errors import BatchyardError, ClientGone, openai_code_of, type_of_status
 from batchyard.wire.errors import ErrorObject, ErrorResponse, OpenAIError, OpenAIErrorResponse
 
 log = logging.getLogger("batchyard.api")
@@ -29,6 +30,8 @@ def dialect_of(path: str, headers: Mapping[str, str] | None = None) -> str:
 
 
 def error_response(exc: BaseException, request_id: str, dialect: str = "anthropic") -> Response:
+    if isinstance(exc, ClientDisconnect):
+        exc = ClientGone()  # nobody is left to answer; not a server error
     if isinstance(exc, BatchyardError):
         status, error_type, message = exc.status_code, exc.error_type, exc.message
     elif isinstance(exc, HTTPException):

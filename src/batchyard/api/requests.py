@@ -2,36 +2,37 @@
 
 from __future__ import annotations
 
+from urllib.parse import parse_qsl
+
 from starlette.requests import Request
 
+from batchyard.api.bodies import bodies_of
 from batchyard.errors import InvalidRequest, RequestTooLarge
 
 
 async def read_body(request: Request, limit: int) -> bytearray:
-    """The whole body in one buffer, refusing more than `limit` bytes before reading them all.
-
-    With a Content-Length the buffer is allocated once and filled in place, so the
-    peak memory is the body plus one chunk (not the chunks plus their join).
-    """
+    """The whole body in one buffer, refusing more than `limit` bytes before reading them
+    all (a declared Content-Length over it at once). The buffer grows with the bytes
+    received, never with the length a client declares (`api/bodies.py`)."""
     declared = request.headers.get("content-length")
     too_large = RequestTooLarge(f"Request exceeds the maximum size of {limit:,} bytes")
-    expected = int(declared) if declared and declared.isdigit() else None
-    if expected is not None and expected > limit:
+    if declared and declared.isdigit() and int(declared) > limit:
         raise too_large
-    body = bytearray(expected or 0)
-    size = 0
-    async for chunk in request.stream():
-        end = size + len(chunk)
-        if end > limit:
-            raise too_large
-        if expected is not None and end <= expected:
-            body[size:end] = chunk
-        else:
-            del body[size:]
-            body += chunk
-        size = end
-    del body[size:]
+    body = bytearray()
+    async for chunk in bodies_of(request).stream(request, limit, too_large, keep=True):
+        body += chunk
     return body
+
+
+MAX_FORM_BYTES = 64 * 1024
+"""A dashboard form (a key, a token, an id) is far smaller."""
+
+
+async def read_form_fields(request: Request) -> dict[str, str]:
+    """An `application/x-www-form-urlencoded` form's fields, the body bounded like any other
+    (starlette's own form reader buffers an urlencoded body of any size)."""
+    body = await read_body(request, MAX_FORM_BYTES)
+    return dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
 
 
 def page_limit(request: Request) -> int:

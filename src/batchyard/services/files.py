@@ -59,6 +59,10 @@ def over_quota(quota: int, used: int) -> RequestTooLarge:
     )
 
 
+def too_large(limit: int) -> RequestTooLarge:
+    return RequestTooLarge(f"File exceeds the maximum size of {limit:,} bytes", param="file")
+
+
 async def _within(chunks: AsyncIterator[bytes], room: int, quota: int) -> AsyncIterator[bytes]:
     """`chunks`, raising over_quota as soon as they pass `room` bytes (an upload stops
     there, not at its end)."""
@@ -128,6 +132,16 @@ class FileService:
         """The largest file a caller of `dialect` may upload."""
         own = ANTHROPIC_MAX_FILE_BYTES if dialect == "anthropic" else MAX_FILE_BYTES
         return min(own, self.max_bytes) if self.max_bytes is not None else own
+
+    async def upload_limit(self, workspace_id: str, dialect: str) -> tuple[int, RequestTooLarge]:
+        """The most bytes an upload into `workspace_id` may have now, and the error past
+        them: the size cap, or the room left in the quota where that is less."""
+        limit = self.limit(dialect)
+        if self.quota_bytes is not None:
+            used = await self.store.workspace_bytes(workspace_id)
+            if self.quota_bytes - used < limit:
+                return max(0, self.quota_bytes - used), over_quota(self.quota_bytes, used)
+        return limit, too_large(limit)
 
     async def create(
         self,

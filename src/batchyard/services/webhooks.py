@@ -69,20 +69,48 @@ class WebhookPolicy:
     secret: str | None = None
 
     def check_url(self, url: str) -> None:
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise InvalidRequest("webhook_url: must be an http(s) URL", param="webhook_url")
+        """A URL the sender can POST to, naming an allowed host: printable ASCII (an
+        international name in its punycode form), at most `MAX_URL_LENGTH` characters,
+        read alike by the URL parser here and by the HTTP client that will call it;
+        InvalidRequest naming `webhook_url` otherwise."""
+        host = _url_host(url)
         if not self.hosts:
             raise InvalidRequest(
                 "webhook_url: webhooks are off on this server (the operator allows hosts"
                 " with --webhook-host)",
                 param="webhook_url",
             )
-        if parts.hostname not in self.hosts:
+        if host not in self.hosts:
             raise InvalidRequest(
-                f"webhook_url: host {parts.hostname!r} is not allowed on this server",
+                f"webhook_url: host {host!r} is not allowed on this server",
                 param="webhook_url",
             )
+
+
+MAX_URL_LENGTH = 2048
+
+
+def _url_host(url: str) -> str:
+    def bad(why: str) -> InvalidRequest:
+        return InvalidRequest(f"webhook_url: {why}", param="webhook_url")
+
+    if len(url) > MAX_URL_LENGTH:
+        raise bad(f"at most {MAX_URL_LENGTH} characters")
+    if not url.isascii() or not url.isprintable() or " " in url:
+        raise bad("must be printable ASCII with no spaces (percent-encode the rest)")
+    try:
+        parts = urlsplit(url)
+        hostname, port = parts.hostname, parts.port
+        parsed = httpx.URL(url)
+    except (ValueError, httpx.InvalidURL) as exc:
+        raise bad(f"not a valid URL ({exc})") from None
+    if parts.scheme not in ("http", "https") or not hostname:
+        raise bad("must be an http(s) URL")
+    if port is not None and not 0 < port < 65536:
+        raise bad(f"port {port} is out of range")
+    if parsed.host != hostname or parsed.port != port or parts.username or parts.password:
+        raise bad("must name its host plainly (no user info)")
+    return hostname
 
 
 def _backoff(attempts: int) -> float:
@@ -114,28 +142,36 @@ class WebhookSender:
         async with httpx.AsyncClient(
             timeout=10, follow_redirects=False, transport=self.transport
         ) as client:
-            for record, url, attempts in ((d.batch, d.url, d.attempts) for d in due):
-                body = msgspec.json.encode(
-                    {
-                        "id": event_id(record),
-                        "type": "message_batch.ended",
-                        "created_at": int(record.ended_at or self.now()),
-                        "data": self.to_wire(record),
-                    }
-                )
-                headers = {"content-type": "application/json", "user-agent": "batchyard-webhooks"}
-                if self.policy.secret:
-                    headers[SIGNATURE_HEADER] = sign(self.policy.secret, int(self.now()), body)
+            for d in due:
                 ok, detail = False, ""
                 try:
-                    self.policy.check_url(url)  # the allowed hosts may have changed since
-                    r = await client.post(url, content=body, headers=headers)
-                    ok, detail = 200 <= r.status_code < 300, f"HTTP {r.status_code}"
+                    ok, detail = await self._send(client, d.batch, d.url)
                 except (httpx.HTTPError, InvalidRequest) as exc:
                     detail = str(exc)
+                except Exception as exc:  # one bad delivery must never stop the others
+                    log.warning("webhook of %s failed unexpectedly", d.batch.id, exc_info=exc)
+                    detail = f"{type(exc).__name__}: {exc}"
                 delivered += ok
-                await self._record(record, attempts + 1, ok, detail)
+                await self._record(d.batch, d.attempts + 1, ok, detail)
         return delivered
+
+    async def _send(
+        self, client: httpx.AsyncClient, record: BatchRecord, url: str
+    ) -> tuple[bool, str]:
+        self.policy.check_url(url)  # the allowed hosts may have changed since
+        body = msgspec.json.encode(
+            {
+                "id": event_id(record),
+                "type": "message_batch.ended",
+                "created_at": int(record.ended_at or self.now()),
+                "data": self.to_wire(record),
+            }
+        )
+        headers = {"content-type": "application/json", "user-agent": "batchyard-webhooks"}
+        if self.policy.secret:
+            headers[SIGNATURE_HEADER] = sign(self.policy.secret, int(self.now()), body)
+        r = await client.post(url, content=body, headers=headers)
+        return 200 <= r.status_code < 300, f"HTTP {r.status_code}"
 
     async def _record(self, record: BatchRecord, attempts: int, ok: bool, detail: str) -> None:
         now = self.now()

@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 
 from batchyard.api import state
+from batchyard.api.requests import read_form_fields
 from batchyard.errors import InvalidRequest
 from batchyard.services.dashboard import RESULT_KINDS
 from batchyard.store.records import BatchRecord
@@ -92,7 +93,7 @@ async def find(request: Request, viewer: Viewer) -> Response:
 
 @page()
 async def cancel(request: Request, viewer: Viewer) -> Response:
-    form = await request.form()
+    form = await read_form_fields(request)
     session.check_form(request, viewer, form.get("csrf"))
     batch_id = request.path_params["batch_id"]
     await state.batch_service(request).cancel(viewer.workspace.id, batch_id)
@@ -102,7 +103,7 @@ async def cancel(request: Request, viewer: Viewer) -> Response:
 @page()
 async def delete(request: Request, viewer: Viewer) -> Response:
     """Delete an ended batch and its results (as the API's delete)."""
-    form = await request.form()
+    form = await read_form_fields(request)
     session.check_form(request, viewer, form.get("csrf"))
     await state.batch_service(request).delete(viewer.workspace.id, request.path_params["batch_id"])
     return RedirectResponse(session.base(request), status_code=303)

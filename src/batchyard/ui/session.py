@@ -76,16 +76,28 @@ def check_form(request: Request, viewer: Viewer, token: object) -> None:
 
 def check_origin(request: Request) -> None:
     """Browsers name the page a form was posted from: it must be this server, as the
-    browser reached it (Host, a proxy's X-Forwarded-Host, or --public-base-url)."""
+    browser reached it (Host, a proxy's X-Forwarded-Host, or --public-base-url).
+    `Origin: null` (a sandboxed frame, a page reached through a cross-site redirect) is
+    not this server; a request with no Origin is no browser's, unless its
+    `Sec-Fetch-Site` says the browser sent it from another site."""
     origin = request.headers.get("origin")
-    if not origin or origin == "null":
+    if origin is None:
+        if request.headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
+            raise PermissionDenied("The form came from another site")
         return
+    if not same_origin(request, origin):
+        raise PermissionDenied("The form came from another site")
+
+
+def same_origin(request: Request, origin: str) -> bool:
+    """`origin` (an Origin header's value) is this server as the client reached it."""
+    if origin == "null":
+        return False
     ours = {request.headers.get("host"), request.headers.get("x-forwarded-host")}
     public = state.batch_service(request).public_base_url
     if public:
         ours.add(urlsplit(public).netloc)
-    if urlsplit(origin).netloc not in ours:
-        raise PermissionDenied("The form came from another site")
+    return urlsplit(origin).netloc in ours - {None}
 
 
 def base(request: Request) -> str:

@@ -6,6 +6,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from batchyard.api import state
+from batchyard.api.requests import read_form_fields
 from batchyard.errors import BatchyardError
 from batchyard.ui import session
 from batchyard.ui.page import page, render
@@ -22,10 +23,10 @@ async def login_form(request: Request) -> Response:
 
 
 async def login(request: Request) -> Response:
-    form = await request.form()
-    key = str(form.get("key") or "").strip()
     try:
         session.check_origin(request)  # no signing a visitor in with someone else's key
+        form = await read_form_fields(request)
+        key = str(form.get("key") or "").strip()
         await state.admission(request).authenticator.authenticate(key or None)
     except BatchyardError as exc:
         return render(request, "login.html", exc.status_code, error=exc.message)
@@ -37,7 +38,7 @@ async def login(request: Request) -> Response:
 
 @page()
 async def logout(request: Request, viewer: Viewer) -> Response:
-    form = await request.form()
+    form = await read_form_fields(request)
     session.check_form(request, viewer, form.get("csrf"))
     response = RedirectResponse(session.base(request) + "/login", status_code=303)
     session.clear_cookies(response, request)
@@ -47,7 +48,7 @@ async def logout(request: Request, viewer: Viewer) -> Response:
 @page()
 async def pick_workspace(request: Request, viewer: Viewer) -> Response:
     """An admin key's dashboard shows one workspace at a time; this picks it."""
-    form = await request.form()
+    form = await read_form_fields(request)
     session.check_form(request, viewer, form.get("csrf"))
     workspace_id = str(form.get("workspace") or "")
     await state.admission(request).authenticator.workspace(viewer.principal, workspace_id or None)

@@ -16,7 +16,8 @@ from starlette.routing import Route
 from batchyard.api import state
 from batchyard.api.requests import page_limit
 from batchyard.api.responses import json_response
-from batchyard.errors import InvalidRequest, RequestTooLarge
+from batchyard.api.uploads import MULTIPART_SLACK, read_form
+from batchyard.errors import InvalidRequest
 from batchyard.services.files import (
     ANTHROPIC_PURPOSE,
     after_of,
@@ -33,8 +34,6 @@ from batchyard.wire.openai import FILE_PURPOSES, FileDeleted, FileList
 EXPIRY_RANGE = (3600, 30 * 86400)
 ANTHROPIC_EXPIRY_RANGE = (3600, 90 * 86400)
 MAX_IDS = 100
-MULTIPART_SLACK = 65536
-"""Room for the multipart framing around the file in a declared Content-Length."""
 
 
 def _anthropic(request: Request) -> bool:
@@ -64,21 +63,16 @@ def _seconds(raw: str | None, name: str, bounds: tuple[int, int], param: str) ->
     return float(seconds)
 
 
-def _too_large(limit: int) -> RequestTooLarge:
-    return RequestTooLarge(f"File exceeds the maximum size of {limit:,} bytes", param="file")
-
-
 async def create_file(request: Request) -> Response:
-    files = state.file_service(request)
+    files, workspace = state.file_service(request), state.workspace(request)
     anthropic = _anthropic(request)
-    limit = files.limit("anthropic" if anthropic else "openai")
+    limit, too_large = await files.upload_limit(workspace, "anthropic" if anthropic else "openai")
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit + MULTIPART_SLACK:
-        raise _too_large(limit)
-    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
-        raise InvalidRequest("Upload the file as multipart/form-data", param="file")
+        raise too_large
     # Parts larger than 1 MB spill to a temporary file: memory stays flat.
-    async with request.form(max_files=1, max_fields=16) as form:
+    form = await read_form(request, limit, too_large)
+    try:
         upload = form.get("file")
         if not isinstance(upload, UploadFile):
             raise InvalidRequest("file: required (a multipart file part)", param="file")
@@ -101,11 +95,9 @@ async def create_file(request: Request) -> Response:
                 )
             name = "expires_after[seconds]"
             expires = _seconds(_text(form, name), name, EXPIRY_RANGE, "expires_after")
-        if upload.size is not None and upload.size > limit:
-            raise _too_large(limit)
-        record = await files.create(
-            state.workspace(request), filename, purpose, _chunks(upload), expires
-        )
+        record = await files.create(workspace, filename, purpose, _chunks(upload), expires)
+    finally:
+        await form.close()
     return json_response(to_metadata(record) if anthropic else to_wire(record))
 
 
