@@ -81,7 +81,7 @@ def run_batch(
 
 
 def compile_costs(rt: LlamaRuntime) -> None:
-    js._compiled.cache_clear()
+    js._cache.clear()
     t = time.perf_counter()
     grammar = js.json_schema_grammar(SCHEMA)
     cold = time.perf_counter() - t

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
 from urllib.parse import parse_qsl
 
+import anyio
 from starlette.requests import Request
 
 from batchyard.api.bodies import bodies_of
 from batchyard.errors import InvalidRequest, RequestTooLarge
+
+T = TypeVar("T")
 
 
 async def read_body(request: Request, limit: int) -> bytearray:
@@ -22,6 +27,18 @@ async def read_body(request: Request, limit: int) -> bytearray:
     async for chunk in bodies_of(request).stream(request, limit, too_large, keep=True):
         body += chunk
     return body
+
+
+OFF_LOOP_BYTES = 64 * 1024
+"""A body at least this large is decoded on a worker thread: decoding and checking it
+(compiling its schemas to grammars) takes long enough to stall every other request."""
+
+
+async def decoded(decode: Callable[[bytearray], T], body: bytearray) -> T:
+    """`decode(body)`, on a worker thread when the body is large."""
+    if len(body) < OFF_LOOP_BYTES:
+        return decode(body)
+    return await anyio.to_thread.run_sync(decode, body)
 
 
 MAX_FORM_BYTES = 64 * 1024

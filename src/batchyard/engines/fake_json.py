@@ -26,6 +26,9 @@ Schema = dict[str, Any] | bool
 MAX_DEPTH = 32
 """Deeper than this is a recursion without end (the hosted API refuses recursive schemas)."""
 _SHALLOW = 8
+MAX_STEPS = 20_000
+"""Schemas resolved for one document: `$ref`s to `$defs` that each use the next several
+times make a document (and its making) grow exponentially with a small schema."""
 """From this depth down an array gets only its `minItems`, so a recursive schema can end."""
 
 # The stdlib's own regex parser: a `pattern` is spelled from its parse tree.
@@ -51,6 +54,7 @@ class _Maker:
         self.seed = seed
         self.draws = 0
         self.cursor = 0
+        self.steps = 0
 
     def digest(self, size: int) -> bytes:
         """The next `size` bytes of the request's deterministic series."""
@@ -90,6 +94,9 @@ class _Maker:
         """`schema` with its `$ref`, `allOf` and `anyOf` folded in: one plain schema."""
         if depth > MAX_DEPTH:
             raise UnsupportedSchema(f"nests deeper than {MAX_DEPTH} levels (a recursive $ref?)")
+        self.steps += 1
+        if self.steps > MAX_STEPS:
+            raise UnsupportedSchema(f"a document would take over {MAX_STEPS:,} schemas to make")
         if schema is False:
             raise UnsupportedSchema("`false` admits no value")
         s = {} if schema is True else dict(schema)

@@ -18,11 +18,12 @@ control character, so every finished answer parses.
 
 from __future__ import annotations
 
-import functools
+import hashlib
 import json
 import re
 from typing import Any
 
+from batchyard.grammar.cache import ByteBoundedCache
 from batchyard.grammar.json_literals import json_literal, json_text, json_types
 from batchyard.grammar.json_rules import BASE_RULES, FORMATS
 from batchyard.grammar.subset import (
@@ -85,6 +86,7 @@ class GrammarBuilder:
         self._root: dict[str, Any] = {}
         self._refs: dict[str, str] = {}
         self._resolving: set[str] = set()
+        self._depth = 0
 
     def value(self, schema: Any, hint: str) -> str:
         """A rule for the JSON text of a document valid against `schema` (its own root)."""
@@ -107,6 +109,15 @@ class GrammarBuilder:
         return name
 
     def _visit(self, schema: Any, path: Path, hint: str) -> str:
+        if self._depth >= MAX_SCHEMA_DEPTH:
+            raise SchemaError(path, f"schemas nest deeper than {MAX_SCHEMA_DEPTH} levels")
+        self._depth += 1
+        try:
+            return self._visit_one(schema, path, hint)
+        finally:
+            self._depth -= 1
+
+    def _visit_one(self, schema: Any, path: Path, hint: str) -> str:
         if not isinstance(schema, dict):
             raise SchemaError(path, "a schema must be an object")
         for key in schema:
@@ -334,45 +345,62 @@ class GrammarBuilder:
         return rule
 
 
-@functools.lru_cache(maxsize=256)
-def _compiled(kind: str, text: str) -> str | SchemaError:
-    """Grammar text (or the reason there is none) for a schema's JSON text; a batch of
-    100k requests with one schema compiles it once."""
-    spec = json.loads(text)
+MAX_SCHEMA_BYTES = 1_000_000
+"""The JSON text of the schemas one grammar is made from (an enum of ~70,000 labels)."""
+MAX_SCHEMA_DEPTH = 32
+"""Schemas inside schemas (through properties, items, anyOf or $ref)."""
+CACHE_BYTES = 64 * 1024 * 1024
+
+_cache: ByteBoundedCache[tuple[str, bytes], str | tuple[Path, str]] = ByteBoundedCache(CACHE_BYTES)
+"""Grammar text, or the refusal's path and message, by the schema's digest: a batch of
+100k requests with one schema compiles it once, and no entry keeps a schema's text."""
+
+
+def _compiled(kind: str, text: str) -> str:
+    """Grammar text for a schema's JSON text; raises SchemaError."""
+    if len(text) > MAX_SCHEMA_BYTES:
+        raise SchemaError(
+            (), f"is {len(text):,} bytes of JSON; at most {MAX_SCHEMA_BYTES:,} are compiled"
+        )
+    key = (kind, hashlib.blake2b(text.encode(), digest_size=20).digest())
+    found = _cache.get(key)
+    if found is None:
+        try:
+            found = _compile(kind, json.loads(text))
+        except SchemaError as exc:
+            found = (exc.path, exc.message)
+        _cache.put(key, found, len(found) if isinstance(found, str) else 256 + len(found[1]))
+    if isinstance(found, tuple):
+        raise SchemaError(*found)  # a fresh one: no traceback holding the schema
+    return found
+
+
+def _compile(kind: str, spec: Any) -> str:
     builder = GrammarBuilder()
-    try:
-        if kind == "schema":
-            return builder.grammar(builder.value(spec, "root"))
-        calls = []
-        for k, (name, schema) in enumerate(spec):
-            try:
-                value = builder.value(schema, f"{name}-input")
-            except SchemaError as exc:
-                raise SchemaError((k, *exc.path), exc.message) from None
-            calls.append(
-                f'"{{" ws "\\"name\\"" ws ":" ws {json_literal(name)} ws ","'
-                f' ws "\\"input\\"" ws ":" ws {value} ws "}}"'
-            )
-        return builder.grammar(" | ".join(calls))
-    except SchemaError as exc:
-        return exc
+    if kind == "schema":
+        return builder.grammar(builder.value(spec, "root"))
+    calls = []
+    for k, (name, schema) in enumerate(spec):
+        try:
+            value = builder.value(schema, f"{name}-input")
+        except SchemaError as exc:
+            raise SchemaError((k, *exc.path), exc.message) from None
+        calls.append(
+            f'"{{" ws "\\"name\\"" ws ":" ws {json_literal(name)} ws ","'
+            f' ws "\\"input\\"" ws ":" ws {value} ws "}}"'
+        )
+    return builder.grammar(" | ".join(calls))
 
 
 def json_schema_grammar(schema: dict[str, Any]) -> str:
     """GBNF for the JSON documents valid against `schema`; raises SchemaError."""
-    result = _compiled("schema", json.dumps(schema))
-    if isinstance(result, SchemaError):
-        raise result
-    return result
+    return _compiled("schema", json.dumps(schema))
 
 
 def tool_call_grammar(tools: list[tuple[str, dict[str, Any]]]) -> str:
     """GBNF for `{"name": <one of the tools>, "input": <valid against its schema>}`;
     raises SchemaError with a path that starts at the tool's index in `tools`."""
-    result = _compiled("tools", json.dumps(tools))
-    if isinstance(result, SchemaError):
-        raise result
-    return result
+    return _compiled("tools", json.dumps(tools))
 
 
 def json_object_grammar() -> str:

@@ -20,6 +20,8 @@ from batchyard.grammar.regex_tree import (
 )
 
 MAX_REPEAT = 1000
+MAX_GROUP_DEPTH = 32
+"""Groups inside groups (the parser and the grammar writer recurse once a level)."""
 _BOUNDS = re.compile(r"\{(\d+)(,(\d*))?\}")
 _NON_ASCII: Ranges = ((0x80, MAX_CP),)
 
@@ -63,6 +65,7 @@ class Parser:
     def __init__(self, pattern: str) -> None:
         self.src = pattern
         self.pos = 0
+        self.depth = 0
 
     def fail(self, message: str, pos: int | None = None) -> UnsupportedPattern:
         at = self.pos if pos is None else pos
@@ -165,9 +168,13 @@ class Parser:
     def group(self) -> Node:
         start = self.pos
         self.pos += 1
+        if self.depth >= MAX_GROUP_DEPTH:
+            raise self.fail(f"groups nest deeper than {MAX_GROUP_DEPTH} levels", start)
         if self.peek() == "?":
             self.group_prefix()
+        self.depth += 1
         body = self.alternation()
+        self.depth -= 1
         if self.peek() != ")":
             raise self.fail("missing ')' for the group opened here", start)
         self.pos += 1

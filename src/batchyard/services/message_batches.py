@@ -21,6 +21,7 @@ from batchyard.store.records import (
     QueueFull,
     UnknownCursor,
 )
+from batchyard.wire import json_limits
 from batchyard.wire.batches import (
     MAX_REQUESTS,
     BatchCreateIn,
@@ -31,7 +32,7 @@ from batchyard.wire.batches import (
     ParamsProbe,
     RequestCounts,
 )
-from batchyard.wire.errors import format_validation_error
+from batchyard.wire.errors import InvalidParams, format_validation_error
 from batchyard.wire.prefix_key import batch_prefix
 
 _body_decoder = msgspec.json.Decoder(BatchCreateIn)
@@ -45,7 +46,9 @@ def parse_create_body(body: bytes | bytearray) -> list[BatchRequestIn]:
 def parse_create(body: bytes | bytearray) -> BatchCreateIn:
     """Decode and check a create body; structural problems raise InvalidRequest naming the index."""
     try:
-        parsed = _body_decoder.decode(body)
+        parsed = json_limits.decode(_body_decoder, body, walk=False)  # params: in the worker
+    except InvalidParams as exc:
+        raise InvalidRequest(str(exc)) from None
     except msgspec.ValidationError as exc:
         raise InvalidRequest(format_validation_error(exc)) from None
     except msgspec.DecodeError as exc:

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
+from typing import Any
 
 import msgspec
 
 from batchyard.translate.envelope import unservable, wrap_chat_body
-from batchyard.wire.errors import format_validation_error
+from batchyard.wire import json_limits
+from batchyard.wire.errors import InvalidParams, format_validation_error
 from batchyard.wire.openai import BatchError, ChatProbe, EmbeddingProbe, InputLine
 
 MAX_LINES = 50_000
@@ -21,6 +23,7 @@ _SAFE_CUSTOM_ID = re.compile(r'^[^"\\\x00-\x1f]{1,512}$')
 _line_decoder = msgspec.json.Decoder(InputLine)
 _chat_probe = msgspec.json.Decoder(ChatProbe)
 _embedding_probe = msgspec.json.Decoder(EmbeddingProbe)
+_any: msgspec.json.Decoder[Any] = msgspec.json.Decoder()
 
 
 async def lines_of(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
@@ -74,6 +77,12 @@ def _check_line(out: Validated, seen: set[str], raw: bytes, n: int, endpoint: st
             model = _embedding_probe.decode(line.body).model
         else:
             probe = _chat_probe.decode(line.body)
+        # Every value, not only the probed ones: a number out of range or nesting too
+        # deep fails the line now, not its request in the worker.
+        json_limits.decode(_any, line.body)
+    except InvalidParams as exc:
+        out.fail("invalid_request", f"body.{exc}", n, "body")
+        return
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         text = format_validation_error(exc)
         field = text.split(":")[0] if ": " in text else ""
@@ -97,7 +106,9 @@ def _check_line(out: Validated, seen: set[str], raw: bytes, n: int, endpoint: st
 
 def _decode_line(out: Validated, raw: bytes, n: int) -> InputLine | None:
     try:
-        return _line_decoder.decode(raw)
+        return json_limits.decode(_line_decoder, raw, walk=False)
+    except InvalidParams as exc:
+        out.fail("invalid_request", str(exc), n)
     except msgspec.ValidationError as exc:
         text = format_validation_error(exc)
         missing = re.search(r"missing required field `(\w+)`", text)

@@ -12,7 +12,7 @@ import base64
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 from batchyard.clock import Clock, hour_start, to_datetime
 from batchyard.errors import InvalidRequest
@@ -50,7 +50,14 @@ def _instant(name: str, text: str) -> int:
         raise InvalidRequest(f"{name}: {text!r} is not an RFC 3339 date-time") from None
     if moment.tzinfo is None:
         raise InvalidRequest(f"{name}: give a time zone (e.g. 2026-11-01T00:00:00Z)")
-    return int(moment.timestamp())
+    seconds = int(moment.timestamp())
+    if not 0 <= seconds < _LATEST:
+        raise InvalidRequest(f"{name}: must be between 1970 and 9000")
+    return seconds
+
+
+_LATEST = int(datetime(9000, 1, 1, tzinfo=UTC).timestamp())
+"""A report's instants end here: a page of buckets after it would pass year 9999."""
 
 
 def _decode_page(page: str) -> int:

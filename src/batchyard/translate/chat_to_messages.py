@@ -5,12 +5,12 @@ with no effect on the answer, or refused by name (the table below).
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
 import msgspec
 
+from batchyard.wire import json_limits
 from batchyard.wire.errors import InvalidParams
 from batchyard.wire.messages import MessageCreateParams
 from batchyard.wire.params import decode_params
@@ -124,8 +124,12 @@ def _assistant_blocks(message: dict[str, Any], where: str) -> list[dict[str, Any
     for j, call in enumerate(message.get("tool_calls") or []):
         function = call.get("function") or {}
         try:
-            arguments = json.loads(function.get("arguments") or "{}")
-        except json.JSONDecodeError:
+            arguments = json_limits.loads(
+                function.get("arguments") or "{}", f"{where}.tool_calls.{j}.function.arguments"
+            )
+        except InvalidParams as exc:
+            raise ChatRequestError(str(exc), where) from None
+        except ValueError:
             raise ChatRequestError(
                 f"{where}.tool_calls.{j}.function.arguments: not valid JSON", where
             ) from None

@@ -16,7 +16,13 @@ from typing import Any
 
 import msgspec
 
+from batchyard.wire import json_limits
+from batchyard.wire.errors import InvalidParams
+
 _CHAT = b'{"batchyard_chat":'
+
+
+_any: msgspec.json.Decoder[Any] = msgspec.json.Decoder()
 
 
 def wrap_chat_body(body: bytes) -> bytes:
@@ -27,7 +33,10 @@ def wrap_chat_body(body: bytes) -> bytes:
 def unwrap_chat_body(params: bytes) -> dict[str, Any] | None:
     if not params.startswith(_CHAT):
         return None
-    body: dict[str, Any] = msgspec.json.decode(params)["batchyard_chat"]
+    try:
+        body: dict[str, Any] = json_limits.decode(_any, params)["batchyard_chat"]
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise InvalidParams(f"body: {exc}") from None
     return body
 
 

@@ -8,6 +8,7 @@ from typing import TypeVar
 
 import msgspec
 
+from batchyard.wire import json_limits
 from batchyard.wire.cache_control import check_cache_control
 from batchyard.wire.errors import InvalidParams, format_validation_error
 from batchyard.wire.messages import CountTokensParams, MessageCreateParams
@@ -24,7 +25,7 @@ _count_decoder = msgspec.json.Decoder(CountTokensParams)
 def decode_body(decoder: msgspec.json.Decoder[_T], raw: bytes | bytearray | memoryview) -> _T:
     """Decode a request body; a problem is an InvalidParams in the hosted API's words."""
     try:
-        return decoder.decode(raw)
+        return json_limits.decode(decoder, raw)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         raise InvalidParams(_extra_input(str(exc)) or format_validation_error(exc)) from None
 

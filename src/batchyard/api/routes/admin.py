@@ -22,6 +22,7 @@ from batchyard.errors import InvalidRequest, NotFound
 from batchyard.services.costs import CostQuery
 from batchyard.services.usage import UsageQuery
 from batchyard.store.records import ApiKeyRecord, RateLimits, WorkspaceRecord
+from batchyard.wire import json_limits
 from batchyard.wire.admin import (
     ApiKey,
     ApiKeyCreateIn,
@@ -37,7 +38,7 @@ from batchyard.wire.admin import (
     WorkspaceScope,
     WorkspaceUpdateIn,
 )
-from batchyard.wire.errors import format_validation_error
+from batchyard.wire.errors import InvalidParams, format_validation_error
 
 MAX_ADMIN_BODY = 1024 * 1024
 T = TypeVar("T")
@@ -47,7 +48,9 @@ P = TypeVar("P", WorkspacePage, ApiKeyPage)
 async def _body(request: Request, kind: type[T]) -> T:
     body = await read_body(request, MAX_ADMIN_BODY)
     try:
-        return msgspec.json.decode(body or b"{}", type=kind)
+        return json_limits.decode(msgspec.json.Decoder(kind), body or b"{}")
+    except InvalidParams as exc:
+        raise InvalidRequest(str(exc)) from None
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         raise InvalidRequest(format_validation_error(exc)) from None
 

@@ -14,7 +14,7 @@ from starlette.routing import Route
 
 from batchyard.api import state
 from batchyard.api.interactive import MAX_MESSAGE_BYTES, count_usage, engine_errors
-from batchyard.api.requests import read_body
+from batchyard.api.requests import decoded, read_body
 from batchyard.api.responses import json_response
 from batchyard.engines import dispatch
 from batchyard.engines.slots import Priority
@@ -22,15 +22,21 @@ from batchyard.errors import EngineError, InvalidRequest
 from batchyard.store.records import TokenUsage
 from batchyard.translate.chat_answers import ChunkTranslator, chat_completion
 from batchyard.translate.chat_to_messages import ChatRequestError, messages_request
+from batchyard.wire import json_limits
+from batchyard.wire.errors import InvalidParams
 from batchyard.wire.messages import MessageCreateParams
+
+_any: msgspec.json.Decoder[Any] = msgspec.json.Decoder()
 
 
 def parse_chat_body(raw: bytes | bytearray) -> tuple[dict[str, Any], MessageCreateParams]:
     """The JSON body and its Messages translation; problems are InvalidRequest with `param`."""
     try:
-        body = msgspec.json.decode(raw)
-    except msgspec.DecodeError as exc:
+        body = json_limits.decode(_any, raw)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         raise InvalidRequest(f"Request body is not valid JSON: {exc}") from None
+    except InvalidParams as exc:
+        raise InvalidRequest(str(exc), param=str(exc).split(":")[0]) from None
     if not isinstance(body, dict):
         raise InvalidRequest("Request body must be a JSON object")
     try:
@@ -40,7 +46,8 @@ def parse_chat_body(raw: bytes | bytearray) -> tuple[dict[str, Any], MessageCrea
 
 
 async def chat_completions(request: Request) -> Response:
-    body, params = parse_chat_body(await read_body(request, MAX_MESSAGE_BYTES))
+    raw = await read_body(request, MAX_MESSAGE_BYTES)
+    body, params = await decoded(parse_chat_body, raw)
     model: str = body["model"]
     router = state.router(request)
     if body.get("stream"):

@@ -12,7 +12,7 @@ from starlette.routing import Route
 
 from batchyard.api import interactive
 from batchyard.api.interactive import MAX_MESSAGE_BYTES
-from batchyard.api.requests import read_body
+from batchyard.api.requests import decoded, read_body
 from batchyard.api.responses import json_response
 from batchyard.errors import EngineError, InvalidRequest
 from batchyard.translate.completions import CompletionEvents, completion, messages_request
@@ -38,7 +38,8 @@ def parse_completion_body(
 
 
 async def create_completion(request: Request) -> Response:
-    params, messages = parse_completion_body(await read_body(request, MAX_MESSAGE_BYTES))
+    body = await read_body(request, MAX_MESSAGE_BYTES)
+    params, messages = await decoded(parse_completion_body, body)
     if params.stream:
         return await _stream(request, params.model, messages)
     message = await interactive.create_message(request, messages)

@@ -10,7 +10,7 @@ from starlette.routing import Route
 
 from batchyard.api import interactive, state
 from batchyard.api.interactive import MAX_MESSAGE_BYTES, engine_errors
-from batchyard.api.requests import read_body
+from batchyard.api.requests import decoded, read_body
 from batchyard.api.responses import json_response
 from batchyard.engines import dispatch
 from batchyard.errors import EngineError, InvalidRequest
@@ -25,7 +25,7 @@ async def _params(
 ) -> MessageCreateParams:
     body = await read_body(request, MAX_MESSAGE_BYTES)
     try:
-        return decode(body)
+        return await decoded(decode, body)
     except InvalidParams as exc:
         raise InvalidRequest(str(exc)) from None
 

@@ -11,7 +11,8 @@ from batchyard.api import state
 from batchyard.api.requests import read_body
 from batchyard.api.responses import json_response
 from batchyard.errors import InvalidRequest
-from batchyard.wire.errors import format_validation_error
+from batchyard.wire import json_limits
+from batchyard.wire.errors import InvalidParams, format_validation_error
 from batchyard.wire.openai import BatchCreateIn, BatchList
 
 _create_decoder = msgspec.json.Decoder(BatchCreateIn)
@@ -20,7 +21,9 @@ _create_decoder = msgspec.json.Decoder(BatchCreateIn)
 async def create_batch(request: Request) -> Response:
     raw = await read_body(request, 1024 * 1024)
     try:
-        body = _create_decoder.decode(raw)
+        body = json_limits.decode(_create_decoder, raw)
+    except InvalidParams as exc:
+        raise InvalidRequest(str(exc)) from None
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         text = format_validation_error(exc)
         raise InvalidRequest(text, param=text.split(":")[0] if ":" in text else None) from None
