@@ -38,7 +38,24 @@ async def decoded(decode: Callable[[bytearray], T], body: bytearray) -> T:
     """`decode(body)`, on a worker thread when the body is large."""
     if len(body) < OFF_LOOP_BYTES:
         return decode(body)
-    return await anyio.to_thread.run_sync(decode, body)
+
+    def guarded() -> tuple[T | None, Exception | None]:
+        try:
+            return decode(body), None
+        except Exception as exc:
+            # Carried back bare: raised through the thread's future, the error and its
+            # traceback (whose frames hold the whole decoded body) would form a cycle
+            # that only the cyclic collector frees, megabytes at a time.
+            exc.__context__ = exc.__cause__ = None
+            return None, exc.with_traceback(None)
+
+    value, error = await anyio.to_thread.run_sync(guarded)
+    if error is not None:
+        try:
+            raise error
+        finally:
+            del error  # else this frame and the error's traceback hold each other
+    return value  # type: ignore[return-value]
 
 
 MAX_FORM_BYTES = 64 * 1024
