@@ -382,8 +382,8 @@ def test_deep_nesting_is_a_400_in_every_dialect(server: Server, levels: int) -> 
             time.sleep(0.1)
         [result] = list(client.messages.batches.results(r.json()["id"]))
         assert result.result.type == "errored"
-        assert result.result.error.error.type == "invalid_request_error"  # type: ignore[union-attr]
-        assert "nests deeper than" in result.result.error.error.message  # type: ignore[union-attr]
+        assert result.result.error.error.type == "invalid_request_error"
+        assert "nests deeper than" in result.result.error.error.message
 
 
 @pytest.mark.parametrize(

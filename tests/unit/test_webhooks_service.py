@@ -212,3 +212,51 @@ async def test_with_no_hosts_allowed_nothing_is_called() -> None:
     await h.batch()
     assert await h.sender.deliver_due() == 0
     assert h.receiver.received == []
+
+
+async def test_an_unexpected_error_is_that_webhooks_failed_attempt_only() -> None:
+    """A URL stored before it was checked (or any error of any kind) fails on its own."""
+
+    class Picky(Receiver):
+        def __call__(self, request: httpx.Request) -> httpx.Response:
+            if request.url.path == "/boom":
+                self.received.append(request)
+                raise RuntimeError("not an httpx error")
+            return super().__call__(request)
+
+    receiver = Picky(200)
+    h = Hooks(receiver, ["hooks.example.test"], SECRET)
+    await h.batch("https://hooks.example.test/boom")
+    await h.batch(HOOK)
+    assert await h.sender.deliver_due() == 1  # the good one is delivered beside it
+    assert sorted(r.url.path for r in receiver.received) == ["/batches", "/boom"]
+    assert await h.after(2) == 0  # the bad one is retried on its own schedule
+    assert [r.url.path for r in receiver.received][-1] == "/boom"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://hooks.example.test:abc/x",
+        "http://hooks.example.test/a\rb",
+        "http://hooks.example.test/a\x00b",
+        "http://hooks.example.test/a b",
+        "http://hooks.example.test/" + "a" * 3000,
+        "http://hooks.example.test\uff20evil.example/",
+        "http://[::1/",
+        "http://user@hooks.example.test/",
+        "ftp://hooks.example.test/",
+        "http://hooks.example.test:70000/",
+    ],
+)
+def test_a_url_the_client_would_read_otherwise_is_refused(url: str) -> None:
+    from batchyard.errors import InvalidRequest
+
+    with pytest.raises(InvalidRequest) as exc:
+        WebhookPolicy(["hooks.example.test"]).check_url(url)
+    assert exc.value.param == "webhook_url"
+    assert exc.value.message.startswith("webhook_url")
+
+
+def test_a_plain_allowed_url_passes() -> None:
+    WebhookPolicy(["hooks.example.test"]).check_url("https://hooks.example.test:8443/a?b=c")
