@@ -9,10 +9,8 @@ import select
 import socket
 import sqlite3
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
 import httpx
@@ -20,6 +18,7 @@ import psutil
 import pytest
 
 from tests.conftest import ServerFactory, client_for, make_requests
+from tests.integration.test_webhooks import Receiver
 from tests.serverproc import HEADERS, PeakRss, Server
 
 MB = 1024 * 1024
@@ -213,30 +212,9 @@ def test_a_client_leaving_mid_upload_is_no_server_error(start_server: ServerFact
 # --- webhooks --------------------------------------------------------------------
 
 
-class Receiver:
-    def __init__(self) -> None:
-        self.paths: list[str] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                self.rfile.read(int(self.headers["content-length"]))
-                receiver.paths.append(self.path)
-                self.send_response(200)
-                self.send_header("content-length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.http = HTTPServer(("127.0.0.1", 0), Handler)
-        self.base = f"http://127.0.0.1:{self.http.server_address[1]}"
-        threading.Thread(target=self.http.serve_forever, daemon=True).start()
-
-
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
-    r = Receiver()
+    r = Receiver(fail_first=False)
     yield r
     r.http.shutdown()
 

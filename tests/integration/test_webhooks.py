@@ -18,17 +18,20 @@ SECRET = "webhook-secret-for-tests"
 
 
 class Receiver:
-    """Answers 500 to the first delivery, 200 after; keeps what arrived."""
+    """Answers 500 to the first delivery (unless not `fail_first`), 200 after; keeps what
+    arrived and the paths it arrived at."""
 
-    def __init__(self) -> None:
+    def __init__(self, fail_first: bool = True) -> None:
         self.received: list[tuple[dict[str, str], bytes, int]] = []
+        self.paths: list[str] = []
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["content-length"]))
-                status = 500 if not receiver.received else 200
+                status = 500 if fail_first and not receiver.received else 200
                 receiver.received.append((dict(self.headers), body, status))
+                receiver.paths.append(self.path)
                 self.send_response(status)
                 self.send_header("content-length", "0")
                 self.end_headers()
@@ -37,7 +40,8 @@ class Receiver:
                 pass
 
         self.http = HTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.http.server_address[1]}/hooks/batches"
+        self.base = f"http://127.0.0.1:{self.http.server_address[1]}"
+        self.url = f"{self.base}/hooks/batches"
         threading.Thread(target=self.http.serve_forever, daemon=True).start()
 
 
