@@ -4,6 +4,7 @@ take the server's memory or disk, reach past --no-auth from a web page, or draw 
 
 from __future__ import annotations
 
+import json
 import os
 import select
 import socket
@@ -16,8 +17,9 @@ from typing import Any
 import httpx
 import psutil
 import pytest
+from openai.types import Batch
 
-from tests.conftest import ServerFactory, client_for, make_requests
+from tests.conftest import ServerFactory, client_for, make_requests, openai_client_for
 from tests.integration.test_webhooks import Receiver
 from tests.serverproc import HEADERS, PeakRss, Server
 
@@ -408,44 +410,57 @@ def test_report_instants_out_of_range_are_400s(server: Server) -> None:
             assert r.status_code == 400, (path, when, r.text)
 
 
-def test_openai_batch_lines_with_numbers_out_of_range_fail_at_create(server: Server) -> None:
-    auth = {"authorization": f"Bearer {HEADERS['x-api-key']}"}
-    lines = []
-    for i, max_tokens in enumerate(("1e999", "9" * 5000, "5")):
-        body = (
+def _openai_batch(server: Server, lines: list[str]) -> Batch:
+    client = openai_client_for(server)
+    uploaded = client.files.create(file=("in.jsonl", "\n".join(lines).encode()), purpose="batch")
+    return client.batches.create(
+        input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h"
+    )
+
+
+def _line(custom_id: str, body: str) -> str:
+    return '{"custom_id": "%s", "method": "POST", "url": "/v1/chat/completions", "body": %s}' % (
+        custom_id,
+        body,
+    )
+
+
+def test_an_openai_batch_line_nested_too_deep_fails_at_create(server: Server) -> None:
+    body = (
+        '{"model": "claude-test", "messages": [{"role": "user", "content": "x"}],'
+        ' "metadata": %s}' % deep(200)
+    )
+    batch = _openai_batch(server, [_line("deep", body)])
+    assert batch.status == "failed"
+    assert batch.errors is not None and batch.errors.data is not None
+    [error] = batch.errors.data
+    assert error.line == 1 and "nests deeper than" in (error.message or ""), error
+
+
+def test_openai_batch_numbers_out_of_range_end_their_request_once(server: Server) -> None:
+    lines = [
+        _line(
+            f"r{i}",
             '{"model": "claude-test", "max_tokens": %s,'
-            ' "messages": [{"role": "user", "content": "x"}]}' % max_tokens
+            ' "messages": [{"role": "user", "content": "x"}]}' % max_tokens,
         )
-        lines.append(
-            '{"custom_id": "r%d", "method": "POST", "url": "/v1/chat/completions", "body": %s}'
-            % (i, body)
-        )
-    lines.append(
-        '{"custom_id": "deep", "method": "POST", "url": "/v1/chat/completions", "body":'
-        ' {"model": "claude-test", "messages": [{"role": "user", "content": "x"}],'
-        ' "metadata": %s}}' % deep(200)
-    )
-    uploaded = httpx.post(
-        f"{server.base_url}/v1/files",
-        files={"file": ("in.jsonl", "\n".join(lines).encode())},
-        data={"purpose": "batch"},
-        headers=auth,
-    )
-    assert uploaded.status_code == 200, uploaded.text
-    r = httpx.post(
-        f"{server.base_url}/v1/batches",
-        json={
-            "input_file_id": uploaded.json()["id"],
-            "endpoint": "/v1/chat/completions",
-            "completion_window": "24h",
-        },
-        headers=auth,
-    )
-    assert r.status_code == 200, r.text
-    batch = r.json()
-    assert batch["status"] == "failed", batch
-    failed_lines = {e["line"] for e in batch["errors"]["data"]}
-    assert {1, 2, 4} <= failed_lines, batch["errors"]
+        for i, max_tokens in enumerate(("1e999", "9" * 5000, "5"))
+    ]
+    client = openai_client_for(server)
+    batch = _openai_batch(server, lines)
+    deadline = time.monotonic() + 30
+    while batch.status not in ("completed", "failed"):
+        assert time.monotonic() < deadline, batch.status
+        time.sleep(0.1)
+        batch = client.batches.retrieve(batch.id)
+    assert batch.request_counts is not None
+    assert (batch.request_counts.completed, batch.request_counts.failed) == (1, 2)
+    assert batch.error_file_id is not None
+    errors = [json.loads(x) for x in client.files.content(batch.error_file_id).text.splitlines()]
+    assert sorted(e["custom_id"] for e in errors) == ["r0", "r1"]
+    for e in errors:
+        assert e["response"]["status_code"] == 400, e
+    assert "Traceback" not in server.log()
 
 
 def test_a_ref_fan_out_on_the_fake_engine_is_bounded(server: Server) -> None:

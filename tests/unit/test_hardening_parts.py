@@ -157,3 +157,8 @@ async def test_bodies_at_once_and_bytes_held_are_bounded_and_given_back() -> Non
         async for _ in over:
             pass
     assert bodies.reading == 0 and bodies.held == 0
+
+
+def test_plainly_shallow_never_passes_what_decode_would_refuse() -> None:
+    assert json_limits.plainly_shallow(b'{"model": "m", "messages": [{"content": "x"}]}')
+    assert not json_limits.plainly_shallow(b"[" * 70 + b"]" * 70)

@@ -49,6 +49,12 @@ def decode(
     return value
 
 
+def plainly_shallow(raw: bytes) -> bool:
+    """True when `raw` has too few brackets to nest deeper than MAX_DEPTH (a count at C
+    speed, no decoding); False means only that `decode` must look."""
+    return raw.count(b"[") + raw.count(b"{") <= MAX_DEPTH
+
+
 def loads(text: str | bytes, where: str) -> Any:
     """`json.loads` for JSON a client sent inside a string (a tool call's arguments), its
     depth checked; raises ValueError for what is not JSON, InvalidParams for too deep."""
