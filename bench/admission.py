@@ -34,9 +34,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests.engine_sim import SimClient, SimEngine, controlled, fixed, simulate
 
-from batchyard.engines.openai_compat import OpenAICompatEngine
+from batchyard.engines.remote.openai_compat import OpenAICompatEngine
+from batchyard.engines.remote.upstream_load import metrics_url_for, parse_load
 from batchyard.engines.slots import Priority
-from batchyard.engines.upstream_load import metrics_url_for, parse_load
 from batchyard.errors import EngineError
 from batchyard.wire.messages import MessageCreateParams, MessageParam
 

@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import msgspec
 
-from batchyard.engines.local import LocalEngine
+from batchyard.engines.local.engine import LocalEngine
 from batchyard.wire.params import decode_params
 from bench.common import headers, start_server, wait_ended
 

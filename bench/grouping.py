@@ -37,10 +37,10 @@ from batchyard.config import WorkerSettings
 from batchyard.engines.base import Engine
 from batchyard.engines.config import ModelConfig
 from batchyard.engines.router import EngineRouter, Route
-from batchyard.scheduler.worker import Worker
 from batchyard.store import MEMORY_URL, open_store
 from batchyard.store.records import NewBatch
 from batchyard.wire.prefix_key import batch_prefix
+from batchyard.worker.worker import Worker
 from bench.prefix import SYSTEM, item
 
 TASKS = ["returns desk", "payments team", "web shop", "call centre"]
@@ -121,7 +121,7 @@ def report(label: str, r: dict[str, Any]) -> None:
 
 
 async def local_runs(n: int, cache_mb: int) -> None:
-    from batchyard.engines.local import LocalEngine
+    from batchyard.engines.local.engine import LocalEngine
 
     models = Path(tempfile.mkdtemp(prefix="bench-grouping-"))
     model = "smollm2-135m-instruct"
@@ -142,7 +142,7 @@ async def local_runs(n: int, cache_mb: int) -> None:
 
 
 async def vllm_runs(n: int, url: str, model: str) -> None:
-    from batchyard.engines.openai_compat import OpenAICompatEngine
+    from batchyard.engines.remote.openai_compat import OpenAICompatEngine
 
     for label, run in (("grouped", None), ("round-robin", 0), ("grouped again", None)):
         engine = OpenAICompatEngine(url, capacity=32, name="vllm")

@@ -39,7 +39,7 @@ from typing import Any
 import httpx
 import psutil
 
-from batchyard.engines.local import LocalEngine, f16_weights, shipped_weights
+from batchyard.engines.local.engine import LocalEngine, f16_weights, shipped_weights
 from batchyard.engines.slots import Priority
 from batchyard.wire.messages import Message, MessageCreateParams, MessageParam
 

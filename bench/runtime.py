@@ -9,7 +9,7 @@ batchyard runs streams with flash attention on: with the batch-invariant kernel
 of patches/llama.cpp (what `make install` builds) in pieces of any size, with
 llama.cpp's own kernel in pieces under 64 rows, so that only its row-by-row loop
 runs; or with flash attention off (`--no-flash-attention`): either way a
-sequence's numbers never depend on the batch (see engines/llama_runtime.py). The
+sequence's numbers never depend on the batch (see engines/local/runtime.py). The
 default setting runs on Q8_0 weights too (converted from the F16 ones), and when
 the vLLM venv is there (`make vllm`), a torch fp32 runtime (bench/torch_runtime.py)
 runs the same measurement. In brackets: the ratio to the fastest F16 llama.cpp
@@ -31,10 +31,10 @@ from typing import Any
 
 import llama_cpp as ll
 
-from batchyard.engines.llama_calls import FLASH_TILE_ROWS
-from batchyard.engines.llama_context import batch_invariant_attention
-from batchyard.engines.llama_runtime import llamafile_kernels, quiet_llama
-from batchyard.engines.local import converted_weights, f16_weights, shipped_weights
+from batchyard.engines.local.calls import FLASH_TILE_ROWS
+from batchyard.engines.local.context import batch_invariant_attention
+from batchyard.engines.local.engine import converted_weights, f16_weights, shipped_weights
+from batchyard.engines.local.runtime import llamafile_kernels, quiet_llama
 
 PROMPT = 256
 STEPS = 64

@@ -23,9 +23,9 @@ from pathlib import Path
 
 import llama_cpp as ll
 
-from batchyard.engines.llama_generation import Generation, Sampling
-from batchyard.engines.llama_runtime import LlamaRuntime
-from batchyard.engines.local import f16_weights, shipped_weights
+from batchyard.engines.local.engine import f16_weights, shipped_weights
+from batchyard.engines.local.generation import Generation, Sampling
+from batchyard.engines.local.runtime import LlamaRuntime
 from batchyard.grammar import json_schema as js
 
 N_SEQ = 32

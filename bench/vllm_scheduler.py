@@ -38,15 +38,15 @@ from batchyard.clock import SystemClock
 from batchyard.config import WorkerSettings
 from batchyard.engines import dispatch
 from batchyard.engines.config import ModelConfig
-from batchyard.engines.openai_compat import OpenAICompatEngine
+from batchyard.engines.remote.openai_compat import OpenAICompatEngine
 from batchyard.engines.router import EngineRouter, Route
 from batchyard.engines.slots import Priority
-from batchyard.scheduler.worker import Worker
 from batchyard.store import MEMORY_URL, open_store
 from batchyard.store.port import Store
 from batchyard.store.records import NewBatch
 from batchyard.wire.messages import MessageCreateParams, MessageParam
 from batchyard.wire.streaming import ContentBlockDelta
+from batchyard.worker.worker import Worker
 from bench.prefix import item
 
 MODEL = "smollm2"

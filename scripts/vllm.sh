@@ -31,7 +31,7 @@ if [ ! -f "$VLLM_VENV/.installed-$VERSION" ]; then
 fi
 
 GGUF=$("$PROJECT_PYTHON" -c \
-  'from batchyard.engines.local import shipped_weights; print(shipped_weights())')
+  'from batchyard.engines.local.engine import shipped_weights; print(shipped_weights())')
 HF_HUB_OFFLINE=1 TRANSFORMERS_VERBOSITY=error TQDM_DISABLE=1 \
   "$PY" scripts/vllm_weights.py "$GGUF" "$MODEL_DIR"
 

@@ -16,9 +16,9 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from batchyard.engines.admission import AdmissionController
+from batchyard.engines.remote.concurrency import AdmissionController
+from batchyard.engines.remote.upstream_load import UpstreamLoad
 from batchyard.engines.slots import PrioritySlots
-from batchyard.engines.upstream_load import UpstreamLoad
 
 
 class SimEngine:

@@ -14,7 +14,6 @@ from batchyard.config import Settings
 from batchyard.engines.build import build_router
 from batchyard.engines.router import EngineRouter
 from batchyard.metrics import Metrics
-from batchyard.scheduler.worker import Worker
 from batchyard.services.costs import CostService
 from batchyard.services.dashboard import DashboardService
 from batchyard.services.files import FileService
@@ -26,6 +25,7 @@ from batchyard.services.webhooks import WebhookPolicy, WebhookSender
 from batchyard.store import MEMORY_URL, is_postgres, open_store
 from batchyard.store.blobs import BlobStore, LocalBlobs, MemoryBlobs
 from batchyard.store.port import Store
+from batchyard.worker.worker import Worker
 
 
 @dataclass(slots=True)

@@ -131,7 +131,7 @@ class Metrics:
 
 class _EngineCollector(Collector):
     """Each engine's slots (capacity now, in use, waiting) and its server's last load
-    reading (`engines/upstream_load.py`), read at scrape time."""
+    reading (`engines/remote/upstream_load.py`), read at scrape time."""
 
     def __init__(self, engines: list[Engine]) -> None:
         self.engines = engines

@@ -13,14 +13,14 @@ import numpy as np
 import pytest
 from llama_cpp import Llama
 
-from batchyard.engines.llama_calls import FLASH_TILE_ROWS
-from batchyard.engines.llama_context import (
+from batchyard.engines.local.calls import FLASH_TILE_ROWS
+from batchyard.engines.local.context import (
     batch_invariant_attention,
     invariant_attention_probe,
     load_model,
 )
-from batchyard.engines.llama_runtime import LlamaRuntime
-from batchyard.engines.local import f16_weights, shipped_weights
+from batchyard.engines.local.engine import f16_weights, shipped_weights
+from batchyard.engines.local.runtime import LlamaRuntime
 
 REQUIRED = bool(os.environ.get("BATCHYARD_REQUIRE_INVARIANT_ATTENTION"))
 """Set by `make test`: the kernel must be built in (else its tests would only skip)."""

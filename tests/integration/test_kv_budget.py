@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from batchyard.engines.llama_generation import Generation, Sampling
-from batchyard.engines.llama_runtime import LlamaRuntime
-from batchyard.engines.local import f16_weights, shipped_weights
+from batchyard.engines.local.engine import f16_weights, shipped_weights
+from batchyard.engines.local.generation import Generation, Sampling
+from batchyard.engines.local.runtime import LlamaRuntime
 from tests.integration.test_prefix_runtime import ITEMS, generate, prompt
 
 STEPS = 24

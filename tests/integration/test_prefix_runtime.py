@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from batchyard.engines.llama_generation import Generation, Sampling
-from batchyard.engines.llama_runtime import LlamaRuntime
-from batchyard.engines.local import f16_weights, shipped_weights
+from batchyard.engines.local.engine import f16_weights, shipped_weights
+from batchyard.engines.local.generation import Generation, Sampling
+from batchyard.engines.local.runtime import LlamaRuntime
 
 SYSTEM = "You sort customer messages into one word labels. " + " ".join(
     f"Example {i}: 'my parcel number {i} came late' is labelled delivery." for i in range(18)

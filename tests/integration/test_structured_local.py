@@ -13,9 +13,9 @@ import jsonschema_rs
 import pydantic
 import pytest
 
-from batchyard.engines.llama_generation import Generation
-from batchyard.engines.llama_runtime import LlamaRuntime
-from batchyard.engines.local import f16_weights, shipped_weights
+from batchyard.engines.local.engine import f16_weights, shipped_weights
+from batchyard.engines.local.generation import Generation
+from batchyard.engines.local.runtime import LlamaRuntime
 from batchyard.grammar.json_schema import json_schema_grammar
 from tests.conftest import client_for, openai_client_for
 from tests.integration.test_local_engine import MODEL, local_server

@@ -10,14 +10,14 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from batchyard.engines.admission import AdmissionController
-from batchyard.engines.openai_compat import OpenAICompatEngine
-from batchyard.engines.slots import Priority, PrioritySlots
-from batchyard.engines.upstream_load import (
+from batchyard.engines.remote.concurrency import AdmissionController
+from batchyard.engines.remote.openai_compat import OpenAICompatEngine
+from batchyard.engines.remote.upstream_load import (
     UpstreamLoad,
     metrics_url_for,
     parse_load,
 )
+from batchyard.engines.slots import Priority, PrioritySlots
 from batchyard.wire.messages import MessageCreateParams, MessageParam
 from tests.engine_sim import SimEngine, controlled, fixed, simulate
 from tests.unit.test_admission_fallback import wait_for

@@ -10,9 +10,9 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from batchyard.engines.admission import EngineAdmission
+from batchyard.engines.remote.concurrency import EngineAdmission
+from batchyard.engines.remote.upstream_load import GIVE_UP_AFTER
 from batchyard.engines.slots import PrioritySlots
-from batchyard.engines.upstream_load import GIVE_UP_AFTER
 
 
 def metrics_transport(answer: Callable[[], httpx.Response]) -> httpx.MockTransport:

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from batchyard.cli_options import add_store_and_engine
+from batchyard.cli.options import add_store_and_engine
 from batchyard.engines import config as engine_config
 from batchyard.engines.config import EngineConfig, ModelConfig
-from batchyard.engines.openai_compat import OpenAICompatEngine
+from batchyard.engines.remote.openai_compat import OpenAICompatEngine
 
 
 def parser() -> argparse.ArgumentParser:

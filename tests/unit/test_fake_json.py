@@ -11,8 +11,8 @@ import jsonschema_rs
 import msgspec
 import pytest
 
-from batchyard.engines.fake import FakeEngine
-from batchyard.engines.fake_json import UnsupportedSchema, example, pattern_example
+from batchyard.engines.fake.engine import FakeEngine
+from batchyard.engines.fake.json_example import UnsupportedSchema, example, pattern_example
 from batchyard.errors import EngineError
 from batchyard.grammar.json_rules import FORMATS
 from batchyard.wire.messages import MessageCreateParams, TextContent, ToolUseContent

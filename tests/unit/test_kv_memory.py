@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from batchyard.engines.kv_memory import make_and_release
+from batchyard.engines.local.kv_memory import make_and_release
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux /proc")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ctypes
 
-from batchyard.engines.kv_pool import KvLayout, KvPool, locate
+from batchyard.engines.local.kv_pool import KvLayout, KvPool, locate
 
 ROW = 384  # SmolLM2-135M: 3 KV heads x 64 dims x 2 bytes
 FLASH = KvLayout(n_layer=30, n_stream=5, cells=512, k_row=ROW, v_row=ROW, v_trans=False)

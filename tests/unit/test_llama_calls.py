@@ -7,8 +7,8 @@ from typing import Any
 import llama_cpp as ll
 import pytest
 
-from batchyard.engines.llama_calls import MAX_PADDING, PaddedCalls
-from batchyard.engines.llama_generation import Generation, Sampling
+from batchyard.engines.local.calls import MAX_PADDING, PaddedCalls
+from batchyard.engines.local.generation import Generation, Sampling
 
 
 def generation(seq: int, prompt_tokens: int) -> Generation:

@@ -14,10 +14,9 @@ import pytest
 from batchyard.clock import ManualClock
 from batchyard.config import WorkerSettings
 from batchyard.engines.config import ModelConfig
-from batchyard.engines.fake import FakeEngine
+from batchyard.engines.fake.engine import FakeEngine
 from batchyard.engines.router import EngineRouter, Route
 from batchyard.errors import InvalidRequest, NotFound, RateLimited
-from batchyard.scheduler.worker import Worker
 from batchyard.services.files import FileService
 from batchyard.services.message_batches import BatchService
 from batchyard.services.openai_batch_input import MAX_INPUT_BYTES
@@ -27,6 +26,7 @@ from batchyard.store.port import Store
 from batchyard.store.records import FileRecord
 from batchyard.translate.envelope import unwrap_chat_body
 from batchyard.wire.openai import Batch, BatchCreateIn, BatchError
+from batchyard.worker.worker import Worker
 from tests.stubs import MemoryBlobs
 
 pytestmark = pytest.mark.anyio

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from batchyard.engines.prefix_cache import PrefixCache, block_hashes, common_prefix
+from batchyard.engines.local.prefix_cache import PrefixCache, block_hashes, common_prefix
 
 
 class Clock:

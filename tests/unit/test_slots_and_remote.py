@@ -7,7 +7,7 @@ import asyncio
 import httpx
 import pytest
 
-from batchyard.engines.remote import AdaptiveLimit, error_for_status, retry_after
+from batchyard.engines.remote.errors import AdaptiveLimit, error_for_status, retry_after
 from batchyard.engines.slots import Priority, PrioritySlots
 
 

@@ -7,7 +7,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from batchyard.engines.fake import FakeEngine
+from batchyard.engines.fake.engine import FakeEngine
 from batchyard.errors import EngineError, InvalidRequest
 from batchyard.services.message_batches import parse_create_body
 from batchyard.wire.errors import InvalidParams

@@ -12,13 +12,13 @@ import pytest
 from batchyard.clock import ManualClock
 from batchyard.config import WorkerSettings
 from batchyard.engines.config import ModelConfig
-from batchyard.engines.fake import FakeEngine
+from batchyard.engines.fake.engine import FakeEngine
 from batchyard.engines.router import EngineRouter, Route
 from batchyard.engines.slots import Priority
-from batchyard.scheduler.worker import Worker
 from batchyard.store.records import NewBatch
 from batchyard.store.sqlite import SQLiteStore
 from batchyard.wire.messages import Message, MessageCreateParams
+from batchyard.worker.worker import Worker
 
 pytestmark = pytest.mark.anyio
 

@@ -12,15 +12,15 @@ import pytest
 from batchyard.clock import ManualClock
 from batchyard.config import WorkerSettings
 from batchyard.engines.config import ModelConfig
-from batchyard.engines.fake import FakeEngine
+from batchyard.engines.fake.engine import FakeEngine
 from batchyard.engines.router import EngineRouter, Route
 from batchyard.engines.slots import Priority
-from batchyard.scheduler.worker import Worker
 from batchyard.services.files import FileService
 from batchyard.store import MEMORY_URL, open_store
 from batchyard.store.port import Store
 from batchyard.store.records import NewBatch
 from batchyard.wire.messages import DocumentBlock, Message, MessageCreateParams
+from batchyard.worker.worker import Worker
 from tests.pdfs import text_pdf
 from tests.stubs import MemoryBlobs
 

@@ -12,13 +12,13 @@ import pytest
 from batchyard.clock import ManualClock
 from batchyard.config import WorkerSettings
 from batchyard.engines.config import ModelConfig
-from batchyard.engines.fake import FakeEngine
+from batchyard.engines.fake.engine import FakeEngine
 from batchyard.engines.router import EngineRouter, Route
-from batchyard.scheduler.worker import Worker
 from batchyard.store.port import Store
 from batchyard.store.records import NewBatch
 from batchyard.wire.messages import Message, MessageCreateParams
 from batchyard.wire.prefix_key import batch_prefix
+from batchyard.worker.worker import Worker
 
 pytestmark = pytest.mark.anyio
 HOUR = 3600.0

@@ -14,15 +14,15 @@ import pytest
 from batchyard.clock import ManualClock
 from batchyard.config import WorkerSettings
 from batchyard.engines.config import ModelConfig
-from batchyard.engines.fake import FakeEngine
+from batchyard.engines.fake.engine import FakeEngine
 from batchyard.engines.router import EngineRouter, Route
 from batchyard.engines.slots import Priority
 from batchyard.errors import EngineError
-from batchyard.scheduler.worker import Worker
 from batchyard.store.port import Store
 from batchyard.store.records import BatchRecord, NewBatch, OpenAIBatchRecord
 from batchyard.translate.envelope import unservable, wrap_chat_body
 from batchyard.wire.messages import Message, MessageCreateParams, text_of
+from batchyard.worker.worker import Worker
 
 pytestmark = pytest.mark.anyio
 HOUR = 3600.0

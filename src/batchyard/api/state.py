@@ -10,7 +10,6 @@ from batchyard.auth.principal import Principal
 from batchyard.auth.tenancy import Tenancy
 from batchyard.composition import Services
 from batchyard.engines.router import EngineRouter
-from batchyard.scheduler.worker import Worker
 from batchyard.services.costs import CostService
 from batchyard.services.dashboard import DashboardService
 from batchyard.services.files import FileService
@@ -19,6 +18,7 @@ from batchyard.services.message_batches import BatchService
 from batchyard.services.openai_batches import OpenAIBatchService
 from batchyard.services.usage import UsageService
 from batchyard.store.records import WorkspaceRecord
+from batchyard.worker.worker import Worker
 
 
 def services(request: Request) -> Services:

@@ -24,7 +24,7 @@ def admission_mode(config: EngineConfig) -> AdmissionMode:
 
 def build_engine(config: EngineConfig, cache_dir: Path) -> Engine:
     if config.kind == "fake":
-        from batchyard.engines.fake import FakeEngine
+        from batchyard.engines.fake.engine import FakeEngine
 
         return FakeEngine(
             latency_ms=config.latency_ms,
@@ -35,7 +35,7 @@ def build_engine(config: EngineConfig, cache_dir: Path) -> Engine:
             name=config.name or "fake",
         )
     if config.kind == "local":
-        from batchyard.engines.local import LocalEngine
+        from batchyard.engines.local.engine import LocalEngine
 
         return LocalEngine(
             cache_dir=cache_dir,
@@ -51,7 +51,7 @@ def build_engine(config: EngineConfig, cache_dir: Path) -> Engine:
         )
     api_key = config.api_key or (os.environ.get(config.api_key_env) if config.api_key_env else None)
     if config.kind == "openai":
-        from batchyard.engines.openai_compat import OpenAICompatEngine
+        from batchyard.engines.remote.openai_compat import OpenAICompatEngine
 
         if not config.base_url:
             raise ValueError("an openai engine needs base_url (the server's /v1 URL)")
@@ -70,7 +70,7 @@ def build_engine(config: EngineConfig, cache_dir: Path) -> Engine:
             batch_priority=config.batch_priority,
         )
     if config.kind == "anthropic":
-        from batchyard.engines.anthropic_upstream import AnthropicEngine
+        from batchyard.engines.remote.anthropic import AnthropicEngine
 
         return AnthropicEngine(
             config.base_url or "https://api.anthropic.com",

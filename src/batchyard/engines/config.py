@@ -24,7 +24,7 @@ import msgspec
 
 EngineKind = Literal["fake", "local", "openai", "anthropic"]
 AdmissionMode = Literal["metrics", "aimd", "fixed"]
-"""How a remote engine's concurrency is set (`engines/admission.py`)."""
+"""How a remote engine's concurrency is set (`engines/remote/concurrency.py`)."""
 
 
 class ModelPrices(msgspec.Struct, forbid_unknown_fields=True):

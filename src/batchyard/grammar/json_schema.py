@@ -25,6 +25,7 @@ from typing import Any
 
 from batchyard.grammar.cache import ByteBoundedCache
 from batchyard.grammar.json_literals import json_literal, json_text, json_types
+from batchyard.grammar.json_pointer import resolve_local_ref
 from batchyard.grammar.json_rules import BASE_RULES, FORMATS
 from batchyard.grammar.subset import (
     ANNOTATIONS,
@@ -59,23 +60,6 @@ def _alone(schema: dict[str, Any], path: Path, *keys: str) -> None:
                 (*path, key),
                 f"is not supported beside {keys[0]} (move it into the schemas it applies to)",
             )
-
-
-def resolve_local_ref(root: Any, ref: str) -> tuple[tuple[str, ...], Any] | None:
-    """What a local `$ref` (`#/$defs/Name`, any JSON pointer into `root`) names, with the
-    keys leading to it; None if it names nothing."""
-    if ref == "#":
-        return (), root
-    keys = tuple(p.replace("~1", "/").replace("~0", "~") for p in ref[1:].lstrip("/").split("/"))
-    target = root
-    for key in keys:
-        if isinstance(target, dict) and key in target:
-            target = target[key]
-        elif isinstance(target, list) and key.isdigit() and int(key) < len(target):
-            target = target[int(key)]
-        else:
-            return None
-    return keys, target
 
 
 class GrammarBuilder:

@@ -18,7 +18,7 @@ def reasoning_controls(params: MessageCreateParams) -> dict[str, Any]:
     `thinking_token_budget` (a per-request sampling parameter, enforced when the server
     runs with `--reasoning-parser`; see vLLM's docs/features/reasoning_outputs.md,
     "Thinking Budget Control"). Most servers ignore a key they lack; one that refuses
-    it is asked again without it (`engines/openai_compat.py`).
+    it is asked again without it (`engines/remote/openai_compat.py`).
     """
     controls: dict[str, Any] = {}
     if params.thinking:

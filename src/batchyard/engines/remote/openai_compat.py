@@ -1,6 +1,6 @@
 """Any `/v1/chat/completions` server: vLLM, SGLang, llama.cpp server, Ollama, OpenAI.
 
-Concurrency follows the server's own load (`engines/admission.py`): its Prometheus
+Concurrency follows the server's own load (`engines/remote/concurrency.py`): its Prometheus
 metrics where it has them (vLLM, SGLang, llama-server), else 429s and latency. With
 `send_priority` each request carries vLLM's `priority` (lower is served first:
 interactive calls 0, batch work `batch_priority`), for a server started with
@@ -25,15 +25,15 @@ from typing import Any
 
 import httpx
 
-from batchyard.engines.admission import EngineAdmission
 from batchyard.engines.config import BATCH_PRIORITY_ERROR, AdmissionMode
-from batchyard.engines.remote import (
+from batchyard.engines.remote.concurrency import EngineAdmission
+from batchyard.engines.remote.errors import (
     error_for_exception,
     error_for_status,
     upstream_message,
 )
+from batchyard.engines.remote.upstream_load import UpstreamLoad, metrics_url_for
 from batchyard.engines.slots import Priority, PrioritySlots
-from batchyard.engines.upstream_load import UpstreamLoad, metrics_url_for
 from batchyard.errors import EngineError
 from batchyard.translate.messages_to_chat import (
     ChatStreamTranslator,

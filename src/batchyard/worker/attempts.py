@@ -12,7 +12,6 @@ from batchyard.engines.router import EngineRouter, UnknownModel
 from batchyard.engines.slots import Priority
 from batchyard.errors import EngineError
 from batchyard.metrics import Metrics
-from batchyard.scheduler.results import errored_line, succeeded_line
 from batchyard.services.file_content import resolve_files
 from batchyard.services.files import FileService
 from batchyard.store.layout import RequestState
@@ -21,6 +20,7 @@ from batchyard.translate.chat_to_messages import ChatRequestError, messages_requ
 from batchyard.translate.envelope import unservable_reason, unwrap_chat_body
 from batchyard.wire.errors import InvalidParams
 from batchyard.wire.params import decode_params
+from batchyard.worker.results import errored_line, succeeded_line
 
 
 class Attempts:

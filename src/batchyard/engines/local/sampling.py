@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING, Any
 
 import llama_cpp as ll
 
-from batchyard.engines.llama_grammar import Candidates
+from batchyard.engines.local.grammar import Candidates
 
 if TYPE_CHECKING:
-    from batchyard.engines.llama_generation import Generation, Sampling
+    from batchyard.engines.local.generation import Generation, Sampling
 
 
 def sampler_chain(sampling: Sampling) -> Any:

@@ -4,7 +4,7 @@ Its "tokens" are whitespace-separated words. The reply is a fixed text derived
 from the request (a digest and the last user words), so the same request gives
 the same reply. `max_tokens` and `stop_sequences` are honoured the way a model's
 would be. Under `output_config.format` the text is a JSON document valid against
-the schema (`engines/fake_json.py`); a forced tool (`tool_choice` `tool`, or `any`)
+the schema (`engines/fake/json_example.py`); a forced tool (`tool_choice` `tool`, or `any`)
 is called with an input made from its `input_schema`.
 """
 
@@ -19,8 +19,8 @@ from typing import Any, NamedTuple
 import anyio
 
 from batchyard import ids
-from batchyard.engines import fake_json
 from batchyard.engines.base import stream_whole_message
+from batchyard.engines.fake import json_example as fake_json
 from batchyard.engines.slots import Priority, PrioritySlots
 from batchyard.errors import EngineError
 from batchyard.wire.messages import (

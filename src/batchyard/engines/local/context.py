@@ -9,8 +9,8 @@ from typing import Any
 
 import llama_cpp as ll
 
-from batchyard.engines.kv_memory import make_and_release
-from batchyard.engines.kv_pool import KvLayout
+from batchyard.engines.local.kv_memory import make_and_release
+from batchyard.engines.local.kv_pool import KvLayout
 
 
 def load_model(model_path: str | Path) -> Any:
@@ -65,7 +65,7 @@ def batch_invariant_attention(model: Any) -> bool:
     call, so a prompt may be prefilled in pieces of any size. Not where this llama.cpp
     lacks the kernel (a llama-cpp-python from elsewhere) or the model's heads do not
     take it (keys wider than values, over 64 query heads a KV head): the runtime then
-    keeps pieces under `llama_calls.FLASH_TILE_ROWS`."""
+    keeps pieces under `calls.FLASH_TILE_ROWS`."""
     probe = invariant_attention_probe()
     if probe is None:
         return False

@@ -329,25 +329,19 @@ def add_serve_options(serve: argparse.ArgumentParser) -> None:
         help="refuse an upload that would put a workspace's files over this many bytes"
         " (413; default 100 GB, as hosted; 0: no quota)",
     )
-    serve.add_argument(
-        "--body-timeout",
-        type=duration,
-        default=env("BODY_TIMEOUT", BodyLimits().timeout, duration),
-        help="a request body must arrive within this long (408 otherwise; default 120s)",
-    )
-    serve.add_argument(
-        "--max-body-reads",
-        type=int,
-        default=env("MAX_BODY_READS", BodyLimits().max_reads, int),
-        help="request bodies received at once; more are answered 529, which clients retry"
-        " (default 256)",
-    )
-    serve.add_argument(
-        "--max-body-memory",
-        type=int,
-        default=env("MAX_BODY_MEMORY", BodyLimits().max_bytes, int),
-        help="bytes the bodies being received may hold between them (529 past it; default 1 GiB)",
-    )
+    bodies = BodyLimits()
+    for flag, cast, default, what in (
+        ("--body-timeout", duration, bodies.timeout, "a body must arrive in time (408)"),
+        ("--max-body-reads", int, bodies.max_reads, "bodies received at once (more: 529)"),
+        ("--max-body-memory", int, bodies.max_bytes, "bytes those bodies may hold (past: 529)"),
+    ):
+        variable = flag.removeprefix("--").replace("-", "_").upper()
+        serve.add_argument(
+            flag,
+            type=cast,
+            default=env(variable, default, cast),
+            help=f"{what}; default %(default)s",
+        )
     serve.add_argument(
         "--path-prefix",
         default=env("PATH_PREFIX", None),

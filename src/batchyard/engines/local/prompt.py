@@ -7,7 +7,7 @@ from typing import Any
 
 import msgspec
 
-from batchyard.engines.answer_shape import AnswerShape, call_text
+from batchyard.engines.local.answer_shape import AnswerShape, call_text
 from batchyard.errors import EngineError
 from batchyard.wire.cache_control import CACHE_TTL_SECONDS, cache_marks
 from batchyard.wire.messages import (

@@ -27,7 +27,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from batchyard.engines.kv_memory import release_pages
+from batchyard.engines.local.kv_memory import release_pages
 
 log = logging.getLogger("batchyard.llama")
 

@@ -6,7 +6,7 @@ import argparse
 
 import msgspec
 
-from batchyard.cli_options import env
+from batchyard.cli.options import env
 from batchyard.config import (
     DAY,
     DEFAULT_FILE_QUOTA_BYTES,

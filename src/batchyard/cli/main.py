@@ -8,9 +8,11 @@ import logging
 import signal
 from collections.abc import Sequence
 
-from batchyard import __version__, cli_client, cli_keys, logs
-from batchyard.cli_options import add_database, add_serve_options, add_store_and_engine, env
-from batchyard.cli_settings import settings_of
+from batchyard import __version__, logs
+from batchyard.cli import client as cli_client
+from batchyard.cli import keys as cli_keys
+from batchyard.cli.options import add_database, add_serve_options, add_store_and_engine, env
+from batchyard.cli.settings import settings_of
 from batchyard.config import Settings
 
 
@@ -75,7 +77,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             _worker(settings_of(args, run_worker=True), args.metrics_port, args.metrics_host)
         )
     elif args.command == "doctor":
-        from batchyard.doctor import diagnose, report
+        from batchyard.cli.doctor import diagnose, report
 
         settings = settings_of(args, run_worker=False)
         raise SystemExit(report(asyncio.run(diagnose(settings, args.base_url))))

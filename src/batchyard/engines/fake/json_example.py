@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from batchyard.grammar.json_schema import resolve_local_ref
+from batchyard.grammar.json_pointer import resolve_local_ref
 
 Schema = dict[str, Any] | bool
 

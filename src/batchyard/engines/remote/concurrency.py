@@ -1,7 +1,7 @@
 """How many requests a remote engine is sent at once: from its own load, or adapted.
 
 `AdmissionController` sets the engine's `slots` capacity from the engine's metrics
-(`engines/upstream_load.py`) so that its running set stays full and its waiting
+(`engines/remote/upstream_load.py`) so that its running set stays full and its waiting
 queue short: a target of `max(2, running / 8)` requests queued inside the engine,
 enough that a finished sequence is replaced at the next step, few enough that a
 new (interactive) request does not wait behind a long queue. On each reading:
@@ -38,9 +38,9 @@ import logging
 import httpx
 
 from batchyard.engines.config import AdmissionMode
-from batchyard.engines.remote import AdaptiveLimit
+from batchyard.engines.remote.errors import AdaptiveLimit
+from batchyard.engines.remote.upstream_load import GIVE_UP_AFTER, LoadProbe, UpstreamLoad
 from batchyard.engines.slots import PrioritySlots
-from batchyard.engines.upstream_load import GIVE_UP_AFTER, LoadProbe, UpstreamLoad
 
 log = logging.getLogger("batchyard.admission")
 

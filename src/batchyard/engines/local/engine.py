@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from batchyard import ids
-from batchyard.engines.answer_shape import AnswerShape, answer_shape, tool_use_of
-from batchyard.engines.local_prompt import cache_cuts, chat_of, invalid, ttl_seconds
-from batchyard.engines.prefix_cache import common_prefix
+from batchyard.engines.local.answer_shape import AnswerShape, answer_shape, tool_use_of
+from batchyard.engines.local.prefix_cache import common_prefix
+from batchyard.engines.local.prompt import cache_cuts, chat_of, invalid, ttl_seconds
 from batchyard.engines.slots import Priority, PrioritySlots
 from batchyard.errors import EngineError
 from batchyard.wire.messages import (
@@ -71,7 +71,7 @@ def converted_weights(source: Path, cache_dir: Path, kind: str) -> Path:
     its type tag (written atomically)."""
     import llama_cpp as ll
 
-    from batchyard.engines.llama_runtime import quiet_llama
+    from batchyard.engines.local.runtime import quiet_llama
 
     quiet_llama()
     target = cache_dir / f"{source.stem.rsplit('.', 1)[0]}.{kind}.gguf"
@@ -113,7 +113,7 @@ def usage_of(generation: Any, output_tokens: int | None = None) -> Usage:
 class LocalEngine:
     features: frozenset[str] = frozenset()
     """None of `engines/features.py`: structured outputs and forced tool calls it does
-    itself (`engines/answer_shape.py`)."""
+    itself (`engines/local/answer_shape.py`)."""
 
     def __init__(
         self,
@@ -132,7 +132,7 @@ class LocalEngine:
         try:
             from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
-            from batchyard.engines.llama_runtime import LlamaRuntime, llamafile_kernels
+            from batchyard.engines.local.runtime import LlamaRuntime, llamafile_kernels
         except ImportError:
             raise RuntimeError(INSTALL_HINT) from None
         if not llamafile_kernels():
@@ -220,7 +220,7 @@ class LocalEngine:
     def _generation(
         self, params: MessageCreateParams, shape: AnswerShape, done: Any, on_text: Any = None
     ) -> Any:
-        from batchyard.engines.llama_generation import Generation, Sampling
+        from batchyard.engines.local.generation import Generation, Sampling
 
         temperature = 1.0 if params.temperature is None else params.temperature
         prompt = self.prompt_tokens(params, shape)

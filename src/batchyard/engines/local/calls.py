@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import llama_cpp as ll
 
 if TYPE_CHECKING:
-    from batchyard.engines.llama_generation import Generation
+    from batchyard.engines.local.generation import Generation
 
 FLASH_TILE_ROWS = 64
 """llama.cpp's own CPU flash attention takes its tiled loop from this many query rows
@@ -35,7 +35,7 @@ def runs(generations: list[Generation]) -> list[list[Generation]]:
 
 class PaddedCalls:
     """Prefill and decode calls on one context, each token in a piece of two or more
-    (see the `llama_runtime` module's docstring for why); with `flash_tiles` (flash
+    (see the `runtime.py` module's docstring for why); with `flash_tiles` (flash
     attention, deterministic) no piece reaches the kernel's tile of FLASH_TILE_ROWS."""
 
     def __init__(

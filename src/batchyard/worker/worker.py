@@ -25,12 +25,12 @@ from batchyard.config import WorkerSettings
 from batchyard.engines.router import EngineRouter
 from batchyard.errors import EngineError, StoreUnavailable
 from batchyard.metrics import Metrics
-from batchyard.scheduler.attempts import Attempts
 from batchyard.services.files import FileService
 from batchyard.store.claims import Grouping
 from batchyard.store.layout import RequestState
 from batchyard.store.port import Store
 from batchyard.store.records import ClaimedRequest, EngineLoad, Outcome, WorkerStatus
+from batchyard.worker.attempts import Attempts
 
 log = logging.getLogger("batchyard.worker")
 

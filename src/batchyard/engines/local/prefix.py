@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING, Any
 
 import llama_cpp as ll
 
-from batchyard.engines.prefix_cache import CacheEntry, PrefixCache, common_prefix
+from batchyard.engines.local.prefix_cache import CacheEntry, PrefixCache, common_prefix
 
 if TYPE_CHECKING:
-    from batchyard.engines.llama_generation import Generation
+    from batchyard.engines.local.generation import Generation
 
 log = logging.getLogger("batchyard.llama")
 

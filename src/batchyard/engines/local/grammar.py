@@ -1,6 +1,6 @@
 """Grammar-constrained sampling on llama.cpp: grammars parsed once and cloned for each
 sequence, and the token arrays that ask a grammar about one token, the best few, or
-the whole vocabulary (`llama_sampling.TokenSampler` uses them in that order)."""
+the whole vocabulary (`sampling.TokenSampler` uses them in that order)."""
 
 from __future__ import annotations
 

@@ -17,7 +17,7 @@ matrix product is summed in the same order whatever the batch, in ggml's kernels
 and in llamafile's tiles alike; what differs is that a product of one row goes
 to ggml's kernel and one of more rows to llamafile's, with other rounding. So the
 runtime never lets that choice follow the load: a prompt token is always
-prefilled in a piece of two or more (see `llama_calls.PaddedCalls.chunk`), a generated
+prefilled in a piece of two or more (see `calls.PaddedCalls.chunk`), a generated
 token always in a call of two or more with one token per sequence (see its `decode`). Attention runs
 over each sequence's own slice, where its tokens sit at cells 0..n-1: as
 llama.cpp's flash attention (the default: faster decode, KV memory by token), or
@@ -29,7 +29,7 @@ prefilled in other chunks gave logits up to 0.045 apart). `make install` builds
 llama.cpp with batchyard's kernel instead (`patches/llama.cpp`): the query heads of
 a KV head and the tokens of a sequence go over the KV in fixed tiles aligned to
 cell 0, each row's arithmetic the same whatever shares the call, so pieces may be
-of any size (`llama_context.batch_invariant_attention`). With llama.cpp's own
+of any size (`context.batch_invariant_attention`). With llama.cpp's own
 kernel, pieces stay under 64 rows and a call never holds one sequence's single
 row: only the plain loop runs. Checked bit for bit on the logits, both ways:
 alone, in a full batch, and after a cache hit. `deterministic=False` lifts the
@@ -54,9 +54,8 @@ from pathlib import Path
 
 import llama_cpp as ll
 
-from batchyard.engines.kv_pool import KvPool, locate
-from batchyard.engines.llama_calls import PaddedCalls, runs
-from batchyard.engines.llama_context import (
+from batchyard.engines.local.calls import PaddedCalls, runs
+from batchyard.engines.local.context import (
     batch_invariant_attention,
     kv_layout,
     load_model,
@@ -64,11 +63,12 @@ from batchyard.engines.llama_context import (
     new_context,
     slice_tokens,
 )
-from batchyard.engines.llama_generation import Generation
-from batchyard.engines.llama_grammar import Candidates, GrammarCache
-from batchyard.engines.llama_prefix import PrefixReuse
-from batchyard.engines.llama_sampling import TokenSampler, emit, sampler_chain
-from batchyard.engines.prefix_cache import PrefixCache
+from batchyard.engines.local.generation import Generation
+from batchyard.engines.local.grammar import Candidates, GrammarCache
+from batchyard.engines.local.kv_pool import KvPool, locate
+from batchyard.engines.local.prefix import PrefixReuse
+from batchyard.engines.local.prefix_cache import PrefixCache
+from batchyard.engines.local.sampling import TokenSampler, emit, sampler_chain
 
 log = logging.getLogger("batchyard.llama")
 

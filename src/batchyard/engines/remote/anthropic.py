@@ -10,11 +10,11 @@ from typing import Any
 import httpx
 import msgspec
 
-from batchyard.engines.admission import EngineAdmission
 from batchyard.engines.base import stream_whole_message
 from batchyard.engines.config import AdmissionMode
 from batchyard.engines.features import ALL_FEATURES
-from batchyard.engines.remote import error_for_exception, error_for_status
+from batchyard.engines.remote.concurrency import EngineAdmission
+from batchyard.engines.remote.errors import error_for_exception, error_for_status
 from batchyard.engines.slots import Priority, PrioritySlots
 from batchyard.errors import EngineError
 from batchyard.wire.messages import Message, MessageCreateParams

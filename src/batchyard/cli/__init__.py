@@ -1,0 +1,1 @@
+"""The `batchyard` command line: serve, worker, keys, the client commands, doctor."""

@@ -1,0 +1,5 @@
+"""`python -m batchyard.cli`."""
+
+from batchyard.cli.main import main
+
+main()

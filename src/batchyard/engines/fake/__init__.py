@@ -1,0 +1,1 @@
+"""The deterministic fake engine, for tests and load."""

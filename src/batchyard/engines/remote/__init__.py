@@ -1,0 +1,1 @@
+"""Remote engines: OpenAI-compatible servers and Anthropic upstreams, their errors and concurrency."""
