@@ -67,8 +67,8 @@ def test_bad_tables_say_what_is_wrong(tmp_path: Path) -> None:
         config.load(path)
 
 
-def test_readme_example_parses(tmp_path: Path) -> None:
-    readme = (Path(__file__).parents[2] / "README.md").read_text()
+def test_the_documented_example_parses(tmp_path: Path) -> None:
+    readme = (Path(__file__).parents[2] / "docs" / "engines.md").read_text()
     example = re.search(r"```toml\n(.*?)```", readme, re.S)
     assert example is not None
     path = tmp_path / "readme.toml"

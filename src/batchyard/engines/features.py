@@ -6,7 +6,7 @@ with an `invalid_request_error` naming the field (before it takes a slot). An
 engine lists what it honours in its `features`; the Anthropic upstream passes
 everything on. Fields that do not change the answer (`metadata`, `service_tier`,
 `speed`, `inference_geo`, `diagnostics`) are accepted everywhere; what each
-engine does with every field is the table in the README.
+engine does with every field is the table in docs/api-compatibility.md.
 """
 
 from __future__ import annotations

@@ -1,0 +1,39 @@
+"""The code map of docs/architecture.md: every module under src/batchyard with the first
+sentence block of its docstring. `python scripts/code_map.py` prints it;
+tests/unit/test_docs.py checks that the page holds the current one."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent / "src" / "batchyard"
+WIDTH = 88
+
+
+def _doc(path: Path) -> str:
+    first = (ast.get_docstring(ast.parse(path.read_text())) or "").strip().split("\n\n")[0]
+    first = first.replace("\n", " ")
+    return first[:WIDTH] + "…" if len(first) > WIDTH + 1 else first
+
+
+def code_map(directory: Path = ROOT, depth: int = 0) -> list[str]:
+    lines = []
+    indent = "  " * depth
+    for path in sorted(directory.iterdir(), key=lambda p: (p.is_file(), p.name)):
+        if path.name == "__pycache__" or (path.name == "__init__.py" and depth):
+            continue
+        if path.is_dir():
+            if path.name == "migrations":
+                lines.append(f"{indent}migrations/  numbered SQL migrations of both databases")
+                continue
+            init = path / "__init__.py"
+            lines.append(f"{indent}{path.name}/  {_doc(init) if init.exists() else ''}".rstrip())
+            lines += code_map(path, depth + 1)
+        elif path.suffix == ".py" and path.name != "__init__.py":
+            lines.append(f"{indent}{path.name:<24}{_doc(path)}".rstrip())
+    return lines
+
+
+if __name__ == "__main__":
+    print("\n".join(code_map()))
