@@ -1,10 +1,11 @@
 """The code map of docs/architecture.md: every module under src/batchyard with the first
-sentence block of its docstring. `python scripts/code_map.py` prints it;
-tests/unit/test_docs.py checks that the page holds the current one."""
+paragraph of its docstring. `python scripts/code_map.py` prints it, `--write` puts it
+into the page; tests/unit/test_docs.py checks that the page holds the current one."""
 
 from __future__ import annotations
 
 import ast
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent / "src" / "batchyard"
@@ -35,5 +36,14 @@ def code_map(directory: Path = ROOT, depth: int = 0) -> list[str]:
     return lines
 
 
+def write(page: Path = ROOT.parent.parent / "docs" / "architecture.md") -> None:
+    head, rest = page.read_text().split("## Code map", 1)
+    intro, _, tail = rest.split("```", 2)
+    page.write_text(f"{head}## Code map{intro}```\n" + "\n".join(code_map()) + f"\n```{tail}")
+
+
 if __name__ == "__main__":
-    print("\n".join(code_map()))
+    if sys.argv[1:] == ["--write"]:
+        write()
+    else:
+        print("\n".join(code_map()))

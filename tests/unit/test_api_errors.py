@@ -9,11 +9,11 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 from starlette.testclient import TestClient
 
 from batchyard.api.admission import Admission
 from batchyard.api.context import RequestContext
+from batchyard.api.endpoints import Endpoint, Table
 from batchyard.api.errors import error_response
 from batchyard.auth.principal import Authenticator
 from batchyard.auth.ratelimit import RateLimiter
@@ -54,10 +54,9 @@ async def store_down(request: Request) -> Response:
 
 
 def client() -> TestClient:
-    app = Starlette(
-        routes=[Route("/v1/boom", boom), Route("/v1/store", store_down)],
-        middleware=[Middleware(RequestContext)],
-    )
+    table = Table([Endpoint("GET", "/v1/boom", boom), Endpoint("GET", "/v1/store", store_down)])
+    app = Starlette(routes=table.routes(), middleware=[Middleware(RequestContext)])
+    app.state.table = table
     tenancy = Tenancy(cast(TenancyStore, OneWorkspace()), SystemClock())
     app.state.admission = Admission(
         Authenticator(tenancy, admin_key=ADMIN), RateLimiter(), RateLimits()

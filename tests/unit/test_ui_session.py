@@ -31,7 +31,7 @@ class Tenancies:
 
 
 def client(down: bool) -> TestClient:
-    app = Starlette(routes=routes.routes)
+    app = Starlette(routes=[e.route() for e in routes.endpoints])
     tenancy = Tenancy(cast(TenancyStore, Tenancies(down)), SystemClock())
     app.state.admission = Admission(
         Authenticator(tenancy, admin_key=None), RateLimiter(), RateLimits()

@@ -7,17 +7,13 @@ from dataclasses import dataclass, field
 
 from starlette.datastructures import Headers
 
+from batchyard.api.endpoints import Endpoint
 from batchyard.api.headers import check_betas, check_version
 from batchyard.api.loopback import LoopbackGuard
 from batchyard.auth.principal import Authenticator, Principal
 from batchyard.auth.ratelimit import RateLimiter
 from batchyard.errors import PermissionDenied
 from batchyard.store.records import RateLimits, WorkspaceRecord
-
-PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/openapi.json", "/docs", "/metrics", "/"})
-UI_PREFIX = "/ui"
-"""The dashboard signs its viewers in itself (a key in a cookie, see ui/session.py)."""
-ADMIN_PREFIX = "/v1/organizations/"
 
 
 def api_key(headers: Headers) -> str | None:
@@ -42,19 +38,6 @@ class Admitted:
     """Headers for the response (rate-limit state, the workspace id)."""
 
 
-def _rate_group(method: str, path: str) -> str | None:
-    if path.startswith(("/v1/messages/batches", "/v1/batches", "/v1/files")):
-        return "batch"  # the Batch APIs of both dialects share one allowance
-    if method == "POST" and path in (
-        "/v1/messages",
-        "/v1/messages/count_tokens",
-        "/v1/complete",
-        "/v1/chat/completions",
-    ):
-        return "messages"
-    return None
-
-
 class Admission:
     def __init__(
         self,
@@ -69,16 +52,19 @@ class Admission:
         self.guard = guard
         """Without keys (`--no-auth`): only programs on this machine get in."""
 
-    async def admit(self, method: str, path: str, headers: Headers) -> Admitted:
+    async def admit(self, endpoint: Endpoint | None, headers: Headers) -> Admitted:
+        """What `endpoint` (None: a path no endpoint serves, answered after the key is
+        checked, as the hosted API does) lets this request do."""
         if self.guard is not None:
             self.guard.check(headers)
-        if path in PUBLIC_PATHS or path == UI_PREFIX or path.startswith(UI_PREFIX + "/"):
+        access = endpoint.access if endpoint is not None else "workspace"
+        if access == "public":
             return Admitted()
         principal = await self.authenticator.authenticate(api_key(headers))
-        anthropic_only = path.startswith(("/v1/messages", "/v1/complete", ADMIN_PREFIX))
-        check_version(headers.get("anthropic-version"), required=anthropic_only)
+        version = endpoint is not None and endpoint.version
+        check_version(headers.get("anthropic-version"), required=version)
         check_betas(headers.get("anthropic-beta"))
-        if path.startswith(ADMIN_PREFIX):
+        if access == "admin":
             if not principal.admin:
                 raise PermissionDenied(
                     "The Admin API needs an admin key (batchyard keys create --admin)"
@@ -89,7 +75,7 @@ class Admission:
         )
         limits = self.limits_of(workspace)
         admitted = Admitted(principal, workspace, limits, {"anthropic-workspace-id": workspace.id})
-        group = _rate_group(method, path)
+        group = endpoint.rate if endpoint is not None else None
         per_minute = (
             limits.batch_requests_per_minute if group == "batch" else limits.requests_per_minute
         )

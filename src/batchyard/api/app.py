@@ -12,15 +12,16 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Mount, Route
+from starlette.routing import BaseRoute, Mount
 
 from batchyard.api import openapi, state
 from batchyard.api.admission import Admission
 from batchyard.api.bodies import Bodies
 from batchyard.api.context import RequestContext
+from batchyard.api.endpoints import Endpoint, Table
 from batchyard.api.errors import error_response
 from batchyard.api.loopback import LoopbackGuard, loopback_hosts
-from batchyard.api.routes import ROUTES
+from batchyard.api.routes import ENDPOINTS
 from batchyard.auth.principal import Authenticator
 from batchyard.auth.ratelimit import RateLimiter
 from batchyard.clock import Clock, SystemClock
@@ -83,19 +84,22 @@ def create_app(settings: Settings, clock: Clock | None = None) -> Starlette:
                     await task
             await built.close()
 
-    api_routes: list[BaseRoute] = list(ROUTES)
+    table = Table(
+        [
+            Endpoint("GET", "/healthz", healthz, access="public"),
+            Endpoint("GET", "/readyz", readyz, access="public"),
+            Endpoint("GET", "/metrics", metrics, access="public"),
+            *openapi.endpoints,
+            *ui.endpoints,
+            *ENDPOINTS,
+        ]
+    )
+    served: list[BaseRoute] = [*table.routes()]
     prefix = (settings.path_prefix or "").rstrip("/")
+    if prefix:  # the same API and dashboard under a path prefix, for proxies that keep it
+        served.append(Mount(prefix, routes=table.routes()))
     app = Starlette(
-        routes=[
-            Route("/healthz", healthz),
-            Route("/readyz", readyz),
-            Route("/metrics", metrics),
-            *openapi.routes,
-            *ui.routes,
-            *api_routes,
-            # The same API and dashboard under a path prefix, for proxies that do not strip it.
-            *([Mount(prefix, routes=[*api_routes, *ui.routes])] if prefix else []),
-        ],
+        routes=served,
         middleware=[Middleware(RequestContext, prefix=prefix)],
         exception_handlers={HTTPException: _http_error},
         lifespan=lifespan,
@@ -103,5 +107,6 @@ def create_app(settings: Settings, clock: Clock | None = None) -> Starlette:
     app.state.services = built
     app.state.metrics = built.metrics  # the request middleware counts into it
     app.state.admission = admission
+    app.state.table = table
     app.state.bodies = Bodies(settings.bodies)
     return app

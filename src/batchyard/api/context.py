@@ -9,7 +9,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from batchyard import ids, logs
 from batchyard.api.admission import Admission
-from batchyard.api.errors import dialect_of, error_response
+from batchyard.api.endpoints import Table
+from batchyard.api.errors import error_response
 from batchyard.metrics import Metrics
 
 
@@ -44,10 +45,11 @@ class RequestContext:
 
         path = self._route_path(scope["path"])
         headers = Headers(scope=scope)
-        state["dialect"] = dialect_of(path, headers)
+        table: Table = scope["app"].state.table
+        state["dialect"] = table.dialect(scope["method"], path, headers)
         try:
             admission: Admission = scope["app"].state.admission
-            admitted = await admission.admit(scope["method"], path, headers)
+            admitted = await admission.admit(table.find(scope["method"], path), headers)
             state["admitted"] = admitted
             extra.extend((k.encode(), v.encode()) for k, v in admitted.headers.items())
             await self.app(scope, receive, send_with_headers)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 
 import msgspec
 from starlette.exceptions import HTTPException
@@ -14,19 +13,6 @@ from batchyard.errors import BatchyardError, ClientGone, openai_code_of, type_of
 from batchyard.wire.errors import ErrorObject, ErrorResponse, OpenAIError, OpenAIErrorResponse
 
 log = logging.getLogger("batchyard.api")
-
-OPENAI_PATHS = ("/v1/files", "/v1/batches", "/v1/chat/completions", "/v1/embeddings")
-SHARED_PATHS = ("/v1/files",)
-"""Paths both dialects serve: the caller's SDK says which (every Anthropic SDK sends
-`anthropic-version`; the OpenAI SDK never does)."""
-
-
-def dialect_of(path: str, headers: Mapping[str, str] | None = None) -> str:
-    """`openai` for the OpenAI Files/Batch/Chat routes (their error shape), else
-    `anthropic`; on a shared path, `anthropic` when the request has `anthropic-version`."""
-    if path.startswith(SHARED_PATHS) and headers is not None and "anthropic-version" in headers:
-        return "anthropic"
-    return "openai" if path.startswith(OPENAI_PATHS) else "anthropic"
 
 
 def error_response(exc: BaseException, request_id: str, dialect: str = "anthropic") -> Response:

@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import functools
 import html
+import re
+from collections.abc import Sequence
 from typing import Any
 
 import msgspec
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
-from starlette.routing import Route
 
 from batchyard import __version__
+from batchyard.api.endpoints import Doc, Endpoint
+from batchyard.api.routes import ENDPOINTS
 from batchyard.wire import admin
 from batchyard.wire.batches import DeletedMessageBatch, MessageBatch, MessageBatchPage
 from batchyard.wire.completions import Completion, CompletionCreateParams
@@ -80,12 +83,6 @@ _VERSION = {
     "required": True,
     "schema": {"type": "string", "example": "2023-06-01"},
 }
-_ID = {"in": "path", "required": True, "schema": {"type": "string"}}
-_PAGE = [
-    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
-    {"name": "after_id", "in": "query", "schema": {"type": "string"}},
-    {"name": "before_id", "in": "query", "schema": {"type": "string"}},
-]
 _ERRORS = {
     str(code): {"description": text, **_json("ErrorResponse")}
     for code, text in (
@@ -100,162 +97,27 @@ _ERRORS = {
 }
 
 
-def _op(
-    summary: str,
-    response: str | dict[str, Any],
-    *,
-    body: str | None = None,
-    params: list[dict[str, Any]] | None = None,
-    version: bool = True,
-) -> dict[str, Any]:
+def _operation(endpoint: Endpoint, doc: Doc) -> dict[str, Any]:
+    response = doc.response
     ok = {"description": "OK", **_json(response)} if isinstance(response, str) else response
     op: dict[str, Any] = {
-        "summary": summary,
-        "parameters": ([_VERSION] if version else []) + (params or []),
+        "summary": doc.summary,
+        "parameters": ([_VERSION] if endpoint.version else []) + list(doc.params),
         "responses": {"200": ok, **_ERRORS},
     }
-    if body:
-        op["requestBody"] = {"required": True, **_json(body)}
+    if doc.body:
+        op["requestBody"] = {"required": True, **_json(doc.body)}
     return op
 
 
-_BATCH = [{"name": "batch_id", **_ID}]
-_FILE = [{"name": "file_id", **_ID}]
-_JSONL = {
-    "description": "One JSON object per line",
-    "content": {"application/x-jsonl": {"schema": {"type": "string"}}},
-}
-
-
-def _message_paths() -> dict[str, Any]:
-    """Message Batches, Messages and Models."""
-    return {
-        "/v1/messages/batches": {
-            "post": _op("Create a message batch", "MessageBatch", body="BatchCreate"),
-            "get": _op("List message batches, newest first", "MessageBatchPage", params=_PAGE),
-        },
-        "/v1/messages/batches/{batch_id}": {
-            "get": _op("Retrieve a message batch", "MessageBatch", params=_BATCH),
-            "delete": _op("Delete an ended batch", "DeletedMessageBatch", params=_BATCH),
-        },
-        "/v1/messages/batches/{batch_id}/cancel": {
-            "post": _op("Cancel a message batch", "MessageBatch", params=_BATCH)
-        },
-        "/v1/messages/batches/{batch_id}/results": {
-            "get": _op("Results as JSONL", _JSONL, params=_BATCH)
-        },
-        "/v1/messages": {"post": _op("Create a message", "Message", body="MessageCreateParams")},
-        "/v1/messages/count_tokens": {
-            "post": _op("Count input tokens", "CountTokensResult", body="CountTokensParams")
-        },
-        "/v1/complete": {
-            "post": _op(
-                "Create a Text Completion (legacy)", "Completion", body="CompletionCreateParams"
-            )
-        },
-        "/v1/models": {"get": _op("List models", "ModelPage", params=_PAGE, version=False)},
-        "/v1/models/{model_id}": {
-            "get": _op(
-                "Retrieve a model",
-                "ModelInfo",
-                params=[{"name": "model_id", **_ID}],
-                version=False,
-            )
-        },
-    }
-
-
-def _admin_paths() -> dict[str, Any]:
-    """The Admin API: the organization, workspaces, API keys and usage."""
-    workspace = [{"name": "workspace_id", **_ID}]
-    key = [{"name": "api_key_id", **_ID}]
-    usage_query: list[dict[str, Any]] = [
-        {"name": "starting_at", "in": "query", "required": True, "schema": {"type": "string"}},
-        {"name": "ending_at", "in": "query", "schema": {"type": "string"}},
-        {"name": "bucket_width", "in": "query", "schema": {"enum": ["1h", "1d"]}},
-        {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1}},
-        {"name": "page", "in": "query", "schema": {"type": "string"}},
-    ]
-    return {
-        "/v1/organizations/me": {"get": _op("The organization", "OrganizationInfo")},
-        "/v1/organizations/workspaces": {
-            "get": _op("List workspaces", "WorkspacePage", params=_PAGE),
-            "post": _op("Create a workspace", "Workspace", body="WorkspaceCreateIn"),
-        },
-        "/v1/organizations/workspaces/{workspace_id}": {
-            "get": _op("Retrieve a workspace", "Workspace", params=workspace),
-            "post": _op(
-                "Update a workspace", "Workspace", body="WorkspaceUpdateIn", params=workspace
-            ),
-        },
-        "/v1/organizations/workspaces/{workspace_id}/archive": {
-            "post": _op("Archive a workspace and its keys", "Workspace", params=workspace)
-        },
-        "/v1/organizations/api_keys": {
-            "get": _op("List API keys", "ApiKeyPage", params=_PAGE),
-            "post": _op("Create an API key (batchyard)", "CreatedApiKey", body="ApiKeyCreateIn"),
-        },
-        "/v1/organizations/api_keys/{api_key_id}": {
-            "get": _op("Retrieve an API key", "ApiKey", params=key),
-            "post": _op("Update an API key", "ApiKey", body="ApiKeyUpdateIn", params=key),
-        },
-        "/v1/organizations/usage_report/messages": {
-            "get": _op("Usage report", "UsageReport", params=usage_query)
-        },
-    }
-
-
-def _openai_paths() -> dict[str, Any]:
-    """The OpenAI dialect (no anthropic-version; errors in OpenAI's shape)."""
-    after = [
-        {"name": "limit", "in": "query", "schema": {"type": "integer"}},
-        {"name": "after", "in": "query", "schema": {"type": "string"}},
-    ]
-    return {
-        "/v1/batches": {
-            "post": _op("Create an OpenAI batch", "Batch", body="BatchCreateIn", version=False),
-            "get": _op("List OpenAI batches", "BatchList", params=after, version=False),
-        },
-        "/v1/batches/{batch_id}": {
-            "get": _op("Retrieve an OpenAI batch", "Batch", params=_BATCH, version=False)
-        },
-        "/v1/batches/{batch_id}/cancel": {
-            "post": _op("Cancel an OpenAI batch", "Batch", params=_BATCH, version=False)
-        },
-        "/v1/files": {
-            "get": _op(
-                "List files",
-                "FileList",
-                params=[
-                    *after,
-                    {"name": "order", "in": "query", "schema": {"enum": ["asc", "desc"]}},
-                    {"name": "purpose", "in": "query", "schema": {"type": "string"}},
-                ],
-                version=False,
-            )
-        },
-        "/v1/files/{file_id}": {
-            "get": _op("Retrieve a file", "FileObject", params=_FILE, version=False),
-            "delete": _op("Delete a file", "FileDeleted", params=_FILE, version=False),
-        },
-        "/v1/chat/completions": {
-            "post": {
-                "summary": "Create a chat completion (the OpenAI dialect)",
-                "requestBody": {"required": True, **_json("ChatRequest")},
-                "responses": {
-                    "200": {
-                        "description": "A chat.completion",
-                        "content": {"application/json": {"schema": {"type": "object"}}},
-                    },
-                    **_ERRORS,
-                },
-            }
-        },
-    }
-
-
-def _paths() -> dict[str, Any]:
-    return {**_message_paths(), **_admin_paths(), **_openai_paths()}
+def _paths(endpoints: Sequence[Endpoint]) -> dict[str, Any]:
+    """Every endpoint of the route table that has a line in the document."""
+    paths: dict[str, dict[str, Any]] = {}
+    for e in endpoints:
+        if e.doc is not None:
+            path = re.sub(r"\{(\w+):\w+\}", r"{\1}", e.path)  # starlette's {x:path} is {x}
+            paths.setdefault(path, {})[e.method.lower()] = _operation(e, e.doc)
+    return paths
 
 
 _BATCH_CREATE = {
@@ -326,7 +188,7 @@ def document() -> bytes:
             },
         },
         "security": [{"ApiKey": []}, {"Bearer": []}],
-        "paths": _paths(),
+        "paths": _paths(ENDPOINTS),
     }
     return msgspec.json.encode(doc)
 
@@ -365,7 +227,7 @@ async def docs(request: Request) -> Response:
     return HTMLResponse(docs_page())
 
 
-routes = [
-    Route("/openapi.json", openapi, methods=["GET"]),
-    Route("/docs", docs, methods=["GET"]),
+endpoints = [
+    Endpoint("GET", "/openapi.json", openapi, access="public"),
+    Endpoint("GET", "/docs", docs, access="public"),
 ]

@@ -5,8 +5,7 @@ legacy Text Completions), `message_batches`,
 
 from __future__ import annotations
 
-from starlette.routing import BaseRoute
-
+from batchyard.api.endpoints import Endpoint, Table
 from batchyard.api.routes import (
     admin,
     chat,
@@ -18,14 +17,17 @@ from batchyard.api.routes import (
     openai_batches,
 )
 
-ROUTES: tuple[BaseRoute, ...] = (
-    *message_batches.routes,
-    *messages.routes,
-    *complete.routes,
-    *models.routes,
-    *admin.routes,
-    *files.routes,
-    *chat.routes,
-    *openai_batches.routes,
+ENDPOINTS: tuple[Endpoint, ...] = (
+    *message_batches.endpoints,
+    *messages.endpoints,
+    *complete.endpoints,
+    *models.endpoints,
+    *admin.endpoints,
+    *files.endpoints,
+    *chat.endpoints,
+    *openai_batches.endpoints,
 )
 """In the order they are matched."""
+
+TABLE = Table(ENDPOINTS)
+"""The API's endpoints (the application adds its own and the dashboard's)."""

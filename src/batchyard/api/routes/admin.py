@@ -12,9 +12,9 @@ from typing import Any, TypedDict, TypeVar
 import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from batchyard.api import state
+from batchyard.api.endpoints import PAGE, Doc, Endpoint, Handler, path_param
 from batchyard.api.requests import page_limit, read_body
 from batchyard.api.responses import json_response
 from batchyard.clock import to_datetime, to_datetime_or_none
@@ -267,24 +267,42 @@ async def not_offered(request: Request) -> Response:
     )
 
 
-routes = [
-    Route("/v1/organizations/me", me, methods=["GET"]),
-    Route("/v1/organizations/workspaces", list_workspaces, methods=["GET"]),
-    Route("/v1/organizations/workspaces", create_workspace, methods=["POST"]),
-    Route("/v1/organizations/workspaces/{workspace_id}", retrieve_workspace, methods=["GET"]),
-    Route("/v1/organizations/workspaces/{workspace_id}", update_workspace, methods=["POST"]),
-    Route(
-        "/v1/organizations/workspaces/{workspace_id}/archive", archive_workspace, methods=["POST"]
-    ),
-    Route("/v1/organizations/api_keys", list_keys, methods=["GET"]),
-    Route("/v1/organizations/api_keys", create_key, methods=["POST"]),
-    Route("/v1/organizations/api_keys/{api_key_id}", retrieve_key, methods=["GET"]),
-    Route("/v1/organizations/api_keys/{api_key_id}", update_key, methods=["POST"]),
-    Route("/v1/organizations/usage_report/messages", messages_usage_report, methods=["GET"]),
-    Route("/v1/organizations/cost_report", cost_report, methods=["GET"]),
-    Route(
-        "/v1/organizations/{rest:path}",
-        not_offered,
-        methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
-    ),
-]
+_WORKSPACE = path_param("workspace_id")
+_KEY = path_param("api_key_id")
+_USAGE_QUERY: tuple[dict[str, Any], ...] = (
+    {"name": "starting_at", "in": "query", "required": True, "schema": {"type": "string"}},
+    {"name": "ending_at", "in": "query", "schema": {"type": "string"}},
+    {"name": "bucket_width", "in": "query", "schema": {"enum": ["1h", "1d"]}},
+    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1}},
+    {"name": "page", "in": "query", "schema": {"type": "string"}},
+)
+_ORG = "/v1/organizations"
+
+
+def _admin(method: str, path: str, handler: Handler, doc: Doc | None = None) -> Endpoint:
+    return Endpoint(method, _ORG + path, handler, access="admin", version=True, doc=doc)
+
+
+endpoints = [
+    _admin("GET", "/me", me, Doc("The organization", "OrganizationInfo")),
+    _admin("GET", "/workspaces", list_workspaces, Doc("List workspaces", "WorkspacePage", params=PAGE)),
+    _admin("POST", "/workspaces", create_workspace,
+           Doc("Create a workspace", "Workspace", body="WorkspaceCreateIn")),
+    _admin("GET", "/workspaces/{workspace_id}", retrieve_workspace,
+           Doc("Retrieve a workspace", "Workspace", params=_WORKSPACE)),
+    _admin("POST", "/workspaces/{workspace_id}", update_workspace,
+           Doc("Update a workspace", "Workspace", body="WorkspaceUpdateIn", params=_WORKSPACE)),
+    _admin("POST", "/workspaces/{workspace_id}/archive", archive_workspace,
+           Doc("Archive a workspace and its keys", "Workspace", params=_WORKSPACE)),
+    _admin("GET", "/api_keys", list_keys, Doc("List API keys", "ApiKeyPage", params=PAGE)),
+    _admin("POST", "/api_keys", create_key,
+           Doc("Create an API key (batchyard)", "CreatedApiKey", body="ApiKeyCreateIn")),
+    _admin("GET", "/api_keys/{api_key_id}", retrieve_key,
+           Doc("Retrieve an API key", "ApiKey", params=_KEY)),
+    _admin("POST", "/api_keys/{api_key_id}", update_key,
+           Doc("Update an API key", "ApiKey", body="ApiKeyUpdateIn", params=_KEY)),
+    _admin("GET", "/usage_report/messages", messages_usage_report,
+           Doc("Usage report", "UsageReport", params=_USAGE_QUERY)),
+    _admin("GET", "/cost_report", cost_report),
+    *(_admin(m, "/{rest:path}", not_offered) for m in ("GET", "POST", "PUT", "PATCH", "DELETE")),
+]  # fmt: skip

@@ -10,9 +10,9 @@ from typing import Any
 import msgspec
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
-from starlette.routing import Route
 
 from batchyard.api import state
+from batchyard.api.endpoints import Doc, Endpoint
 from batchyard.api.interactive import MAX_MESSAGE_BYTES, count_usage, engine_errors
 from batchyard.api.requests import decoded, read_body
 from batchyard.api.responses import json_response
@@ -93,4 +93,14 @@ async def _stream(
     )
 
 
-routes = [Route("/v1/chat/completions", chat_completions, methods=["POST"])]
+CHAT_OK = {
+    "description": "A chat.completion",
+    "content": {"application/json": {"schema": {"type": "object"}}},
+}
+
+endpoints = [
+    Endpoint(
+        "POST", "/v1/chat/completions", chat_completions, dialect="openai", rate="messages",
+        doc=Doc("Create a chat completion (the OpenAI dialect)", CHAT_OK, body="ChatRequest"),
+    )
+]  # fmt: skip

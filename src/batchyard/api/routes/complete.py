@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from batchyard.api import interactive
+from batchyard.api.endpoints import Doc, Endpoint
 from batchyard.api.interactive import MAX_MESSAGE_BYTES
 from batchyard.api.requests import decoded, read_body
 from batchyard.api.responses import json_response
@@ -64,4 +64,9 @@ async def _stream(request: Request, model: str, params: MessageCreateParams) -> 
     return interactive.event_stream(body())
 
 
-routes = [Route("/v1/complete", create_completion, methods=["POST"])]
+endpoints = [
+    Endpoint(
+        "POST", "/v1/complete", create_completion, version=True, rate="messages",
+        doc=Doc("Create a Text Completion (legacy)", "Completion", body="CompletionCreateParams"),
+    )
+]  # fmt: skip

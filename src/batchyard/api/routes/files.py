@@ -11,9 +11,9 @@ from collections.abc import AsyncIterator
 from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
-from starlette.routing import Route
 
 from batchyard.api import state
+from batchyard.api.endpoints import OPENAI_PAGE, Doc, Endpoint, path_param
 from batchyard.api.requests import page_limit
 from batchyard.api.responses import json_response
 from batchyard.api.uploads import MULTIPART_SLACK, read_form
@@ -185,10 +185,25 @@ async def file_content(request: Request) -> Response:
     return StreamingResponse(chunks, media_type=media)
 
 
-routes = [
-    Route("/v1/files", create_file, methods=["POST"]),
-    Route("/v1/files", list_files, methods=["GET"]),
-    Route("/v1/files/{file_id}", retrieve_file, methods=["GET"]),
-    Route("/v1/files/{file_id}", delete_file, methods=["DELETE"]),
-    Route("/v1/files/{file_id}/content", file_content, methods=["GET"]),
-]
+_FILE = path_param("file_id")
+_LIST = (
+    *OPENAI_PAGE,
+    {"name": "order", "in": "query", "schema": {"enum": ["asc", "desc"]}},
+    {"name": "purpose", "in": "query", "schema": {"type": "string"}},
+)
+endpoints = [
+    Endpoint("POST", "/v1/files", create_file, dialect="shared", rate="batch"),
+    Endpoint(
+        "GET", "/v1/files", list_files, dialect="shared", rate="batch",
+        doc=Doc("List files", "FileList", params=_LIST),
+    ),
+    Endpoint(
+        "GET", "/v1/files/{file_id}", retrieve_file, dialect="shared", rate="batch",
+        doc=Doc("Retrieve a file", "FileObject", params=_FILE),
+    ),
+    Endpoint(
+        "DELETE", "/v1/files/{file_id}", delete_file, dialect="shared", rate="batch",
+        doc=Doc("Delete a file", "FileDeleted", params=_FILE),
+    ),
+    Endpoint("GET", "/v1/files/{file_id}/content", file_content, dialect="shared", rate="batch"),
+]  # fmt: skip

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
-from starlette.routing import Route
 
 from batchyard.api import state
+from batchyard.api.endpoints import PAGE, Doc, Endpoint, Handler, path_param
 from batchyard.api.requests import page_limit, read_body
 from batchyard.api.responses import json_response
 from batchyard.wire.batches import MAX_BODY_BYTES, DeletedMessageBatch
@@ -61,11 +61,28 @@ async def batch_results(request: Request) -> Response:
     return StreamingResponse(lines, media_type="application/x-jsonl")
 
 
-routes = [
-    Route("/v1/messages/batches", create_batch, methods=["POST"]),
-    Route("/v1/messages/batches", list_batches, methods=["GET"]),
-    Route("/v1/messages/batches/{batch_id}", retrieve_batch, methods=["GET"]),
-    Route("/v1/messages/batches/{batch_id}", delete_batch, methods=["DELETE"]),
-    Route("/v1/messages/batches/{batch_id}/cancel", cancel_batch, methods=["POST"]),
-    Route("/v1/messages/batches/{batch_id}/results", batch_results, methods=["GET"]),
-]
+_BATCH = path_param("batch_id")
+_JSONL = {
+    "description": "One JSON object per line",
+    "content": {"application/x-jsonl": {"schema": {"type": "string"}}},
+}
+
+
+def _batches(method: str, path: str, handler: Handler, doc: Doc) -> Endpoint:
+    return Endpoint(method, path, handler, version=True, rate="batch", doc=doc)
+
+
+endpoints = [
+    _batches("POST", "/v1/messages/batches", create_batch,
+             Doc("Create a message batch", "MessageBatch", body="BatchCreate")),
+    _batches("GET", "/v1/messages/batches", list_batches,
+             Doc("List message batches, newest first", "MessageBatchPage", params=PAGE)),
+    _batches("GET", "/v1/messages/batches/{batch_id}", retrieve_batch,
+             Doc("Retrieve a message batch", "MessageBatch", params=_BATCH)),
+    _batches("DELETE", "/v1/messages/batches/{batch_id}", delete_batch,
+             Doc("Delete an ended batch", "DeletedMessageBatch", params=_BATCH)),
+    _batches("POST", "/v1/messages/batches/{batch_id}/cancel", cancel_batch,
+             Doc("Cancel a message batch", "MessageBatch", params=_BATCH)),
+    _batches("GET", "/v1/messages/batches/{batch_id}/results", batch_results,
+             Doc("Results as JSONL", _JSONL, params=_BATCH)),
+]  # fmt: skip

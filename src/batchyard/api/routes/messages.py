@@ -6,9 +6,9 @@ from collections.abc import AsyncIterator, Callable
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from batchyard.api import interactive, state
+from batchyard.api.endpoints import Doc, Endpoint
 from batchyard.api.interactive import MAX_MESSAGE_BYTES, engine_errors
 from batchyard.api.requests import decoded, read_body
 from batchyard.api.responses import json_response
@@ -61,7 +61,13 @@ async def count_tokens(request: Request) -> Response:
     return json_response(CountTokensResult(input_tokens=tokens))
 
 
-routes = [
-    Route("/v1/messages", create_message, methods=["POST"]),
-    Route("/v1/messages/count_tokens", count_tokens, methods=["POST"]),
-]
+endpoints = [
+    Endpoint(
+        "POST", "/v1/messages", create_message, version=True, rate="messages",
+        doc=Doc("Create a message", "Message", body="MessageCreateParams"),
+    ),
+    Endpoint(
+        "POST", "/v1/messages/count_tokens", count_tokens, version=True, rate="messages",
+        doc=Doc("Count input tokens", "CountTokensResult", body="CountTokensParams"),
+    ),
+]  # fmt: skip

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from batchyard.api import state
+from batchyard.api.endpoints import PAGE, Doc, Endpoint, path_param
 from batchyard.api.requests import page_limit
 from batchyard.api.responses import json_response
 from batchyard.engines.router import UnknownModel
@@ -47,7 +47,10 @@ async def retrieve_model(request: Request) -> Response:
         raise NotFound(f"model: {model_id}") from None
 
 
-routes = [
-    Route("/v1/models", list_models, methods=["GET"]),
-    Route("/v1/models/{model_id:path}", retrieve_model, methods=["GET"]),
-]
+endpoints = [
+    Endpoint("GET", "/v1/models", list_models, doc=Doc("List models", "ModelPage", params=PAGE)),
+    Endpoint(
+        "GET", "/v1/models/{model_id:path}", retrieve_model,
+        doc=Doc("Retrieve a model", "ModelInfo", params=path_param("model_id")),
+    ),
+]  # fmt: skip

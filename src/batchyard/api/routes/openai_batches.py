@@ -5,9 +5,9 @@ from __future__ import annotations
 import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from batchyard.api import state
+from batchyard.api.endpoints import OPENAI_PAGE, Doc, Endpoint, path_param
 from batchyard.api.requests import read_body
 from batchyard.api.responses import json_response
 from batchyard.errors import InvalidRequest
@@ -69,9 +69,22 @@ async def cancel_batch(request: Request) -> Response:
     )
 
 
-routes = [
-    Route("/v1/batches", create_batch, methods=["POST"]),
-    Route("/v1/batches", list_batches, methods=["GET"]),
-    Route("/v1/batches/{batch_id}", retrieve_batch, methods=["GET"]),
-    Route("/v1/batches/{batch_id}/cancel", cancel_batch, methods=["POST"]),
-]
+_BATCH = path_param("batch_id")
+endpoints = [
+    Endpoint(
+        "POST", "/v1/batches", create_batch, dialect="openai", rate="batch",
+        doc=Doc("Create an OpenAI batch", "Batch", body="BatchCreateIn"),
+    ),
+    Endpoint(
+        "GET", "/v1/batches", list_batches, dialect="openai", rate="batch",
+        doc=Doc("List OpenAI batches", "BatchList", params=OPENAI_PAGE),
+    ),
+    Endpoint(
+        "GET", "/v1/batches/{batch_id}", retrieve_batch, dialect="openai", rate="batch",
+        doc=Doc("Retrieve an OpenAI batch", "Batch", params=_BATCH),
+    ),
+    Endpoint(
+        "POST", "/v1/batches/{batch_id}/cancel", cancel_batch, dialect="openai", rate="batch",
+        doc=Doc("Cancel an OpenAI batch", "Batch", params=_BATCH),
+    ),
+]  # fmt: skip
