@@ -37,6 +37,7 @@ from batchyard.config import WorkerSettings
 from batchyard.engines.base import Engine
 from batchyard.engines.config import ModelConfig
 from batchyard.engines.router import EngineRouter, Route
+from batchyard.services.inference import Inference
 from batchyard.store import MEMORY_URL, open_store
 from batchyard.store.records import NewBatch
 from batchyard.wire.prefix_key import batch_prefix
@@ -78,7 +79,9 @@ async def run_once(
         )
         await store.create_batch(new, [f"r{k}" for k in range(n)], params)
     router = EngineRouter([Route(ModelConfig(id=model), engine)])
-    worker = Worker(store, router, WorkerSettings(prefix_run=prefix_run), clock=clock)
+    worker = Worker(
+        store, Inference(router, None), WorkerSettings(prefix_run=prefix_run), clock=clock
+    )
     started = time.perf_counter()
     await worker.run_until_idle()
     seconds = time.perf_counter() - started

@@ -41,6 +41,7 @@ from batchyard.engines.config import ModelConfig
 from batchyard.engines.remote.openai_compat import OpenAICompatEngine
 from batchyard.engines.router import EngineRouter, Route
 from batchyard.engines.slots import Priority
+from batchyard.services.inference import Inference
 from batchyard.store import MEMORY_URL, open_store
 from batchyard.store.port import Store
 from batchyard.store.records import NewBatch
@@ -103,7 +104,10 @@ async def through_workers(url: str, n: int, tokens: int, workers: int) -> float:
     await store.open()
     await submit(store, "sat", n, tokens)
     engines = [engine(url) for _ in range(workers)]
-    runs = [Worker(store, router_of(e), WorkerSettings(), clock=SystemClock()) for e in engines]
+    runs = [
+        Worker(store, Inference(router_of(e), None), WorkerSettings(), clock=SystemClock())
+        for e in engines
+    ]
     started = time.perf_counter()
     await asyncio.gather(*(w.run_until_idle() for w in runs))
     seconds = time.perf_counter() - started
@@ -124,7 +128,7 @@ async def ttft_under_batch(url: str, n: int, tokens: int, **kw: Any) -> list[flo
     await submit(store, "bg", n, tokens)
     e = engine(url, **kw)
     router = router_of(e)
-    worker = Worker(store, router, WorkerSettings(), clock=SystemClock())
+    worker = Worker(store, Inference(router, None), WorkerSettings(), clock=SystemClock())
     background = asyncio.create_task(worker.run_until_idle())
     await asyncio.sleep(5)  # the batch fills the engine first
     times: list[float] = []

@@ -18,6 +18,7 @@ from batchyard.services.costs import CostService
 from batchyard.services.dashboard import DashboardService
 from batchyard.services.files import FileService
 from batchyard.services.health import HealthService
+from batchyard.services.inference import Inference
 from batchyard.services.message_batches import BatchService
 from batchyard.services.openai_batches import OpenAIBatchService
 from batchyard.services.usage import UsageService
@@ -37,6 +38,7 @@ class Services:
     files: FileService
     tenancy: Tenancy
     usage: UsageService
+    inference: Inference
     costs: CostService
     dashboard: DashboardService
     health: HealthService
@@ -79,16 +81,17 @@ def build_services(
         quota_bytes=settings.file_quota_bytes,
     )
     openai_batches = OpenAIBatchService(batches, files)
+    usage = UsageService(store.tenancy, clock)
+    inference = Inference(router, files, usage, metrics)
     worker: Worker | None = None
     if run_worker:
         worker = Worker(
             store,
-            router,
+            inference,
             settings.worker,
             clock=clock,
             finalizer=after_batches_end(batches, openai_batches),
             metrics=metrics,
-            files=files,
         )
         batches.on_created = worker.wake  # a new batch is claimed at once, not at the next poll
     return Services(
@@ -98,7 +101,8 @@ def build_services(
         openai_batches=openai_batches,
         files=files,
         tenancy=Tenancy(store.tenancy, clock),
-        usage=UsageService(store.tenancy, clock),
+        usage=usage,
+        inference=inference,
         costs=CostService(
             store.tenancy,
             router.config_of,

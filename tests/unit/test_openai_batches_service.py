@@ -18,6 +18,7 @@ from batchyard.engines.fake.engine import FakeEngine
 from batchyard.engines.router import EngineRouter, Route
 from batchyard.errors import InvalidRequest, NotFound, RateLimited
 from batchyard.services.files import FileService
+from batchyard.services.inference import Inference
 from batchyard.services.message_batches import BatchService
 from batchyard.services.openai_batch_input import MAX_INPUT_BYTES
 from batchyard.services.openai_batches import OpenAIBatchService
@@ -79,7 +80,9 @@ class World:
     async def run(self) -> None:
         """Run every queued request on the fake engine (models `fake-*`), to the end."""
         router = EngineRouter([Route(ModelConfig(id="fake-*"), FakeEngine())])
-        await Worker(self.store, router, WorkerSettings(), clock=self.clock).run_until_idle()
+        await Worker(
+            self.store, Inference(router, None), WorkerSettings(), clock=self.clock
+        ).run_until_idle()
 
     async def jsonl(self, file_id: str | None, workspace_id: str = "ws") -> dict[str, Any]:
         assert file_id is not None

@@ -15,6 +15,7 @@ from batchyard.engines.config import ModelConfig
 from batchyard.engines.fake.engine import FakeEngine
 from batchyard.engines.router import EngineRouter, Route
 from batchyard.engines.slots import Priority
+from batchyard.services.inference import Inference
 from batchyard.store.records import NewBatch
 from batchyard.store.sqlite import SQLiteStore
 from batchyard.wire.messages import Message, MessageCreateParams
@@ -54,7 +55,7 @@ def worker(
     store: SQLiteStore, engine: FakeEngine, clock: ManualClock, **settings: object
 ) -> Worker:
     router = EngineRouter([Route(ModelConfig(id="fake-*"), engine)])
-    return Worker(store, router, WorkerSettings(**settings), clock=clock)  # type: ignore[arg-type]
+    return Worker(store, Inference(router, None), WorkerSettings(**settings), clock=clock)  # type: ignore[arg-type]
 
 
 async def test_drain_runs_every_request_once(store: SQLiteStore) -> None:

@@ -16,6 +16,7 @@ from batchyard.engines.fake.engine import FakeEngine
 from batchyard.engines.router import EngineRouter, Route
 from batchyard.engines.slots import Priority
 from batchyard.services.files import FileService
+from batchyard.services.inference import Inference
 from batchyard.store import MEMORY_URL, open_store
 from batchyard.store.port import Store
 from batchyard.store.records import NewBatch
@@ -80,7 +81,7 @@ async def test_files_are_read_at_run_time_and_a_deleted_one_errors_alone(store: 
     await files.delete("ws", gone.id)  # after the batch was accepted, before it runs
     engine = Reading()
     router = EngineRouter([Route(ModelConfig(id="fake-*"), engine)])
-    await Worker(store, router, WorkerSettings(), clock=clock, files=files).run_until_idle()
+    await Worker(store, Inference(router, files), WorkerSettings(), clock=clock).run_until_idle()
 
     batch = await store.get_batch("ws", "msgbatch_f")
     assert batch is not None

@@ -14,6 +14,7 @@ from batchyard.config import WorkerSettings
 from batchyard.engines.config import ModelConfig
 from batchyard.engines.fake.engine import FakeEngine
 from batchyard.engines.router import EngineRouter, Route
+from batchyard.services.inference import Inference
 from batchyard.store.port import Store
 from batchyard.store.records import NewBatch
 from batchyard.wire.messages import Message, MessageCreateParams
@@ -64,7 +65,9 @@ async def run(store: Store, prefix_run: int | None) -> list[str]:
         await store.create_batch(new, [f"r{i}" for i in range(24)], batch)
     engine = Recording()
     router = EngineRouter([Route(ModelConfig(id="fake-*"), engine)])
-    await Worker(store, router, WorkerSettings(prefix_run=prefix_run), clock=clock).run_until_idle()
+    await Worker(
+        store, Inference(router, None), WorkerSettings(prefix_run=prefix_run), clock=clock
+    ).run_until_idle()
     assert len(engine.systems) == 96
     return engine.systems
 

@@ -18,6 +18,7 @@ from batchyard.engines.fake.engine import FakeEngine
 from batchyard.engines.router import EngineRouter, Route
 from batchyard.engines.slots import Priority
 from batchyard.errors import EngineError
+from batchyard.services.inference import Inference
 from batchyard.store.port import Store
 from batchyard.store.records import BatchRecord, NewBatch, OpenAIBatchRecord
 from batchyard.translate.envelope import unservable, wrap_chat_body
@@ -87,7 +88,7 @@ def worker(
     router = EngineRouter([Route(ModelConfig(id="fake-*"), engine)])
     return Worker(
         store,
-        router,
+        Inference(router, None),
         WorkerSettings(**settings),  # type: ignore[arg-type]
         clock=clock,
         on_batches_ended=on_batches_ended,

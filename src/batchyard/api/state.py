@@ -9,16 +9,15 @@ from batchyard.api.admission import Admission, Admitted
 from batchyard.auth.principal import Principal
 from batchyard.auth.tenancy import Tenancy
 from batchyard.composition import Services
-from batchyard.engines.router import EngineRouter
 from batchyard.services.costs import CostService
 from batchyard.services.dashboard import DashboardService
 from batchyard.services.files import FileService
 from batchyard.services.health import HealthService
+from batchyard.services.inference import Inference
 from batchyard.services.message_batches import BatchService
 from batchyard.services.openai_batches import OpenAIBatchService
 from batchyard.services.usage import UsageService
-from batchyard.store.records import WorkspaceRecord
-from batchyard.worker.worker import Worker
+from batchyard.store.records import WorkerStatus, WorkspaceRecord
 
 
 def services(request: Request) -> Services:
@@ -26,8 +25,8 @@ def services(request: Request) -> Services:
     return value
 
 
-def router(request: Request) -> EngineRouter:
-    return services(request).router
+def inference(request: Request) -> Inference:
+    return services(request).inference
 
 
 def batch_service(request: Request) -> BatchService:
@@ -62,9 +61,10 @@ def health(request: Request) -> HealthService:
     return services(request).health
 
 
-def worker(request: Request) -> Worker | None:
-    """This process's worker; None with `--no-worker`."""
-    return services(request).worker
+def worker_status(request: Request) -> WorkerStatus | None:
+    """This process's worker's report of itself; None with `--no-worker`."""
+    worker = services(request).worker
+    return worker.status() if worker is not None else None
 
 
 def admission(request: Request) -> Admission:

@@ -68,11 +68,11 @@ class Tx(Protocol):
         worker_id: str,
         lease_until: float,
         now: float,
-        owners: dict[int, str],
+        owners: dict[int, tuple[str, str]],
     ) -> list[ClaimedRequest]:
         """Lease up to `want` queued, available requests of each batch (skipping rows
         another transaction holds, where that can happen); `owners`: each batch's
-        workspace."""
+        workspace and dialect."""
 
     async def finish_leased(
         self, finals: Sequence[Outcome], worker_id: str, now: float
@@ -166,11 +166,12 @@ async def claim_requests(
     gets an equal share of this claim however many batches it has. With `grouping`,
     one prompt-prefix group at a time (`claims.Grouping`). Only batches with a request
     claimable now take part."""
+    rows = await tx.fetchall(q.CLAIMABLE_BATCHES, now, now)
     batches = [
         Claimable(int(seq), str(ws), None if p is None else int(p), float(exp))  # type: ignore[call-overload, arg-type]
-        for seq, ws, p, exp in await tx.fetchall(q.CLAIMABLE_BATCHES, now, now)
+        for seq, ws, p, exp, _ in rows
     ]
-    owner = {b.seq: b.workspace_id for b in batches}
+    owner = {int(seq): (str(ws), str(dialect)) for seq, ws, _, _, dialect in rows}  # type: ignore[call-overload]
 
     async def claim_pass(wants: list[tuple[int, int]]) -> list[ClaimedRequest]:
         return await tx.claim_pass(wants, worker_id, now + lease_seconds, now, owner)

@@ -139,7 +139,15 @@ class MemBatch:
             self.leased[key] = r
             params = r.params or b""
             taken.append(
-                ClaimedRequest(key, self.seq, r.custom_id, params, r.attempts, self.workspace_id)
+                ClaimedRequest(
+                    key,
+                    self.seq,
+                    r.custom_id,
+                    params,
+                    r.attempts,
+                    self.workspace_id,
+                    self.new.dialect,
+                )
             )
         return sorted(taken, key=lambda c: c.key)  # as SQLite returns them
 

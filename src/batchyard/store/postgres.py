@@ -257,7 +257,7 @@ class PgTx:
         worker_id: str,
         lease_until: float,
         now: float,
-        owners: dict[int, str],
+        owners: dict[int, tuple[str, str]],
     ) -> list[ClaimedRequest]:
         rows = await self.conn.fetch(
             _CLAIM_PASS,
@@ -267,7 +267,7 @@ class PgTx:
             [want for _, want in wants],
             now,
         )
-        return [ClaimedRequest(k, s, cid, p or b"", a, owners[s]) for k, s, cid, p, a in rows]
+        return [ClaimedRequest(k, s, cid, p or b"", a, *owners[s]) for k, s, cid, p, a in rows]
 
     async def finish_leased(
         self, finals: Sequence[Outcome], worker_id: str, now: float

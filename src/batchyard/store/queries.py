@@ -48,7 +48,7 @@ DELETE_BATCH = "DELETE FROM batches WHERE seq = ?"
 # --- claims and outcomes ---------------------------------------------------------
 
 CLAIMABLE_BATCHES = (
-    "SELECT seq, workspace_id, prefix, expires_at FROM batches b"
+    "SELECT seq, workspace_id, prefix, expires_at, dialect FROM batches b"
     " WHERE processing_status = 'in_progress' AND expires_at > ?"
     f" AND EXISTS (SELECT 1 FROM requests r WHERE r.batch_seq = b.seq AND r.state = {QUEUED}"
     "  AND r.available_at <= ?) ORDER BY seq"

@@ -91,6 +91,8 @@ class ClaimedRequest:
     attempts: int
     workspace_id: str = ""
     """The batch's workspace (what its requests' file sources are looked up in)."""
+    dialect: str = "anthropic"
+    """The batch's dialect: `openai` params hold a Chat Completions body (its envelope)."""
 
 
 @dataclass(frozen=True, slots=True)

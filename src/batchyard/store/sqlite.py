@@ -268,15 +268,15 @@ class SqliteTx:
         worker_id: str,
         lease_until: float,
         now: float,
-        owners: dict[int, str],
+        owners: dict[int, tuple[str, str]],
     ) -> list[ClaimedRequest]:
         claimed: list[ClaimedRequest] = []
         for seq, want in wants:
             params = (lease_until, worker_id, seq, now, want)
             rows = self.conn.execute(_CLAIM_FROM_BATCH, params).fetchall()
-            ws = owners[seq]
+            ws, dialect = owners[seq]
             claimed.extend(
-                ClaimedRequest(k, seq, cid, bytes(p) if p is not None else b"", a, ws)
+                ClaimedRequest(k, seq, cid, bytes(p) if p is not None else b"", a, ws, dialect)
                 for k, cid, p, a in rows
             )
         return claimed

@@ -30,14 +30,17 @@ def wrap_chat_body(body: bytes) -> bytes:
     return _CHAT + body + b"}"
 
 
-def unwrap_chat_body(params: bytes) -> dict[str, Any] | None:
-    if not params.startswith(_CHAT):
-        return None
+def unwrap_chat_body(params: bytes) -> dict[str, Any]:
+    """The chat body an OpenAI batch request's stored `params` hold (InvalidParams if
+    they hold none)."""
     try:
-        body: dict[str, Any] = json_limits.decode(_any, params)["batchyard_chat"]
+        body = json_limits.decode(_any, params)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         raise InvalidParams(f"body: {exc}") from None
-    return body
+    if not isinstance(body, dict) or not isinstance(body.get("batchyard_chat"), dict):
+        raise InvalidParams("body: not a Chat Completions request")
+    chat: dict[str, Any] = body["batchyard_chat"]
+    return chat
 
 
 _UNSERVABLE = b'{"batchyard_unservable":'

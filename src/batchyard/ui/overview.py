@@ -94,8 +94,8 @@ async def _batch_list(request: Request, viewer: Viewer) -> dict[str, Any]:
 async def _engines(request: Request) -> dict[str, Any]:
     batches, queued = await state.dashboard(request).open_counts()
     return {
-        "engines": engine_views(state.router(request)),
-        "worker": state.worker(request),
+        "engines": engine_views(state.inference(request).router),
+        "worker": state.worker_status(request),
         "open_batches": batches,
         "queued": queued,
     }

@@ -7,13 +7,9 @@ import time
 
 from batchyard.clock import Clock
 from batchyard.config import WorkerSettings
-from batchyard.engines import dispatch
-from batchyard.engines.router import EngineRouter, UnknownModel
-from batchyard.engines.slots import Priority
 from batchyard.errors import EngineError
 from batchyard.metrics import Metrics
-from batchyard.services.file_content import resolve_files
-from batchyard.services.files import FileService
+from batchyard.services.inference import Inference, UnknownModel
 from batchyard.store.layout import RequestState
 from batchyard.store.records import ClaimedRequest, Outcome, TokenUsage
 from batchyard.translate.chat_to_messages import ChatRequestError, messages_request
@@ -28,15 +24,12 @@ class Attempts:
 
     def __init__(
         self,
-        router: EngineRouter,
+        inference: Inference,
         settings: WorkerSettings,
         clock: Clock,
         metrics: Metrics | None,
-        files: FileService | None = None,
     ) -> None:
-        self.router = router
-        self.files = files
-        """Where the requests' file sources are read (None: a request naming one errors)."""
+        self.inference = inference
         self.settings = settings
         self.clock = clock
         self.metrics = metrics
@@ -47,17 +40,19 @@ class Attempts:
         if reason is not None:
             return self._errored(request, "invalid_request_error", reason)
         try:
-            chat = unwrap_chat_body(request.params)  # an OpenAI batch line
-            params = messages_request(chat) if chat is not None else decode_params(request.params)
+            if request.dialect == "openai":  # an OpenAI batch line: its chat body
+                params = messages_request(unwrap_chat_body(request.params))
+            else:
+                params = decode_params(request.params)
         except (InvalidParams, ChatRequestError) as exc:
             return self._errored(request, "invalid_request_error", str(exc))
         try:
-            params = await resolve_files(params, self.files, request.workspace_id)
+            params = await self.inference.with_files(params, request.workspace_id)
         except EngineError as exc:  # a file gone or unreadable: this request only
             return self.failed(request, exc)
         started = time.monotonic()
         try:
-            message = await dispatch.create_message(self.router, params, Priority.BATCH)
+            message = await self.inference.run_batch_request(params)
         except UnknownModel:
             return self._errored(
                 request, "invalid_request_error", f"model: {params.model!r} is not served here"
@@ -66,7 +61,6 @@ class Attempts:
             self._observe_engine(params.model, started, exc)
             return self.failed(request, exc)
         self._observe_engine(params.model, started, None)
-        message.usage.service_tier = "batch"
         return Outcome(
             request.key,
             request.attempts,
@@ -78,7 +72,7 @@ class Attempts:
     def _observe_engine(self, model: str, started: float, error: EngineError | None) -> None:
         if self.metrics is None:
             return
-        engine = self.router.resolve(model).engine.name
+        engine = self.inference.router.resolve(model).engine.name
         if error is None:
             self.metrics.engine_latency.labels(engine).observe(time.monotonic() - started)
         else:

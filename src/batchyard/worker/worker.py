@@ -22,10 +22,9 @@ from collections.abc import Awaitable, Callable
 
 from batchyard.clock import Clock, SystemClock
 from batchyard.config import WorkerSettings
-from batchyard.engines.router import EngineRouter
 from batchyard.errors import EngineError, StoreUnavailable
 from batchyard.metrics import Metrics
-from batchyard.services.files import FileService
+from batchyard.services.inference import Inference
 from batchyard.store.claims import Grouping
 from batchyard.store.layout import RequestState
 from batchyard.store.port import Store
@@ -47,7 +46,7 @@ class Worker:
     def __init__(
         self,
         store: Store,
-        router: EngineRouter,
+        inference: Inference,
         settings: WorkerSettings | None = None,
         *,
         clock: Clock | None = None,
@@ -55,10 +54,9 @@ class Worker:
         on_batches_ended: Callable[[list[str]], None] | None = None,
         finalizer: Callable[[], Awaitable[int]] | None = None,
         metrics: Metrics | None = None,
-        files: FileService | None = None,
     ) -> None:
         self.store = store
-        self.router = router
+        self.router = inference.router
         self.settings = settings or WorkerSettings()
         self.clock = clock or SystemClock()
         self.id = worker_id or f"wrk_{uuid.uuid4().hex[:16]}"
@@ -83,7 +81,7 @@ class Worker:
         self.processed = 0
         """Requests this worker finished (succeeded or errored; retries not counted)."""
         self.started_at = self.clock.now()
-        self._attempts = Attempts(router, self.settings, self.clock, metrics, files)
+        self._attempts = Attempts(inference, self.settings, self.clock, metrics)
 
     # --- public ------------------------------------------------------------------
 

@@ -9,17 +9,14 @@ from typing import Any
 
 import msgspec
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
-from batchyard.api import state
+from batchyard.api import interactive
 from batchyard.api.endpoints import Doc, Endpoint
-from batchyard.api.interactive import MAX_MESSAGE_BYTES, count_usage, engine_errors
+from batchyard.api.interactive import MAX_MESSAGE_BYTES
 from batchyard.api.requests import decoded, read_body
 from batchyard.api.responses import json_response
-from batchyard.engines import dispatch
-from batchyard.engines.slots import Priority
 from batchyard.errors import EngineError, InvalidRequest
-from batchyard.store.records import TokenUsage
 from batchyard.translate.chat_answers import ChunkTranslator, chat_completion
 from batchyard.translate.chat_to_messages import ChatRequestError, messages_request
 from batchyard.wire import json_limits
@@ -49,13 +46,10 @@ async def chat_completions(request: Request) -> Response:
     raw = await read_body(request, MAX_MESSAGE_BYTES)
     body, params = await decoded(parse_chat_body, raw)
     model: str = body["model"]
-    router = state.router(request)
     if body.get("stream"):
         options = body.get("stream_options") or {}
         return await _stream(request, params, model, bool(options.get("include_usage")))
-    with engine_errors(model):
-        message = await dispatch.create_message(router, params, Priority.INTERACTIVE)
-    await count_usage(request, TokenUsage.of(model, message.usage))
+    message = await interactive.create_message(request, params)
     return json_response(chat_completion(message, model))
 
 
@@ -66,15 +60,11 @@ def _sse(obj: Any) -> bytes:
 async def _stream(
     request: Request, params: MessageCreateParams, model: str, include_usage: bool
 ) -> Response:
-    events = dispatch.stream_message(state.router(request), params, Priority.INTERACTIVE)
-    with engine_errors(model):
-        first = await anext(events)
+    events = await interactive.stream_message(request, params)
     translator = ChunkTranslator(model, include_usage)
 
     async def body() -> AsyncIterator[bytes]:
         try:
-            for chunk in translator.feed(first):
-                yield _sse(chunk)
             async for event in events:
                 for chunk in translator.feed(event):
                     yield _sse(chunk)
@@ -83,14 +73,9 @@ async def _stream(
             yield b"data: " + json.dumps(error).encode() + b"\n\n"
         finally:
             await events.aclose()
-            await count_usage(request, TokenUsage.of(model, translator.usage))
         yield b"data: [DONE]\n\n"
 
-    return StreamingResponse(
-        body(),
-        media_type="text/event-stream",
-        headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
-    )
+    return interactive.event_stream(body())
 
 
 CHAT_OK = {

@@ -9,10 +9,9 @@ from starlette.responses import Response
 
 from batchyard.api import interactive, state
 from batchyard.api.endpoints import Doc, Endpoint
-from batchyard.api.interactive import MAX_MESSAGE_BYTES, engine_errors
+from batchyard.api.interactive import MAX_MESSAGE_BYTES
 from batchyard.api.requests import decoded, read_body
 from batchyard.api.responses import json_response
-from batchyard.engines import dispatch
 from batchyard.errors import EngineError, InvalidRequest
 from batchyard.wire.errors import InvalidParams
 from batchyard.wire.messages import CountTokensResult, MessageCreateParams
@@ -55,9 +54,8 @@ async def _stream(request: Request, params: MessageCreateParams) -> Response:
 
 
 async def count_tokens(request: Request) -> Response:
-    params = await interactive.with_files(request, await _params(request, decode_count_params))
-    with engine_errors(params.model):
-        tokens = await dispatch.count_tokens(state.router(request), params)
+    params = await _params(request, decode_count_params)
+    tokens = await state.inference(request).count_tokens(params, state.workspace(request))
     return json_response(CountTokensResult(input_tokens=tokens))
 
 

@@ -9,13 +9,12 @@ from batchyard.api import state
 from batchyard.api.endpoints import PAGE, Doc, Endpoint, path_param
 from batchyard.api.requests import page_limit
 from batchyard.api.responses import json_response
-from batchyard.engines.router import UnknownModel
-from batchyard.errors import InvalidRequest, NotFound
+from batchyard.errors import InvalidRequest
 from batchyard.wire.models import ModelPage
 
 
 async def list_models(request: Request) -> Response:
-    models = state.router(request).models()
+    models = state.inference(request).models()
     ids = [m.id for m in models]
     limit = page_limit(request)
     after, before = request.query_params.get("after_id"), request.query_params.get("before_id")
@@ -40,11 +39,7 @@ async def list_models(request: Request) -> Response:
 
 
 async def retrieve_model(request: Request) -> Response:
-    model_id = request.path_params["model_id"]
-    try:
-        return json_response(state.router(request).model(model_id))
-    except UnknownModel:
-        raise NotFound(f"model: {model_id}") from None
+    return json_response(state.inference(request).model(request.path_params["model_id"]))
 
 
 endpoints = [
