@@ -32,9 +32,12 @@ from typing import Any
 import llama_cpp as ll
 
 from batchyard.engines.local.calls import FLASH_TILE_ROWS
-from batchyard.engines.local.context import batch_invariant_attention
+from batchyard.engines.local.context import (
+    batch_invariant_attention,
+    llamafile_kernels,
+    quiet_llama,
+)
 from batchyard.engines.local.engine import converted_weights, f16_weights, shipped_weights
-from batchyard.engines.local.runtime import llamafile_kernels, quiet_llama
 
 PROMPT = 256
 STEPS = 64

@@ -16,9 +16,9 @@ import llama_cpp as ll
 import numpy as np
 import pytest
 
+from batchyard.engines.local.context import quiet_llama
 from batchyard.engines.local.engine import shipped_weights
 from batchyard.engines.local.grammar import Candidates, GrammarCache
-from batchyard.engines.local.runtime import quiet_llama
 from batchyard.grammar.json_rules import FORMATS
 from batchyard.grammar.json_schema import json_object_grammar, json_schema_grammar
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,8 @@ import llama_cpp as ll
 
 from batchyard.engines.local.kv_memory import make_and_release
 from batchyard.engines.local.kv_pool import KvLayout
+
+log = logging.getLogger("batchyard.llama")
 
 
 def load_model(model_path: str | Path) -> Any:
@@ -144,3 +147,20 @@ def _kv_bytes(model: Any, ctx: Any) -> int:
     if not ctx:
         return 0
     return kv_layout(model, n_stream=1, cells=ll.llama_n_ctx(ctx), flash=True).total
+
+
+@ll.llama_log_callback  # type: ignore[untyped-decorator]
+def _quiet(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
+    if log.isEnabledFor(logging.DEBUG):
+        log.debug(text.decode(errors="replace").rstrip())
+
+
+def quiet_llama() -> None:
+    """llama.cpp's own logging goes to our logger at debug level, not to stderr."""
+    ll.llama_log_set(_quiet, ctypes.c_void_p(0))
+
+
+def llamafile_kernels() -> bool:
+    """Whether this llama.cpp build has llamafile's matrix kernels (about twice as fast
+    on x86 as ggml's own: bench/runtime.py)."""
+    return b"LLAMAFILE = 1" in ll.llama_print_system_info()

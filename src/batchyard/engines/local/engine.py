@@ -71,7 +71,7 @@ def converted_weights(source: Path, cache_dir: Path, kind: str) -> Path:
     its type tag (written atomically)."""
     import llama_cpp as ll
 
-    from batchyard.engines.local.runtime import quiet_llama
+    from batchyard.engines.local.context import quiet_llama
 
     quiet_llama()
     target = cache_dir / f"{source.stem.rsplit('.', 1)[0]}.{kind}.gguf"
@@ -132,7 +132,8 @@ class LocalEngine:
         try:
             from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
-            from batchyard.engines.local.runtime import LlamaRuntime, llamafile_kernels
+            from batchyard.engines.local.context import llamafile_kernels
+            from batchyard.engines.local.runtime import LlamaRuntime
         except ImportError:
             raise RuntimeError(INSTALL_HINT) from None
         if not llamafile_kernels():

@@ -18,20 +18,19 @@ and in llamafile's tiles alike; what differs is that a product of one row goes
 to ggml's kernel and one of more rows to llamafile's, with other rounding. So the
 runtime never lets that choice follow the load: a prompt token is always
 prefilled in a piece of two or more (see `calls.PaddedCalls.chunk`), a generated
-token always in a call of two or more with one token per sequence (see its `decode`). Attention runs
-over each sequence's own slice, where its tokens sit at cells 0..n-1: as
-llama.cpp's flash attention (the default: faster decode, KV memory by token), or
-as plain matrix products (`flash_attention=False`, V kept transposed). llama.cpp's
-own CPU kernel switches between a tiled loop (64 query rows of a sequence in one
-piece or more), a split one (one row of one sequence) and a plain row-by-row loop
-that skips masked cells, and the three round differently (the same prompt
+token always in a call of two or more with one token per sequence (see its
+`decode`). Attention runs over each sequence's own slice, where its tokens sit at
+cells 0..n-1: as llama.cpp's flash attention (the default: faster decode, KV memory
+by token), or as plain matrix products (`flash_attention=False`, V kept transposed).
+llama.cpp's own CPU kernel switches between a tiled loop (64 query rows of a
+sequence in one piece or more), a split one (one row of one sequence) and a plain
+row-by-row loop that skips masked cells, which round differently (the same prompt
 prefilled in other chunks gave logits up to 0.045 apart). `make install` builds
-llama.cpp with batchyard's kernel instead (`patches/llama.cpp`): the query heads of
-a KV head and the tokens of a sequence go over the KV in fixed tiles aligned to
-cell 0, each row's arithmetic the same whatever shares the call, so pieces may be
-of any size (`context.batch_invariant_attention`). With llama.cpp's own
-kernel, pieces stay under 64 rows and a call never holds one sequence's single
-row: only the plain loop runs. Checked bit for bit on the logits, both ways:
+batchyard's kernel instead (`patches/llama.cpp`): a KV head's query heads and a
+sequence's tokens go over the KV in fixed tiles aligned to cell 0, each row's
+arithmetic the same whatever shares the call, so pieces may be of any size
+(`context.batch_invariant_attention`). With llama.cpp's own kernel, pieces stay
+under 64 rows and a call never holds one sequence's single row. Checked bit for bit on the logits, both ways:
 alone, in a full batch, and after a cache hit. `deterministic=False` lifts the
 64-row limit of llama.cpp's own kernel (long prompts then take its tiled loop).
 
@@ -61,6 +60,7 @@ from batchyard.engines.local.context import (
     load_model,
     model_meta,
     new_context,
+    quiet_llama,
     slice_tokens,
 )
 from batchyard.engines.local.generation import Generation
@@ -73,28 +73,11 @@ from batchyard.engines.local.sampling import TokenSampler, emit, sampler_chain
 log = logging.getLogger("batchyard.llama")
 
 
-@ll.llama_log_callback  # type: ignore[untyped-decorator]
-def _quiet(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
-    if log.isEnabledFor(logging.DEBUG):
-        log.debug(text.decode(errors="replace").rstrip())
-
-
-def quiet_llama() -> None:
-    """llama.cpp's own logging goes to our logger at debug level, not to stderr."""
-    ll.llama_log_set(_quiet, ctypes.c_void_p(0))
-
-
 MIN_BUDGET_CELLS = 16
 """The fewest tokens a KV budget must hold for one sequence."""
 HEADROOM = 8
 """Steps of growth of the running sequences kept free when one more is admitted (so
 that it is not preempted at once)."""
-
-
-def llamafile_kernels() -> bool:
-    """Whether this llama.cpp build has llamafile's matrix kernels (about twice as fast
-    on x86 as ggml's own: bench/runtime.py)."""
-    return b"LLAMAFILE = 1" in ll.llama_print_system_info()
 
 
 class LlamaRuntime:
