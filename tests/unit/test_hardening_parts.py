@@ -162,3 +162,26 @@ async def test_bodies_at_once_and_bytes_held_are_bounded_and_given_back() -> Non
 def test_plainly_shallow_never_passes_what_decode_would_refuse() -> None:
     assert json_limits.plainly_shallow(b'{"model": "m", "messages": [{"content": "x"}]}')
     assert not json_limits.plainly_shallow(b"[" * 70 + b"]" * 70)
+
+
+@pytest.mark.anyio
+async def test_a_refused_upload_gives_its_slot_back_at_once() -> None:
+    from batchyard.api.bodies import bodies_of
+    from batchyard.api.uploads import read_form
+
+    boundary = b"xyz"
+    head = b'--xyz\r\nContent-Disposition: form-data; name="file"; filename="a"\r\n\r\n'
+    parts = chunks(head, b"a" * 5000, b"b" * 5000, b"never read")
+    request = Request(
+        {
+            "type": "http",
+            "method": "POST",
+            "path": "/v1/files",
+            "headers": [(b"content-type", b"multipart/form-data; boundary=" + boundary)],
+        },
+        request_of(parts).receive,
+    )
+    with pytest.raises(RequestTooLarge):
+        await read_form(request, 6000, RequestTooLarge("too large"))
+    assert parts and parts[-1]["body"] == b"never read"  # reading stopped at the limit
+    assert bodies_of(request).reading == 0 and bodies_of(request).held == 0

@@ -28,7 +28,7 @@ def loopback_hosts(host: str, port: int, public_base_url: str | None = None) -> 
     if port == 80:
         allowed.update(names)
     if public_base_url:
-        allowed.add(urlsplit(public_base_url).netloc)
+        allowed.add(urlsplit(public_base_url).netloc.lower())
     return frozenset(allowed)
 
 

@@ -21,8 +21,10 @@ class _Limited(MultiPartParser):
     the other fields)."""
 
     def __init__(self, headers: Headers, request: Request, limit: int, too_large: RequestTooLarge):
-        stream = bodies_of(request).stream(request, limit + MULTIPART_SLACK, too_large, keep=False)
-        super().__init__(headers, stream, max_files=1, max_fields=16)
+        self.body = bodies_of(request).stream(
+            request, limit + MULTIPART_SLACK, too_large, keep=False
+        )
+        super().__init__(headers, self.body, max_files=1, max_fields=16)
         self.limit = limit
         self.too_large = too_large
         self.file_bytes = 0
@@ -40,7 +42,10 @@ async def read_form(request: Request, limit: int, too_large: RequestTooLarge) ->
     the part passes it). Close the form when done with it."""
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
         raise InvalidRequest("Upload the file as multipart/form-data", param="file")
+    parser = _Limited(request.headers, request, limit, too_large)
     try:
-        return await _Limited(request.headers, request, limit, too_large).parse()
+        return await parser.parse()
     except MultiPartException as exc:
         raise InvalidRequest(f"file: {exc.message}", param="file") from None
+    finally:
+        await parser.body.aclose()  # its slot and bytes given back now, not at collection
