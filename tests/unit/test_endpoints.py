@@ -16,6 +16,7 @@ def test_endpoints_are_found_by_method_and_path() -> None:
     assert TABLE.find("GET", "/v1/nothing-here") is None
     wrong_method = TABLE.find("PUT", "/v1/messages")
     assert wrong_method is not None and wrong_method.method == "POST"  # answered as a 405
+    assert wrong_method.rate is None  # which costs no rate-limit allowance
 
 
 def test_who_may_call_and_the_rate_groups() -> None:
@@ -40,9 +41,14 @@ def test_who_may_call_and_the_rate_groups() -> None:
 
 def test_the_error_shape_follows_the_dialect() -> None:
     anthropic = {"anthropic-version": "2023-06-01"}
-    assert TABLE.dialect("POST", "/v1/chat/completions", {}) == "openai"
-    assert TABLE.dialect("GET", "/v1/files", {}) == "openai"
-    assert TABLE.dialect("GET", "/v1/files", anthropic) == "anthropic"
-    assert TABLE.dialect("POST", "/v1/messages", {}) == "anthropic"
-    assert TABLE.dialect("POST", "/v1/embeddings", {}) == "openai"  # served by none
-    assert TABLE.dialect("GET", "/v1/unknown", {}) == "anthropic"
+    assert (
+        TABLE.dialect(TABLE.find("POST", "/v1/chat/completions"), "/v1/chat/completions", {})
+        == "openai"
+    )
+    assert TABLE.dialect(TABLE.find("GET", "/v1/files"), "/v1/files", {}) == "openai"
+    assert TABLE.dialect(TABLE.find("GET", "/v1/files"), "/v1/files", anthropic) == "anthropic"
+    assert TABLE.dialect(TABLE.find("POST", "/v1/messages"), "/v1/messages", {}) == "anthropic"
+    assert (
+        TABLE.dialect(TABLE.find("POST", "/v1/embeddings"), "/v1/embeddings", {}) == "openai"
+    )  # served by none
+    assert TABLE.dialect(TABLE.find("GET", "/v1/unknown"), "/v1/unknown", {}) == "anthropic"

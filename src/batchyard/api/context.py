@@ -46,10 +46,11 @@ class RequestContext:
         path = self._route_path(scope["path"])
         headers = Headers(scope=scope)
         table: Table = scope["app"].state.table
-        state["dialect"] = table.dialect(scope["method"], path, headers)
+        endpoint = table.find(scope["method"], path)
+        state["dialect"] = table.dialect(endpoint, path, headers)
         try:
             admission: Admission = scope["app"].state.admission
-            admitted = await admission.admit(table.find(scope["method"], path), headers)
+            admitted = await admission.admit(endpoint, headers)
             state["admitted"] = admitted
             extra.extend((k.encode(), v.encode()) for k, v in admitted.headers.items())
             await self.app(scope, receive, send_with_headers)

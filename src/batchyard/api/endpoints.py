@@ -7,6 +7,7 @@ the document (`api/openapi.py`) read this table; nothing keeps a list of paths o
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -82,17 +83,19 @@ class Table:
                 self._fixed.setdefault(e.path, []).append(e)
 
     def find(self, method: str, path: str) -> Endpoint | None:
-        """The endpoint for `method` and `path`; another method's at the path (what a 405
-        is answered as) when none has this one; None for a path served by none."""
+        """The endpoint for `method` and `path`; for another method at a path served
+        (what a 405 is answered as), that path's first endpoint without its rate group;
+        None for a path served by none."""
         found = self._fixed.get(path) or [e for p, e in self._patterns if p.match(path)]
         if not found:
             return None
-        return next((e for e in found if e.method == method), found[0])
+        exact = next((e for e in found if e.method == method), None)
+        return exact if exact is not None else dataclasses.replace(found[0], rate=None)
 
-    def dialect(self, method: str, path: str, headers: Mapping[str, str]) -> str:
-        """The error shape of a request: its endpoint's dialect; for a path none serves,
-        OpenAI's under the OpenAI dialect's prefixes, else Anthropic's."""
-        endpoint = self.find(method, path)
+    def dialect(self, endpoint: Endpoint | None, path: str, headers: Mapping[str, str]) -> str:
+        """The error shape of a request to `endpoint` (`find`'s answer for it): its
+        dialect; for a path none serves, OpenAI's under the OpenAI dialect's prefixes,
+        else Anthropic's."""
         if endpoint is not None:
             return endpoint.dialect_for(headers)
         if path.startswith(self._openai) and "anthropic-version" not in headers:
