@@ -25,6 +25,8 @@ def code_map(directory: Path = ROOT, depth: int = 0) -> list[str]:
         if path.name == "__pycache__" or (path.name == "__init__.py" and depth):
             continue
         if path.is_dir():
+            if not any(path.rglob("*.py")):
+                continue  # a package's data, or a folder git does not keep
             if path.name == "migrations":
                 lines.append(f"{indent}migrations/  numbered SQL migrations of both databases")
                 continue
