@@ -44,7 +44,7 @@ def decode(
         value = decoder.decode(raw)
     except RecursionError:
         raise too_deep(deep_place(bytes(raw))) from None
-    if walk:
+    if walk and not plainly_shallow(bytes(raw)):  # the count is far cheaper than the walk
         check_depth(value)
     return value
 
