@@ -184,6 +184,20 @@ def test_grows_only_while_its_slots_are_full_and_never_past_the_maximum() -> Non
     assert controller.observe(UpstreamLoad(running=16, waiting=0)) == 20  # the maximum
 
 
+def test_slow_start_stops_doubling_at_its_limit() -> None:
+    """Doubling from 32 against an engine with 32 seats would queue 32 for a whole
+    wave: past the limit growth is the steady one (here (32 + 4) / 32 and a step)."""
+    slots = PrioritySlots(1)
+    controller = AdmissionController(slots, 1024, start=8)
+    for capacity in (8, 16):
+        slots.in_use = capacity
+        assert controller.observe(UpstreamLoad(running=capacity, waiting=0)) == 2 * capacity
+    slots.in_use = 32
+    assert not controller.slow_start
+    grown = controller.observe(UpstreamLoad(running=32, waiting=0))
+    assert 32 < grown <= 40, grown
+
+
 def test_a_full_kv_cache_ends_slow_start() -> None:
     slots = PrioritySlots(1)
     controller = AdmissionController(slots, 1024, start=8)

@@ -8,7 +8,10 @@ new (interactive) request does not wait behind a long queue. On each reading:
 
 - slow start (from 8): while all our slots are in use, the queue is under the
   target, the KV cache not full (>= 0.95 counts as full) and no more than the target
-  of ours are still on their way in (held, but neither running nor queued yet), double.
+  of ours are still on their way in (held, but neither running nor queued yet), double,
+  up to `SLOW_START_LIMIT`: a doubling that finds the engine's seats all taken queues
+  as many requests as we held, and they stay queued for a whole wave (a 64-request
+  batch against 32 seats: half of it waited while the first half ran).
 - then, while all our slots are in use or the queue is above the target:
   `capacity = (ours + step) * (running + target) / (running + waiting)`, at most
   x1.25 a reading. Every client of the engine scales by the same factor, so
@@ -46,6 +49,8 @@ log = logging.getLogger("batchyard.admission")
 
 KV_FULL = 0.95
 """KV cache usage at which the engine counts as full whatever its queue."""
+SLOW_START_LIMIT = 32
+"""The capacity at which slow start ends and growth goes on at most x1.25 a reading."""
 MAX_GROWTH = 1.25
 """The most one reading multiplies the capacity by, past slow start: a reading taken
 between one request's end and the next one's arrival shows an engine emptier than it
@@ -94,7 +99,9 @@ class AdmissionController:
         if used >= capacity or waiting > target:
             if self.slow_start:
                 if in_transit <= target:
-                    new = 2.0 * capacity
+                    new = min(2.0 * capacity, max(float(capacity), SLOW_START_LIMIT))
+                if new >= SLOW_START_LIMIT:
+                    self.slow_start = False
             elif load.running + waiting > 0:
                 # our share of what the engine should hold, plus an equal step for
                 # every client (which evens the shares out)
