@@ -195,6 +195,20 @@ def test_messages_parse_returns_the_parsed_object(local: Server) -> None:
     assert isinstance(review.parsed_output, Review)
 
 
+def test_a_forced_call_cut_by_max_tokens_shows_no_half_call(local: Server) -> None:
+    client: Any = client_for(local)
+    message = client.messages.create(
+        model=MODEL,
+        max_tokens=4,
+        tools=[WEATHER],
+        tool_choice={"type": "tool", "name": "get_weather"},
+        messages=[{"role": "user", "content": "Is it cold in Oslo?"}],
+        extra_body={"temperature": 0},
+    )
+    assert message.stop_reason == "max_tokens" and message.usage.output_tokens == 4
+    assert message.content == []  # not the engine's '{"name": "get_weather", "in' as text
+
+
 def test_max_tokens_cuts_the_json_and_says_so(local: Server) -> None:
     message = client_for(local).messages.create(
         **create_kwargs(shaped("Extract the person.", PERSON, "Alice is 31 and lives in Paris.", 5))
@@ -292,15 +306,8 @@ def test_a_forced_tool_call_streams_as_one_tool_use_block(local: Server) -> None
     assert jsonschema_rs.validator_for(WEATHER["input_schema"]).is_valid(final.content[0].input)
 
 
-def test_tools_without_a_forced_call_and_server_tools_are_refused(local: Server) -> None:
+def test_server_tools_are_refused_and_tool_choice_none_answers_text(local: Server) -> None:
     client = client_for(local)
-    with pytest.raises(anthropic.BadRequestError, match="tool_choice"):
-        client.messages.create(
-            model=MODEL,
-            max_tokens=20,
-            tools=[WEATHER],  # type: ignore[list-item]
-            messages=[{"role": "user", "content": "Weather in Rome?"}],
-        )
     with pytest.raises(anthropic.BadRequestError, match=r"tools\.0: server tools"):
         client.messages.create(
             model=MODEL,

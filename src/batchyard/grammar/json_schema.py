@@ -24,7 +24,7 @@ import re
 from typing import Any
 
 from batchyard.grammar.cache import ByteBoundedCache
-from batchyard.grammar.json_literals import json_literal, json_text, json_types
+from batchyard.grammar.json_literals import gbnf_literal, json_literal, json_text, json_types
 from batchyard.grammar.json_pointer import resolve_local_ref
 from batchyard.grammar.json_rules import BASE_RULES, FORMATS
 from batchyard.grammar.subset import (
@@ -363,17 +363,27 @@ def _compile(kind: str, spec: Any) -> str:
     builder = GrammarBuilder()
     if kind == "schema":
         return builder.grammar(builder.value(spec, "root"))
+    if kind == "tools":
+        return builder.grammar(_calls(builder, spec, "input"))
+    call = builder._rule("call", _calls(builder, spec["tools"], "arguments"))
+    more = f' (ws "," ws {call})*' if spec["parallel"] else ""
+    open_, close = (gbnf_literal(spec[k]) for k in ("open", "close"))
+    return builder.grammar(f'{open_} ws "[" ws {call}{more} ws "]" ws {close}')
+
+
+def _calls(builder: GrammarBuilder, tools: list[Any], key: str) -> str:
+    """`{"name": <a tool's name>, "<key>": <valid against its schema>}`, one of `tools`."""
     calls = []
-    for k, (name, schema) in enumerate(spec):
+    for k, (name, schema) in enumerate(tools):
         try:
             value = builder.value(schema, f"{name}-input")
         except SchemaError as exc:
             raise SchemaError((k, *exc.path), exc.message) from None
         calls.append(
             f'"{{" ws "\\"name\\"" ws ":" ws {json_literal(name)} ws ","'
-            f' ws "\\"input\\"" ws ":" ws {value} ws "}}"'
+            f' ws "\\"{key}\\"" ws ":" ws {value} ws "}}"'
         )
-    return builder.grammar(" | ".join(calls))
+    return " | ".join(calls)
 
 
 def json_schema_grammar(schema: dict[str, Any]) -> str:
@@ -385,6 +395,16 @@ def tool_call_grammar(tools: list[tuple[str, dict[str, Any]]]) -> str:
     """GBNF for `{"name": <one of the tools>, "input": <valid against its schema>}`;
     raises SchemaError with a path that starts at the tool's index in `tools`."""
     return _compiled("tools", json.dumps(tools))
+
+
+def tool_block_grammar(
+    tools: list[tuple[str, dict[str, Any]]], *, parallel: bool, open_: str, close: str
+) -> str:
+    """GBNF for `<open> [{"name": …, "arguments": …}, …] <close>`: the calls a model
+    chooses to make (one unless `parallel`), each valid against its tool's schema;
+    raises SchemaError with a path that starts at the tool's index in `tools`."""
+    spec = {"tools": tools, "parallel": parallel, "open": open_, "close": close}
+    return _compiled("tool-block", json.dumps(spec))
 
 
 def json_object_grammar() -> str:

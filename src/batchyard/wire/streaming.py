@@ -156,6 +156,17 @@ def message_end(
 
 def events_from_message(message: Message, chunk_words: int = 4) -> list[StreamEvent]:
     """The stream of an engine that answers whole messages: same content, sent in pieces."""
+    events: list[StreamEvent] = [message_start(message)]
+    for index, block in enumerate(message.content):
+        events += block_events(index, block, chunk_words)
+    events.extend(
+        message_end(message.stop_reason, message.stop_sequence, message.usage.output_tokens)
+    )
+    return events
+
+
+def block_events(index: int, block: Any, chunk_words: int = 4) -> list[StreamEvent]:
+    """One whole content block as its start, deltas and stop events."""
     from batchyard.wire.messages import (
         RedactedThinkingContent,
         TextContent,
@@ -163,32 +174,28 @@ def events_from_message(message: Message, chunk_words: int = 4) -> list[StreamEv
         ToolUseContent,
     )
 
-    events: list[StreamEvent] = [message_start(message)]
-    for index, block in enumerate(message.content):
-        if isinstance(block, TextContent):
-            events.append(ContentBlockStart(index, TextContent(text="")))
-            events += [
-                ContentBlockDelta(index, TextDelta(piece))
-                for piece in _word_pieces(block.text, chunk_words)
-            ]
-        elif isinstance(block, ToolUseContent):
-            events.append(ContentBlockStart(index, ToolUseContent(block.id, block.name, {})))
-            events.append(
-                ContentBlockDelta(index, InputJsonDelta(_encoder.encode(block.input).decode()))
-            )
-        elif isinstance(block, ThinkingContent):
-            events.append(ContentBlockStart(index, ThinkingContent(thinking="", signature="")))
-            events += [
-                ContentBlockDelta(index, ThinkingDelta(piece))
-                for piece in _word_pieces(block.thinking, chunk_words)
-            ]
-            events.append(ContentBlockDelta(index, SignatureDelta(block.signature)))
-        elif isinstance(block, RedactedThinkingContent):
-            events.append(ContentBlockStart(index, block))  # whole, as the hosted API sends it
-        events.append(ContentBlockStop(index))
-    events.extend(
-        message_end(message.stop_reason, message.stop_sequence, message.usage.output_tokens)
-    )
+    events: list[StreamEvent] = []
+    if isinstance(block, TextContent):
+        events.append(ContentBlockStart(index, TextContent(text="")))
+        events += [
+            ContentBlockDelta(index, TextDelta(piece))
+            for piece in _word_pieces(block.text, chunk_words)
+        ]
+    elif isinstance(block, ToolUseContent):
+        events.append(ContentBlockStart(index, ToolUseContent(block.id, block.name, {})))
+        events.append(
+            ContentBlockDelta(index, InputJsonDelta(_encoder.encode(block.input).decode()))
+        )
+    elif isinstance(block, ThinkingContent):
+        events.append(ContentBlockStart(index, ThinkingContent(thinking="", signature="")))
+        events += [
+            ContentBlockDelta(index, ThinkingDelta(piece))
+            for piece in _word_pieces(block.thinking, chunk_words)
+        ]
+        events.append(ContentBlockDelta(index, SignatureDelta(block.signature)))
+    elif isinstance(block, RedactedThinkingContent):
+        events.append(ContentBlockStart(index, block))  # whole, as the hosted API sends it
+    events.append(ContentBlockStop(index))
     return events
 
 

@@ -17,7 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from batchyard import ids
-from batchyard.engines.local.answer_shape import AnswerShape, answer_shape, tool_use_of
+from batchyard.engines.local.answer_shape import (
+    AnswerShape,
+    answer_shape,
+    chosen_calls,
+    tool_use_of,
+)
 from batchyard.engines.local.prefix_cache import common_prefix
 from batchyard.engines.local.prompt import cache_cuts, chat_of, invalid, ttl_seconds
 from batchyard.engines.slots import Priority, PrioritySlots
@@ -27,7 +32,9 @@ from batchyard.wire.messages import (
     ContentBlock,
     Message,
     MessageCreateParams,
+    StopReason,
     TextContent,
+    ToolUseContent,
     Usage,
 )
 from batchyard.wire.streaming import (
@@ -36,6 +43,7 @@ from batchyard.wire.streaming import (
     ContentBlockStop,
     StreamEvent,
     TextDelta,
+    block_events,
     events_from_message,
     message_end,
     message_start,
@@ -227,6 +235,7 @@ class LocalEngine:
         prompt = self.prompt_tokens(params, shape)
         return Generation(
             grammar=self._grammar(shape),
+            trigger=shape.trigger,
             prompt=prompt,
             breakpoints=self.breakpoints(params, prompt, shape),
             max_tokens=params.max_tokens,
@@ -236,15 +245,28 @@ class LocalEngine:
             on_text=on_text,
         )
 
-    def _message(self, params: MessageCreateParams, shape: AnswerShape, generation: Any) -> Message:
-        content: ContentBlock = TextContent(text=generation.text)
+    def _content(
+        self, shape: AnswerShape, generation: Any
+    ) -> tuple[list[ContentBlock], StopReason]:
+        """The answer's content blocks and stop reason."""
         stop_reason = generation.stop_reason
-        if shape.tool_call and stop_reason == "end_turn":
-            content, stop_reason = tool_use_of(generation.text), "tool_use"
+        finished = stop_reason == "end_turn"
+        if shape.tool_call:
+            if finished:
+                return [tool_use_of(generation.text)], "tool_use"
+            return [], stop_reason  # a forced call cut short: no half call, no wrapper
+        if shape.trigger is None:
+            return [TextContent(text=generation.text)], stop_reason
+        text, calls = chosen_calls(generation.text, finished)
+        content: list[ContentBlock] = [TextContent(text=text)] if text or not calls else []
+        return [*content, *calls], "tool_use" if calls else stop_reason
+
+    def _message(self, params: MessageCreateParams, shape: AnswerShape, generation: Any) -> Message:
+        content, stop_reason = self._content(shape, generation)
         return Message(
             id=ids.message_id(),
             model=params.model,
-            content=[content],
+            content=content,
             stop_reason=stop_reason,
             stop_sequence=generation.stop_sequence,
             usage=usage_of(generation),
@@ -303,6 +325,7 @@ class LocalEngine:
         # admission puts an empty piece first: then the cache's share of the prompt is known
         generation.on_start = lambda g: on_text("")
         self.runtime.submit(generation)
+        text_open = shape.trigger is None  # with tools to choose: opened by its first text
         try:
             first = await pieces.get()
             head = Message(
@@ -314,18 +337,30 @@ class LocalEngine:
                 usage=usage_of(generation, output_tokens=0),
             )
             yield message_start(head)
-            yield ContentBlockStart(0, TextContent(text=""))
+            if text_open:
+                yield ContentBlockStart(0, TextContent(text=""))
             while first is not None and (piece := await pieces.get()) is not None:
                 if piece:
+                    if not text_open:
+                        text_open = True
+                        yield ContentBlockStart(0, TextContent(text=""))
                     yield ContentBlockDelta(0, TextDelta(piece))
         finally:
             generation.cancelled = True  # a no-op once finished; stops it if the client left
         if generation.error:
             raise EngineError("api_error", generation.error, retryable=True)
-        yield ContentBlockStop(0)
+        content, stop_reason = self._content(shape, generation)
+        if not text_open and not any(isinstance(b, ToolUseContent) for b in content):
+            text_open = True  # no text and no call: one empty text block, as unstreamed
+            yield ContentBlockStart(0, TextContent(text=""))
+        if text_open:
+            yield ContentBlockStop(0)
+        for index, block in enumerate(content[1:] if text_open else content, int(text_open)):
+            for event in block_events(index, block):
+                yield event
         usage = usage_of(generation)
         for event in message_end(
-            generation.stop_reason,
+            stop_reason,
             generation.stop_sequence,
             usage.output_tokens,
             usage.input_tokens,

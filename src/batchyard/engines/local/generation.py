@@ -36,6 +36,9 @@ class Generation:
     grammar: str | None = None
     """GBNF the answer must follow (structured outputs, forced tool calls); checked
     with `LlamaRuntime.grammar_ok` before it is submitted."""
+    trigger: str | None = None
+    """The grammar applies from this text on (llama.cpp's lazy grammar): the text before
+    it is free, and streamed text holds back what may be its start."""
     priority: int = 1
     """Lower is admitted first when sequences wait for a free slot (interactive 0, batch 1)."""
     # results

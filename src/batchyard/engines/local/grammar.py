@@ -5,42 +5,57 @@ the whole vocabulary (`sampling.TokenSampler` uses them in that order)."""
 from __future__ import annotations
 
 import ctypes
+import re
 import threading
 from typing import Any
 
 import llama_cpp as ll
 
 
+def _init(vocab: Any, grammar: str, trigger: str | None) -> Any:
+    if trigger is None:
+        return ll.llama_sampler_init_grammar(vocab, grammar.encode(), b"root")
+    # matched against the whole answer so far; the grammar is fed the answer from the
+    # first group on (the trigger included: the grammar's root starts with it)
+    pattern = f"[\\s\\S]*?({re.escape(trigger)})[\\s\\S]*".encode()
+    patterns = (ctypes.c_char_p * 1)(pattern)
+    return ll.llama_sampler_init_grammar_lazy_patterns(
+        vocab, grammar.encode(), b"root", patterns, 1, None, 0
+    )
+
+
 class GrammarCache:
     """Grammars parsed once: each sequence gets a clone of the parsed one (its own
-    parse state), so a batch of 100k requests with one schema parses it once."""
+    parse state), so a batch of 100k requests with one schema parses it once. A lazy
+    grammar (with a `trigger`) applies only once the answer holds the trigger."""
 
     def __init__(self, vocab: Any, size: int = 64) -> None:
         self.vocab = vocab
         self.size = size
-        self._parsed: dict[str, Any] = {}
+        self._parsed: dict[tuple[str, str | None], Any] = {}
         self._lock = threading.Lock()
 
-    def _parsed_locked(self, grammar: str) -> Any:
-        parsed = self._parsed.pop(grammar, None)
+    def _parsed_locked(self, grammar: str, trigger: str | None = None) -> Any:
+        key = (grammar, trigger)
+        parsed = self._parsed.pop(key, None)
         if parsed is None:
-            parsed = ll.llama_sampler_init_grammar(self.vocab, grammar.encode(), b"root")
+            parsed = _init(self.vocab, grammar, trigger)
             if not parsed:
                 return None
             while len(self._parsed) >= self.size:
                 ll.llama_sampler_free(self._parsed.pop(next(iter(self._parsed))))
-        self._parsed[grammar] = parsed  # the most recent last
+        self._parsed[key] = parsed  # the most recent last
         return parsed
 
     def parses(self, grammar: str) -> bool:
         with self._lock:
             return self._parsed_locked(grammar) is not None
 
-    def new_sampler(self, grammar: str) -> Any:
+    def new_sampler(self, grammar: str, trigger: str | None = None) -> Any:
         """A sampler of its own for a sequence (cloned under the lock: another thread's
         eviction cannot free the parsed grammar meanwhile); None if llama.cpp refuses it."""
         with self._lock:
-            parsed = self._parsed_locked(grammar)
+            parsed = self._parsed_locked(grammar, trigger)
             return ll.llama_sampler_clone(parsed) if parsed is not None else None
 
     def close(self) -> None:

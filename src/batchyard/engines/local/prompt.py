@@ -3,11 +3,17 @@ and the requests cut at each `cache_control` breakpoint (where its prefix ends).
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import msgspec
 
-from batchyard.engines.local.answer_shape import AnswerShape, call_text
+from batchyard.engines.local.answer_shape import (
+    TOOL_CALL_CLOSE,
+    TOOL_CALL_OPEN,
+    AnswerShape,
+    call_text,
+)
 from batchyard.errors import EngineError
 from batchyard.wire.cache_control import CACHE_TTL_SECONDS, cache_marks
 from batchyard.wire.messages import (
@@ -53,10 +59,16 @@ def chat_of(params: MessageCreateParams, shape: AnswerShape) -> list[dict[str, s
         if isinstance(content, str):
             chat.append({"role": message.role, "content": content})
             continue
-        parts = []
+        parts: list[str] = []
+        calls: list[dict[str, Any]] = []  # consecutive calls the model chose: one block
         for j, block in enumerate(content):
+            if calls and not isinstance(block, ToolUseBlock):
+                parts.append(_call_block(calls))
+                calls = []
             if isinstance(block, TextBlock):
                 parts.append(block.text)
+            elif isinstance(block, ToolUseBlock) and shape.trigger:
+                calls.append({"name": block.name, "arguments": block.input})
             elif isinstance(block, DocumentBlock) and isinstance(block.source, TextSource):
                 parts.append(block.source.data)  # a text document, or a file's text
             elif isinstance(block, ToolUseBlock):
@@ -70,8 +82,15 @@ def chat_of(params: MessageCreateParams, shape: AnswerShape) -> list[dict[str, s
                 raise invalid(
                     f"messages.{i}.content.{j}: the local model reads text only, not {kind} blocks"
                 )
+        if calls:
+            parts.append(_call_block(calls))
         chat.append({"role": message.role, "content": "\n".join(parts)})
     return chat
+
+
+def _call_block(calls: list[dict[str, Any]]) -> str:
+    """Earlier calls as the model writes the calls it chooses to make."""
+    return f"{TOOL_CALL_OPEN}{json.dumps(calls, ensure_ascii=False)}{TOOL_CALL_CLOSE}"
 
 
 def cache_cuts(params: MessageCreateParams) -> list[tuple[MessageCreateParams, float]]:

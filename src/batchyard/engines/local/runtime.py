@@ -248,7 +248,9 @@ class LlamaRuntime:
                 self._resume(generation)
                 continue
             if generation.grammar is not None:
-                generation.grammar_sampler = self._grammars.new_sampler(generation.grammar)
+                generation.grammar_sampler = self._grammars.new_sampler(
+                    generation.grammar, generation.trigger
+                )
                 if generation.grammar_sampler is None:
                     generation.error = "llama.cpp did not take the answer's grammar"
                     generation.done(generation)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import llama_cpp as ll
 
+from batchyard.engines.local.answer_shape import partial_end
 from batchyard.engines.local.grammar import Candidates
 
 if TYPE_CHECKING:
@@ -115,15 +116,21 @@ def _stopped(g: Generation, before: int) -> bool:
 
 
 def emit(g: Generation, *, final: bool) -> None:
-    """Stream new text, holding back a tail that may yet become a stop sequence."""
+    """Stream new text, holding back a tail that may yet become a stop sequence; with a
+    `trigger` (tools the model may call), nothing from the trigger on, nor blank space
+    or a start of the trigger at the end (a block of calls may follow)."""
     text = g.text if final else bytes(g.out).decode(errors="ignore")
     end = len(text)
+    if g.trigger is not None:
+        at = text.find(g.trigger)
+        if at >= 0:
+            end = len(text[:at].rstrip())
+        elif not final:
+            end = len(text) - partial_end(text, g.trigger)
+            end = len(text[:end].rstrip())
     if not final:
         for stop in g.stop:
-            for k in range(min(len(stop) - 1, len(text)), 0, -1):
-                if text.endswith(stop[:k]):
-                    end = min(end, len(text) - k)
-                    break
+            end = min(end, len(text) - partial_end(text, stop))
     if end > g.emitted:
         assert g.on_text is not None
         g.on_text(text[g.emitted : end])
