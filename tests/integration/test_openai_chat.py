@@ -85,6 +85,12 @@ def test_errors_in_the_openai_shape(oai: openai.OpenAI) -> None:
         oai.chat.completions.create(
             model="claude-test", n=2, messages=[{"role": "user", "content": "hi"}]
         )
+    # what is not here: a 404 in OpenAI's shape, not Anthropic's
+    with pytest.raises(openai.NotFoundError) as missing:
+        oai.moderations.create(input="hi")
+    sent = missing.value.response.json()
+    assert sent.keys() == {"error"} and sent["error"]["type"] == "not_found_error", sent
+    assert sent["error"].keys() == {"message", "type", "param", "code"}
 
 
 def test_models_parse_in_both_sdks(start_server: ServerFactory) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import anthropic
@@ -12,7 +13,7 @@ import pytest
 from starlette.requests import Request
 from starlette.responses import Response
 
-from tests.conftest import ServerFactory, client_for
+from tests.conftest import ServerFactory, client_for, openai_client_for
 from tests.integration.test_batches_sdk import wait_ended
 from tests.integration.test_metrics import samples
 from tests.serverproc import Server
@@ -468,3 +469,38 @@ def test_openai_engine_capacity_follows_the_servers_metrics(start_server: Server
     assert any(g.get("batchyard_upstream_running") == 4 for g in busy)
     priorities = [body.get("priority") for body in stub.received]
     assert priorities.count(10) == 120 and priorities[-1] == 0
+
+
+def test_a_models_sampling_defaults_fill_what_a_request_leaves_out(
+    start_server: ServerFactory, stub: Stub, tmp_path: Path
+) -> None:
+    table = tmp_path / "engines.toml"
+    table.write_text(
+        f'[[engines]]\nkind = "anthropic"\nbase_url = "{stub.url}"\napi_key = "sk-upstream"\n'
+        'models = [{ id = "claude-up", sampling = { temperature = 0.3, top_k = 7 } }]\n'
+        f'[[engines]]\nkind = "openai"\nbase_url = "{stub.url}/v1"\napi_key = "sk-upstream"\n'
+        'admission = "fixed"\ncapacity = 4\n'
+        'models = [{ id = "gpt-test", upstream = "upstream-model", sampling = { top_p = 0.5 } }]\n'
+    )
+    server = start_server("--config", str(table), *FAST_RETRIES)
+    client: Any = client_for(server)  # the request is a plain dict
+    ask_up = {
+        "model": "claude-up",
+        "max_tokens": 20,
+        "messages": [{"role": "user", "content": "echo"}],
+    }
+    sent = json.loads(client.messages.create(**ask_up).content[0].text)
+    assert (sent["temperature"], sent["top_k"]) == (0.3, 7)
+    # the request's own value wins; the others still default
+    own = client.messages.create(**ask_up, extra_body={"temperature": 0.9})
+    sent = json.loads(own.content[0].text)
+    assert (sent["temperature"], sent["top_k"]) == (0.9, 7)
+    # the OpenAI dialect: its own temperature kept, the missing top_p filled in
+    openai_client_for(server).chat.completions.create(
+        model="gpt-test", temperature=0.1, messages=[{"role": "user", "content": "hi"}]
+    )
+    assert (stub.received[-1]["temperature"], stub.received[-1]["top_p"]) == (0.1, 0.5)
+    # and shown in the models list (batchyard's addition)
+    listed = {m.id: m.model_dump() for m in client.models.list()}
+    assert listed["claude-up"]["sampling_defaults"] == {"temperature": 0.3, "top_k": 7}
+    assert listed["gpt-test"]["sampling_defaults"] == {"top_p": 0.5}

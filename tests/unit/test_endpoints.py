@@ -3,6 +3,7 @@ error shape and the OpenAPI document read of it."""
 
 from __future__ import annotations
 
+from batchyard.api.endpoints import Endpoint, Table
 from batchyard.api.routes import TABLE
 
 
@@ -51,4 +52,12 @@ def test_the_error_shape_follows_the_dialect() -> None:
     assert (
         TABLE.dialect(TABLE.find("POST", "/v1/embeddings"), "/v1/embeddings", {}) == "openai"
     )  # served by none
-    assert TABLE.dialect(TABLE.find("GET", "/v1/unknown"), "/v1/unknown", {}) == "anthropic"
+    # a /v1/ path outside the Anthropic API, without anthropic-version: OpenAI's shape
+    # (the application's table has "/" and the dashboard too: not prefixes of the API)
+    table = Table([Endpoint("GET", "/", TABLE.endpoints[0].handler), *TABLE.endpoints])
+    assert table.dialect(None, "/v1/moderations", {}) == "openai"
+    for path in ("/v1/unknown", "/v1/responses", "/v1/audio/speech"):
+        assert TABLE.dialect(TABLE.find("POST", path), path, {}) == "openai", path
+        assert TABLE.dialect(TABLE.find("POST", path), path, anthropic) == "anthropic", path
+    for path in ("/v1/messages/nope", "/v1/organizations/users", "/v1/skills", "/unknown"):
+        assert TABLE.dialect(TABLE.find("GET", path), path, {}) == "anthropic", path

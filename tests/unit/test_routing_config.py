@@ -75,3 +75,31 @@ def test_the_documented_example_parses(tmp_path: Path) -> None:
     path.write_text(example.group(1))
     kinds = [e.kind for e in config.load(path)]
     assert kinds == ["local", "openai", "anthropic"]
+
+
+def test_sampling_defaults_are_checked_and_fill_only_what_is_missing(tmp_path: Path) -> None:
+    from batchyard.engines.build import _with_sampling
+    from batchyard.engines.config import SHIPPED_SAMPLING, EngineConfig, ModelConfig
+    from batchyard.engines.dispatch import with_sampling
+    from batchyard.wire.messages import MessageCreateParams, MessageParam
+
+    path = tmp_path / "sampling.toml"
+    for bad, where in (("temperature = 1.5", "temperature"), ("top_p = 0", "top_p"),
+                       ("top_k = 0", "top_k"), ("seed = 3", "seed")):  # fmt: skip
+        path.write_text(
+            f'[[engines]]\nkind = "fake"\nmodels = [{{ id = "x", sampling = {{ {bad} }} }}]\n'
+        )
+        with pytest.raises(ValueError, match=where):
+            config.load(path)
+    defaults = config.SamplingDefaults(temperature=0.2, top_p=0.9)
+    params = MessageCreateParams(
+        model="m", max_tokens=5, messages=[MessageParam(role="user", content="x")], top_p=0.5
+    )
+    filled = with_sampling(params, defaults)
+    assert (filled.temperature, filled.top_p, filled.top_k) == (0.2, 0.5, None)
+    assert with_sampling(filled, defaults) is filled  # nothing missing: the same request
+    # the embedded engine's shipped model gets its model card's; a model of its own does not
+    local = EngineConfig(kind="local", models=[ModelConfig(id="smollm2")])
+    assert _with_sampling(local, local.models[0]).sampling == SHIPPED_SAMPLING
+    own = EngineConfig(kind="local", model_path="/m.gguf", models=[ModelConfig(id="mine")])
+    assert _with_sampling(own, own.models[0]).sampling is None

@@ -59,9 +59,8 @@ class Endpoint:
         return self.dialect
 
 
-UNSERVED_OPENAI = ("/v1/embeddings",)
-"""OpenAI paths served by no endpoint (embeddings come only inside batches): their 404s
-are in OpenAI's shape."""
+UNSERVED_ANTHROPIC = ("/v1/skills", "/v1/experimental")
+"""Anthropic API paths served by no endpoint: their 404s are in Anthropic's shape."""
 
 
 class Table:
@@ -70,9 +69,15 @@ class Table:
 
     def __init__(self, endpoints: Sequence[Endpoint]) -> None:
         self.endpoints = tuple(endpoints)
-        self._openai = (
-            tuple({"/".join(e.path.split("/")[:3]) for e in endpoints if e.dialect != "anthropic"})
-            + UNSERVED_OPENAI
+        self._anthropic = (
+            tuple(
+                {
+                    "/".join(e.path.split("/")[:3])
+                    for e in endpoints
+                    if e.dialect == "anthropic" and e.path.startswith("/v1/")
+                }
+            )
+            + UNSERVED_ANTHROPIC
         )
         self._fixed: dict[str, list[Endpoint]] = {}
         self._patterns: list[tuple[Any, Endpoint]] = []
@@ -94,11 +99,16 @@ class Table:
 
     def dialect(self, endpoint: Endpoint | None, path: str, headers: Mapping[str, str]) -> str:
         """The error shape of a request to `endpoint` (`find`'s answer for it): its
-        dialect; for a path none serves, OpenAI's under the OpenAI dialect's prefixes,
-        else Anthropic's."""
+        dialect; for a path none serves, OpenAI's for a `/v1/` path outside the Anthropic
+        API from a caller that sent no `anthropic-version` (an OpenAI client asking for
+        what is not here, `/v1/embeddings` say), else Anthropic's."""
         if endpoint is not None:
             return endpoint.dialect_for(headers)
-        if path.startswith(self._openai) and "anthropic-version" not in headers:
+        if (
+            path.startswith("/v1/")
+            and not path.startswith(self._anthropic)
+            and "anthropic-version" not in headers
+        ):
             return "openai"
         return "anthropic"
 

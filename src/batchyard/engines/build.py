@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import msgspec
+
 from batchyard.engines.base import Engine
-from batchyard.engines.config import AdmissionMode, EngineConfig
+from batchyard.engines.config import SHIPPED_SAMPLING, AdmissionMode, EngineConfig, ModelConfig
 from batchyard.engines.router import EngineRouter, Route
 
 ADAPTIVE_MAXIMUM = 1024
@@ -83,6 +85,14 @@ def build_engine(config: EngineConfig, cache_dir: Path) -> Engine:
     raise ValueError(f"engine kind {config.kind!r} is not available")
 
 
+def _with_sampling(config: EngineConfig, model: ModelConfig) -> ModelConfig:
+    """The embedded engine's shipped model gets its model card's sampling unless the
+    configuration gives its own."""
+    if config.kind == "local" and config.model_path is None and model.sampling is None:
+        return msgspec.structs.replace(model, sampling=SHIPPED_SAMPLING)
+    return model
+
+
 def build_router(configs: list[EngineConfig], cache_dir: Path) -> EngineRouter:
     """`cache_dir` keeps derived files such as the local model's F16 weights."""
     if not configs:
@@ -90,5 +100,5 @@ def build_router(configs: list[EngineConfig], cache_dir: Path) -> EngineRouter:
     routes: list[Route] = []
     for config in configs:
         engine = build_engine(config, cache_dir)
-        routes.extend(Route(model, engine) for model in config.models)
+        routes.extend(Route(_with_sampling(config, model), engine) for model in config.models)
     return EngineRouter(routes)

@@ -62,6 +62,28 @@ def _or(value: float | None, default: float) -> float:
     return default if value is None else value
 
 
+class SamplingDefaults(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """Sampling a model's requests get when they leave it out (a request's own values,
+    in either dialect, always win): many clients cannot send a temperature at all."""
+
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.temperature is not None and not 0.0 <= self.temperature <= 1.0:
+            raise ValueError("sampling.temperature: must be in [0, 1]")
+        if self.top_p is not None and not 0.0 < self.top_p <= 1.0:
+            raise ValueError("sampling.top_p: must be in (0, 1]")
+        if self.top_k is not None and self.top_k < 1:
+            raise ValueError("sampling.top_k: must be at least 1")
+
+
+SHIPPED_SAMPLING = SamplingDefaults(temperature=0.2, top_p=0.9)
+"""The embedded model's: SmolLM2-Instruct's model card recommends temperature 0.2 and
+top_p 0.9 (at the hosted APIs' default of 1.0 the 135M model rambles)."""
+
+
 class ModelConfig(msgspec.Struct, forbid_unknown_fields=True):
     id: str
     """The name clients send; a glob (`claude-*`) routes every matching name."""
@@ -73,6 +95,9 @@ class ModelConfig(msgspec.Struct, forbid_unknown_fields=True):
     max_tokens: int | None = None
     prices: ModelPrices | None = None
     """What its tokens cost (the cost report); none: not priced."""
+    sampling: SamplingDefaults | None = None
+    """Defaults for requests that leave sampling out (the embedded engine on its shipped
+    model: `SHIPPED_SAMPLING`; elsewhere none: the engine's own defaults)."""
 
 
 class EngineConfig(msgspec.Struct, forbid_unknown_fields=True):

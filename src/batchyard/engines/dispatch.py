@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator
 
+import msgspec
+
+from batchyard.engines.config import SamplingDefaults
 from batchyard.engines.features import refuse_unsupported
 from batchyard.engines.router import EngineRouter, Resolved
 from batchyard.engines.slots import Priority
@@ -19,9 +22,26 @@ from batchyard.wire.streaming import MessageStart, StreamEvent
 def _for_engine(resolved: Resolved, params: MessageCreateParams) -> MessageCreateParams:
     engine = resolved.engine
     refuse_unsupported(params, engine.name, getattr(engine, "features", frozenset()))
+    if resolved.sampling is not None:
+        params = with_sampling(params, resolved.sampling)
     if resolved.upstream == params.model:
         return params
     return with_model(params, resolved.upstream)
+
+
+def with_sampling(params: MessageCreateParams, defaults: SamplingDefaults) -> MessageCreateParams:
+    """`params` with the model's sampling defaults where the request left them out (an
+    upstream that takes the body as sent gets them too: `engines/remote/anthropic.py`)."""
+    missing = {
+        name: value
+        for name in ("temperature", "top_p", "top_k")
+        if getattr(params, name) is None and (value := getattr(defaults, name)) is not None
+    }
+    if not missing:
+        return params
+    filled = msgspec.structs.replace(params, **missing)
+    filled.__dict__.update(params.__dict__)
+    return filled
 
 
 async def create_message(

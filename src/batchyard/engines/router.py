@@ -6,9 +6,11 @@ import fnmatch
 from dataclasses import dataclass
 from datetime import datetime
 
+import msgspec
+
 from batchyard.engines.base import Engine
-from batchyard.engines.config import ModelConfig
-from batchyard.wire.models import ModelInfo
+from batchyard.engines.config import ModelConfig, SamplingDefaults
+from batchyard.wire.models import ModelInfo, ModelSampling
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +30,14 @@ class Resolved:
     """The name clients see in answers (the configured id, or what they sent to a glob)."""
     upstream: str
     """The name the engine is asked for."""
+    sampling: SamplingDefaults | None = None
+    """What a request that leaves sampling out gets."""
+
+
+def _sampling_info(sampling: SamplingDefaults | None) -> ModelSampling | msgspec.UnsetType:
+    if sampling is None:
+        return msgspec.UNSET
+    return ModelSampling(sampling.temperature, sampling.top_p, sampling.top_k)
 
 
 class UnknownModel(LookupError):
@@ -66,7 +76,7 @@ class EngineRouter:
             return found
         route, by_pattern = self._route(model)
         name = model if by_pattern else route.model.id
-        found = Resolved(route.engine, name, route.model.upstream or name)
+        found = Resolved(route.engine, name, route.model.upstream or name, route.model.sampling)
         if len(self._resolved) >= _RESOLVED_NAMES:  # glob routes take any name a client sends
             self._resolved.clear()
         self._resolved[model] = found
@@ -92,6 +102,7 @@ class EngineRouter:
                 created=int(self.created_at.timestamp()),
                 max_input_tokens=r.model.max_input_tokens,
                 max_tokens=r.model.max_tokens,
+                sampling_defaults=_sampling_info(r.model.sampling),
             )
             for r in self.routes
             if not r.is_pattern

@@ -12,6 +12,15 @@ from typing import Literal
 import msgspec
 
 
+class ModelSampling(msgspec.Struct, omit_defaults=True):
+    """batchyard's addition to a model's entry: the sampling a request that leaves it
+    out gets (the routing table's `sampling`)."""
+
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
+
+
 class ModelInfo(msgspec.Struct):
     id: str
     display_name: str
@@ -24,6 +33,8 @@ class ModelInfo(msgspec.Struct):
     created: int = 0
     """Unix seconds (the OpenAI field); the same moment as `created_at`."""
     owned_by: str = "batchyard"
+    sampling_defaults: ModelSampling | msgspec.UnsetType = msgspec.UNSET
+    """batchyard's addition: see `ModelSampling` (absent: the engine's own defaults)."""
 
 
 class ModelPage(msgspec.Struct):

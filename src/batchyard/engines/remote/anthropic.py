@@ -51,6 +51,9 @@ def _body(params: MessageCreateParams, *, count: bool = False) -> dict[str, Any]
     if sent is not None:
         body: dict[str, Any] = msgspec.json.decode(sent)
         body["model"] = params.model
+        for name in ("temperature", "top_p", "top_k"):  # the model's defaults filled in
+            if name not in body and (value := getattr(params, name)) is not None:
+                body[name] = value
     else:
         body = {k: v for k, v in msgspec.to_builtins(params).items() if v is not None}
     body.pop("stream", None)
