@@ -21,6 +21,7 @@ from batchyard.services.health import HealthService
 from batchyard.services.inference import Inference
 from batchyard.services.message_batches import BatchService
 from batchyard.services.openai_batches import OpenAIBatchService
+from batchyard.services.responses import Responses
 from batchyard.services.usage import UsageService
 from batchyard.services.webhooks import WebhookPolicy, WebhookSender
 from batchyard.store import MEMORY_URL, is_postgres, open_store
@@ -39,6 +40,7 @@ class Services:
     tenancy: Tenancy
     usage: UsageService
     inference: Inference
+    responses: Responses
     costs: CostService
     dashboard: DashboardService
     health: HealthService
@@ -103,6 +105,7 @@ def build_services(
         tenancy=Tenancy(store.tenancy, clock),
         usage=usage,
         inference=inference,
+        responses=Responses(store.responses),
         costs=CostService(
             store.tenancy,
             router.config_of,

@@ -3,16 +3,34 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl
 
 import anyio
+import msgspec
 from starlette.requests import Request
 
 from batchyard.api.bodies import bodies_of
 from batchyard.errors import InvalidRequest, RequestTooLarge
+from batchyard.wire import json_limits
+from batchyard.wire.errors import InvalidParams
 
 T = TypeVar("T")
+_any: msgspec.json.Decoder[Any] = msgspec.json.Decoder()
+
+
+def json_object(raw: bytes | bytearray) -> dict[str, Any]:
+    """A body that must be a JSON object (the OpenAI dialect's requests, read as plain
+    JSON before their translation); InvalidRequest, with `param` where known, if not."""
+    try:
+        body = json_limits.decode(_any, raw)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise InvalidRequest(f"Request body is not valid JSON: {exc}") from None
+    except InvalidParams as exc:
+        raise InvalidRequest(str(exc), param=str(exc).split(":")[0]) from None
+    if not isinstance(body, dict):
+        raise InvalidRequest("Request body must be a JSON object")
+    return body
 
 
 async def read_body(request: Request, limit: int) -> bytearray:

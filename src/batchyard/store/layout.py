@@ -28,6 +28,9 @@
   in the files directory), `openai_batches` (the
   OpenAI Batch API's view of a batch; `batch_id` NULL when its input failed
   validation; `finalized_at` once its output files are written).
+- `responses` — stored objects of the OpenAI Responses API: `body` (the Response's
+  JSON as answered), `input_items` (JSON array of its input items),
+  `previous_response_id`; read and deleted only within their `workspace_id`.
 - `workers` — each worker's own report, upserted every few seconds.
 - `schema_migrations` — the migrations applied (version, name, applied_at).
 """

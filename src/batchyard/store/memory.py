@@ -15,7 +15,7 @@ from typing_extensions import Buffer
 
 from batchyard.store.claims import Claimable, Grouping, claim_in_turn
 from batchyard.store.layout import RequestState, batch_of
-from batchyard.store.memory_openai import MemoryFiles, MemoryOpenAIBatches
+from batchyard.store.memory_openai import MemoryFiles, MemoryOpenAIBatches, MemoryResponses
 from batchyard.store.memory_rows import BatchTable, page, record_of
 from batchyard.store.memory_tenancy import MemoryTenancy
 from batchyard.store.memory_views import MemoryViews, MemoryWebhooks, MemoryWorkers
@@ -42,6 +42,7 @@ class MemoryStore:
         self.views = MemoryViews(self._batches, self.openai_batches)
         self.workers = MemoryWorkers()
         self.webhooks = MemoryWebhooks(self._batches)
+        self.responses = MemoryResponses()
         self._turn = 0
 
     # --- lifecycle --------------------------------------------------------------

@@ -1,5 +1,5 @@
-"""The OpenAI dialect's rows in the in-memory store: file records and the OpenAI Batch
-API's records of batches."""
+"""The OpenAI dialect's rows in the in-memory store: file records, the OpenAI Batch
+API's records of batches and the Responses API's stored responses."""
 
 from __future__ import annotations
 
@@ -7,7 +7,13 @@ import dataclasses
 import itertools
 
 from batchyard.store.memory_rows import BatchTable, DuplicateId, insert, page, record_of
-from batchyard.store.records import BatchRecord, FileRecord, OpenAIBatchRecord, QuotaExceeded
+from batchyard.store.records import (
+    BatchRecord,
+    FileRecord,
+    OpenAIBatchRecord,
+    QuotaExceeded,
+    ResponseRecord,
+)
 
 
 class MemoryFiles:
@@ -116,4 +122,22 @@ class MemoryOpenAIBatches:
         self._records[openai_id] = dataclasses.replace(
             found, output_file_id=output_file_id, error_file_id=error_file_id, finalized_at=now
         )
+        return True
+
+
+class MemoryResponses:
+    def __init__(self) -> None:
+        self._responses: dict[str, ResponseRecord] = {}
+
+    async def put_response(self, record: ResponseRecord) -> None:
+        insert(self._responses, record.id, record)
+
+    async def get_response(self, workspace_id: str, response_id: str) -> ResponseRecord | None:
+        found = self._responses.get(response_id)
+        return found if found is not None and found.workspace_id == workspace_id else None
+
+    async def delete_response(self, workspace_id: str, response_id: str) -> bool:
+        if await self.get_response(workspace_id, response_id) is None:
+            return False
+        del self._responses[response_id]
         return True

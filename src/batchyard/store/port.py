@@ -24,6 +24,7 @@ from batchyard.store.records import (
     Outcome,
     RateLimits,
     RecordReport,
+    ResponseRecord,
     ResultRow,
     UsageRow,
     WebhookDue,
@@ -210,6 +211,19 @@ class WebhookStore(Protocol):
         """After a delivery attempt: done (delivered or given up) or due again at `next_at`."""
 
 
+class ResponseStore(Protocol):
+    """Stored objects of the OpenAI Responses API, scoped by workspace."""
+
+    async def put_response(self, record: ResponseRecord) -> None:
+        """Insert (a new id)."""
+
+    async def get_response(self, workspace_id: str, response_id: str) -> ResponseRecord | None:
+        """None when absent, deleted, or in another workspace."""
+
+    async def delete_response(self, workspace_id: str, response_id: str) -> bool:
+        """True when it was there (in that workspace) and is now gone."""
+
+
 class Store(Protocol):
     @property
     def tenancy(self) -> TenancyStore: ...
@@ -228,6 +242,9 @@ class Store(Protocol):
 
     @property
     def webhooks(self) -> WebhookStore: ...
+
+    @property
+    def responses(self) -> ResponseStore: ...
 
     async def open(self) -> None:
         """Connect and bring the schema up to date (runs pending migrations)."""

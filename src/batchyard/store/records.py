@@ -243,6 +243,21 @@ class OpenAIBatchRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class ResponseRecord:
+    """A stored object of the OpenAI Responses API, scoped by workspace."""
+
+    id: str
+    """`resp_…`"""
+    workspace_id: str
+    created_at: float
+    body: bytes
+    """The Response object's JSON, as answered."""
+    input_items: bytes
+    """JSON array: the response's input items (each with an `id`)."""
+    previous_response_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class BatchRow:
     """A batch as the dashboard lists it."""
 

@@ -24,6 +24,7 @@ from batchyard.store.records import (
     Outcome,
     RecordReport,
 )
+from batchyard.store.responses_sql import SqlResponses
 from batchyard.store.sql_runner import Row, Statement, batch_record, page
 from batchyard.store.tenancy_sql import SqlTenancy
 from batchyard.store.views_sql import SqlBatchViews
@@ -42,6 +43,7 @@ class SqlStore:
         self.views = SqlBatchViews(self)
         self.workers = SqlWorkers(self)
         self.webhooks = SqlWebhooks(self)
+        self.responses = SqlResponses(self)
         self._turn = 0
 
     # --- what each database supplies ---------------------------------------------

@@ -1,7 +1,7 @@
 """The API's routes, one module per API: `messages` (and count_tokens), `complete` (the
 legacy Text Completions), `message_batches`,
-`models`, `admin` (the Admin API), and the OpenAI dialect's `chat`, `files` and
-`openai_batches`. Each route reads the request, calls a service, encodes its answer."""
+`models`, `admin` (the Admin API), and the OpenAI dialect's `chat`, `responses`,
+`files` and `openai_batches`. Each route reads the request, calls a service, encodes its answer."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from batchyard.api.routes import (
     messages,
     models,
     openai_batches,
+    responses,
 )
 
 ENDPOINTS: tuple[Endpoint, ...] = (
@@ -26,6 +27,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     *files.endpoints,
     *chat.endpoints,
     *openai_batches.endpoints,
+    *responses.endpoints,
 )
 """In the order they are matched."""
 

@@ -14,28 +14,17 @@ from starlette.responses import Response
 from batchyard.api import interactive
 from batchyard.api.endpoints import Doc, Endpoint
 from batchyard.api.interactive import MAX_MESSAGE_BYTES
-from batchyard.api.requests import decoded, read_body
+from batchyard.api.requests import decoded, json_object, read_body
 from batchyard.api.responses import json_response
 from batchyard.errors import EngineError, InvalidRequest
 from batchyard.translate.chat_answers import ChunkTranslator, chat_completion
 from batchyard.translate.chat_to_messages import ChatRequestError, messages_request
-from batchyard.wire import json_limits
-from batchyard.wire.errors import InvalidParams
 from batchyard.wire.messages import MessageCreateParams
-
-_any: msgspec.json.Decoder[Any] = msgspec.json.Decoder()
 
 
 def parse_chat_body(raw: bytes | bytearray) -> tuple[dict[str, Any], MessageCreateParams]:
     """The JSON body and its Messages translation; problems are InvalidRequest with `param`."""
-    try:
-        body = json_limits.decode(_any, raw)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-        raise InvalidRequest(f"Request body is not valid JSON: {exc}") from None
-    except InvalidParams as exc:
-        raise InvalidRequest(str(exc), param=str(exc).split(":")[0]) from None
-    if not isinstance(body, dict):
-        raise InvalidRequest("Request body must be a JSON object")
+    body = json_object(raw)
     try:
         return body, messages_request(body)
     except ChatRequestError as exc:
