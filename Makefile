@@ -40,8 +40,23 @@ VLLM_MODEL := $(VENV)/vllm-models/smollm2-135m
 vllm: install
 	scripts/vllm.sh $(VLLM_VENV) $(VLLM_MODEL)
 
-# What only the tests need: the other SDKs.
-test-deps: $(VENV)/anthropic-0/.installed $(NODE_DIR)/node_modules/.installed
+# The client libraries built on the SDKs (LangChain, pydantic-ai, instructor, LiteLLM),
+# which tests/integration/test_frameworks.py drives through tests/frameworks/drive.py:
+# each venv of their own, as their pins of the SDKs differ from ours and each other's.
+$(VENV)/frameworks/.installed: tests/frameworks/requirements.txt $(BIN)/batchyard
+	rm -rf $(VENV)/frameworks
+	$(PYTHON) -m venv $(VENV)/frameworks
+	$(VENV)/frameworks/bin/pip install --quiet -r tests/frameworks/requirements.txt
+	touch $@
+$(VENV)/pydantic-ai/.installed: tests/frameworks/requirements-pydantic-ai.txt $(BIN)/batchyard
+	rm -rf $(VENV)/pydantic-ai
+	$(PYTHON) -m venv $(VENV)/pydantic-ai
+	$(VENV)/pydantic-ai/bin/pip install --quiet -r tests/frameworks/requirements-pydantic-ai.txt
+	touch $@
+
+# What only the tests need: the other SDKs and the libraries built on them.
+test-deps: $(VENV)/anthropic-0/.installed $(NODE_DIR)/node_modules/.installed \
+	$(VENV)/frameworks/.installed $(VENV)/pydantic-ai/.installed
 
 serve: install  ## run the server on the defaults (SQLite file store, embedded model)
 	$(BIN)/batchyard serve
