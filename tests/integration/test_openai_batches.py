@@ -11,6 +11,7 @@ import anthropic
 import openai
 import pytest
 from openai.types import Batch
+from openai.types.responses import Response
 
 from tests.conftest import ServerFactory, openai_client_for, workspace_key
 from tests.serverproc import Server
@@ -249,3 +250,49 @@ def test_a_body_invalid_beyond_its_envelope_ends_in_the_error_file(oai: openai.O
     [(custom_id, entry)] = jsonl(oai, done.error_file_id or "").items()
     assert custom_id == "wizard" and entry["response"]["status_code"] == 400
     assert "wizard" in entry["response"]["body"]["error"]["message"]
+
+
+def test_a_responses_batch_answers_response_objects(oai: openai.OpenAI) -> None:
+    def ask(custom_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        return {"custom_id": custom_id, "method": "POST", "url": "/v1/responses", "body": body}
+
+    lines = [
+        ask("plain", {"model": "claude-test", "input": "Tell me about the sea",
+                      "instructions": "Be brief.", "max_output_tokens": 40}),
+        ask("items", {"model": "claude-test", "input": [
+            {"role": "user", "content": [{"type": "input_text", "text": "Tell me about the sky"}]},
+        ]}),
+        ask("builtin", {"model": "claude-test", "input": "x", "tools": [{"type": "web_search"}]}),
+    ]  # fmt: skip
+    batch = oai.batches.create(
+        input_file_id=upload(oai, lines), endpoint="/v1/responses", completion_window="24h"
+    )
+    done = wait_done(oai, batch.id)
+    assert done.status == "completed" and done.endpoint == "/v1/responses"
+    assert done.request_counts is not None
+    assert (done.request_counts.completed, done.request_counts.failed) == (2, 1)
+    out = jsonl(oai, done.output_file_id or "")
+    direct = oai.responses.create(
+        model="claude-test", input="Tell me about the sea", instructions="Be brief.",
+        max_output_tokens=40, store=False,
+    )  # fmt: skip
+    for custom_id in ("plain", "items"):
+        body = out[custom_id]["response"]["body"]
+        parsed = Response.model_validate(body)  # what the SDK reads a Response as
+        assert parsed.status == "completed" and parsed.output_text
+    assert (
+        Response.model_validate(out["plain"]["response"]["body"]).output_text == direct.output_text
+    )
+    error = jsonl(oai, done.error_file_id or "")["builtin"]["response"]
+    assert error["status_code"] == 400 and "web_search" in error["body"]["error"]["message"]
+
+
+def test_a_responses_line_that_cannot_run_in_a_batch_fails_it(oai: openai.OpenAI) -> None:
+    body = {"model": "claude-test", "input": "x", "previous_response_id": "resp_1"}
+    lines = [{"custom_id": "a", "method": "POST", "url": "/v1/responses", "body": body}]
+    batch = oai.batches.create(
+        input_file_id=upload(oai, lines), endpoint="/v1/responses", completion_window="24h"
+    )
+    done = wait_done(oai, batch.id)
+    assert done.status == "failed" and done.errors is not None and done.errors.data
+    assert done.errors.data[0].param == "body.previous_response_id"

@@ -10,18 +10,25 @@ from typing import Any
 
 import msgspec
 
-from batchyard.translate.envelope import unservable, wrap_chat_body
+from batchyard.translate.envelope import unservable, wrap_chat_body, wrap_responses_body
 from batchyard.wire import json_limits
 from batchyard.wire.errors import InvalidParams, format_validation_error
-from batchyard.wire.openai import BatchError, ChatProbe, EmbeddingProbe, InputLine
+from batchyard.wire.openai import (
+    BatchError,
+    ChatProbe,
+    EmbeddingProbe,
+    InputLine,
+    ResponsesProbe,
+)
 
 MAX_LINES = 50_000
 MAX_INPUT_BYTES = 200 * 1024 * 1024
 MAX_ERRORS = 1000
-ENDPOINTS = ("/v1/chat/completions", "/v1/embeddings")
+ENDPOINTS = ("/v1/chat/completions", "/v1/responses", "/v1/embeddings")
 _SAFE_CUSTOM_ID = re.compile(r'^[^"\\\x00-\x1f]{1,512}$')
 _line_decoder = msgspec.json.Decoder(InputLine)
 _chat_probe = msgspec.json.Decoder(ChatProbe)
+_responses_probe = msgspec.json.Decoder(ResponsesProbe)
 _embedding_probe = msgspec.json.Decoder(EmbeddingProbe)
 _any: msgspec.json.Decoder[Any] = msgspec.json.Decoder()
 
@@ -75,6 +82,8 @@ def _check_line(out: Validated, seen: set[str], raw: bytes, n: int, endpoint: st
     try:
         if endpoint == "/v1/embeddings":
             model = _embedding_probe.decode(line.body).model
+        elif endpoint == "/v1/responses":
+            asked = _responses_probe.decode(line.body)
         else:
             probe = _chat_probe.decode(line.body)
         # Nesting too deep fails the line now (its request could not even be read in
@@ -96,6 +105,16 @@ def _check_line(out: Validated, seen: set[str], raw: bytes, n: int, endpoint: st
         out.params.append(
             unservable(f"/v1/embeddings: no engine here computes embeddings (model {model!r})")
         )
+        return
+    if endpoint == "/v1/responses":
+        if asked.stream:
+            out.fail("invalid_request", "body.stream: not supported in a batch", n, "body.stream")
+        elif asked.previous_response_id is not None:
+            out.fail(
+                "invalid_request", "body.previous_response_id: not supported in a batch", n,
+                "body.previous_response_id",
+            )  # fmt: skip
+        out.params.append(wrap_responses_body(bytes(line.body)))
         return
     if probe.stream:
         out.fail("invalid_request", "body.stream: not supported in a batch", n, "body.stream")

@@ -256,7 +256,7 @@ class OpenAIBatchService:
         """The batch's output (or error) file, streamed from its results to the blob store
         (one pass over the results each); None when it would be empty."""
         results = self.store.result_lines(batch)
-        lines = rechunk(output_chunks(results, kind == "output"), self.chunk)
+        lines = rechunk(output_chunks(results, kind == "output", record.endpoint), self.chunk)
         first = await anext(lines, None)
         if first is None:
             return None

@@ -141,5 +141,14 @@ class ChatProbe(msgspec.Struct):
     n: int | None = None
 
 
+class ResponsesProbe(msgspec.Struct):
+    """What is checked of a Responses body when its batch is created."""
+
+    model: Annotated[str, msgspec.Meta(min_length=1)]
+    input: str | Annotated[list[msgspec.Raw], msgspec.Meta(min_length=1)]
+    stream: bool | None = None
+    previous_response_id: str | None = None
+
+
 class EmbeddingProbe(msgspec.Struct):
     model: Annotated[str, msgspec.Meta(min_length=1)]

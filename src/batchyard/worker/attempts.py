@@ -13,7 +13,8 @@ from batchyard.services.inference import Inference, UnknownModel
 from batchyard.store.layout import RequestState
 from batchyard.store.records import ClaimedRequest, Outcome, TokenUsage
 from batchyard.translate.chat_to_messages import ChatRequestError, messages_request
-from batchyard.translate.envelope import unservable_reason, unwrap_chat_body
+from batchyard.translate.envelope import unservable_reason, unwrap_openai_body
+from batchyard.translate.responses_request import messages_params
 from batchyard.wire.errors import InvalidParams
 from batchyard.wire.params import decode_params
 from batchyard.worker.results import errored_line, succeeded_line
@@ -40,8 +41,9 @@ class Attempts:
         if reason is not None:
             return self._errored(request, "invalid_request_error", reason)
         try:
-            if request.dialect == "openai":  # an OpenAI batch line: its chat body
-                params = messages_request(unwrap_chat_body(request.params))
+            if request.dialect == "openai":  # an OpenAI batch line: its chat or Responses body
+                kind, body = unwrap_openai_body(request.params)
+                params = messages_request(body) if kind == "chat" else messages_params(body, [])
             else:
                 params = decode_params(request.params)
         except (InvalidParams, ChatRequestError) as exc:
