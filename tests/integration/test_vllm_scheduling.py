@@ -1,8 +1,8 @@
 """The scheduler reading a real vLLM: admission from its /metrics with no `--capacity`,
 and interactive calls served first inside vLLM (`priority`), not only in our slots.
 
-vLLM runs 32 sequences at most (tests/vllm.py), so a batch of 64 sent at once queues
-32 inside it: what admission must avoid, and what priority must jump.
+vLLM runs 32 sequences at most (tests/vllm.py), so a batch of 64 or more sent at once
+queues 32 or more inside it: what admission must avoid, and what priority must jump.
 """
 
 from __future__ import annotations
@@ -64,15 +64,17 @@ def test_admission_keeps_vllm_full_with_a_short_queue_without_a_capacity(
     vllm: VLLM, admitted: Server
 ) -> None:
     client = client_for(admitted, timeout=120)
+    # Four waves of vLLM's 32 seats: the ramp up and the tail are a small part of it.
     with Sampler(vllm, admitted) as seen:
-        batch = client.messages.batches.create(requests=batch_requests(64, 12))  # type: ignore[arg-type]
+        batch = client.messages.batches.create(requests=batch_requests(128, 12))  # type: ignore[arg-type]
         ended = wait_ended(client, batch.id, timeout=300)
-    assert ended.request_counts.succeeded == 64
+    assert ended.request_counts.succeeded == 128
     busy = [(r, w) for r, w in zip(seen.running, seen.waiting, strict=False) if r + w >= 8]
     assert len(busy) >= 10, (seen.running, seen.waiting)
     # It grew past its slow start (8) to fill vLLM's 32 seats...
     assert max(seen.capacity) > 16, seen.capacity
-    assert sum(r >= 24 for r, _ in busy) >= len(busy) / 3, seen.running
+    full = sum(r >= 24 for r, _ in busy)
+    assert full >= len(busy) / 3, (seen.running, seen.capacity)
     # ...and kept the queue inside vLLM short: sent all at once, 32 would wait. Slow
     # start may overshoot once (it doubles until the first queue), not stay there.
     queue = sorted(w for _, w in busy)
