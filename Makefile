@@ -78,6 +78,7 @@ check: lint test
 bench: install vllm  ## benchmarks (numbers, not asserts)
 	PYTHONPATH=. $(BIN)/python -m bench.ingest
 	PYTHONPATH=. $(BIN)/python -m bench.scheduling
+	PYTHONPATH=. $(BIN)/python -m bench.instant_upstream 20000 --ttft
 	PYTHONPATH=. $(BIN)/python -m bench.results
 	PYTHONPATH=. $(BIN)/python -m bench.scale
 	PYTHONPATH=. $(BIN)/python -m bench.readers

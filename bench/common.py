@@ -23,7 +23,7 @@ PROMPT = (
 )
 
 
-def batch_body(n: int) -> bytes:
+def batch_body(n: int, model: str = "claude-bench", max_tokens: int = 128) -> bytes:
     """A create body of `n` requests, about 450 bytes each (100k ≈ 45 MB)."""
     return msgspec.json.encode(
         {
@@ -31,8 +31,8 @@ def batch_body(n: int) -> bytes:
                 {
                     "custom_id": f"request-{i:06d}",
                     "params": {
-                        "model": "claude-bench",
-                        "max_tokens": 128,
+                        "model": model,
+                        "max_tokens": max_tokens,
                         "temperature": 0.0,
                         "messages": [{"role": "user", "content": f"{PROMPT}{i}."}],
                     },

@@ -55,12 +55,14 @@ class Stub:
         latency: float = 0.0,
         seats: int | None = None,
         fcfs: bool = False,
+        metrics: str | None = None,
     ) -> None:
         self.api_key = api_key
         self.rate_limit = rate_limit
         self.latency = latency
         self.seats = seats
         self.fcfs = fcfs
+        self.metrics = metrics
         self.running = 0
         self.waiting = 0
         self.peak_waiting = 0
@@ -151,6 +153,8 @@ class Stub:
         return None, body, text
 
     async def prometheus(self, request: Request) -> Response:
+        if self.metrics is not None:
+            return Response(self.metrics, media_type="text/plain; version=0.0.4")
         if self.seats is None:
             return Response("not found", status_code=404)
         self.load_trace.append((self.running, self.waiting))

@@ -1,13 +1,12 @@
 """Admission from the engine's own load: the metrics parser, the controller on a
 simulated engine (one and three workers), and what the OpenAI-compatible engine sends
-and reads (over `httpx.MockTransport`). The fallback to AIMD: test_admission_fallback."""
+and reads (from a scripted server on loopback, `tests.stubs.Stub`). The fallback to AIMD:
+test_admission_fallback."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 
-import httpx
 import pytest
 
 from batchyard.engines.remote.concurrency import AdmissionController
@@ -19,7 +18,9 @@ from batchyard.engines.remote.upstream_load import (
 )
 from batchyard.engines.slots import Priority, PrioritySlots
 from batchyard.wire.messages import MessageCreateParams, MessageParam
+from batchyard.wire.streaming import ContentBlockDelta, TextDelta
 from tests.engine_sim import SimEngine, controlled, fixed, simulate
+from tests.stubs import Stub
 from tests.unit.test_admission_fallback import wait_for
 
 VLLM = """\
@@ -215,91 +216,81 @@ def ask(text: str = "hi") -> MessageCreateParams:
     )
 
 
-def chat_transport(
-    sent: list[dict[str, object]], metrics: str | None = None, fcfs: bool = False
-) -> httpx.MockTransport:
-    def handle(request: httpx.Request) -> httpx.Response:
-        if request.url.path == "/metrics":
-            return httpx.Response(200, text=metrics) if metrics else httpx.Response(404)
-        body = json.loads(request.content)
-        sent.append(body)
-        if fcfs and body.get("priority", 0) != 0:
-            message = f"Got priority {body['priority']} but Priority scheduling is not enabled."
-            return httpx.Response(400, json={"object": "error", "message": message, "code": 400})
-        return httpx.Response(200, json={
-            "id": "c", "object": "chat.completion", "model": body["model"],
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4},
-        })  # fmt: skip
-
-    return httpx.MockTransport(handle)
-
-
 @pytest.mark.anyio
 async def test_priority_is_sent_only_when_configured() -> None:
-    sent: list[dict[str, object]] = []
-    plain = OpenAICompatEngine("http://gpu/v1", transport=chat_transport(sent))
-    await plain.create_message(ask(), priority=Priority.INTERACTIVE)
-    await plain.create_message(ask(), priority=Priority.BATCH)
-    assert all("priority" not in body for body in sent)
-    await plain.aclose()
+    with Stub() as stub:
+        plain = OpenAICompatEngine(f"{stub.url}/v1")
+        await plain.create_message(ask(), priority=Priority.INTERACTIVE)
+        await plain.create_message(ask(), priority=Priority.BATCH)
+        assert len(stub.received) == 2
+        assert all("priority" not in body for body in stub.received)
+        await plain.aclose()
 
-    sent.clear()
-    engine = OpenAICompatEngine(
-        "http://gpu/v1", transport=chat_transport(sent), send_priority=True, batch_priority=7
-    )
-    await engine.create_message(ask(), priority=Priority.INTERACTIVE)
-    await engine.create_message(ask(), priority=Priority.BATCH)
-    events = [e async for e in engine.stream_message(ask(), priority=Priority.INTERACTIVE)]
-    assert events
-    assert [body["priority"] for body in sent] == [0, 7, 0]
-    await engine.aclose()
+        stub.received.clear()
+        engine = OpenAICompatEngine(f"{stub.url}/v1", send_priority=True, batch_priority=7)
+        await engine.create_message(ask(), priority=Priority.INTERACTIVE)
+        await engine.create_message(ask(), priority=Priority.BATCH)
+        events = [e async for e in engine.stream_message(ask(), priority=Priority.INTERACTIVE)]
+        assert events
+        assert [body["priority"] for body in stub.received] == [0, 7, 0]
+        await engine.aclose()
 
 
 @pytest.mark.anyio
 async def test_a_first_come_first_served_server_refusing_priority_stops_getting_it() -> None:
-    sent: list[dict[str, object]] = []
-    engine = OpenAICompatEngine(
-        "http://gpu/v1", transport=chat_transport(sent, fcfs=True), send_priority=True
-    )
-    message = await engine.create_message(ask(), priority=Priority.BATCH)
-    assert message.content[0].text == "ok"  # type: ignore[union-attr]
-    await engine.create_message(ask(), priority=Priority.BATCH)
-    assert [body.get("priority") for body in sent] == [10, None, None]
-    await engine.aclose()
+    with Stub(fcfs=True) as stub:
+        engine = OpenAICompatEngine(f"{stub.url}/v1", send_priority=True)
+        message = await engine.create_message(ask("one"), priority=Priority.BATCH)
+        assert message.content[0].text == "stub reply: one"  # type: ignore[union-attr]
+        await engine.create_message(ask(), priority=Priority.BATCH)
+        events = [e async for e in engine.stream_message(ask(), priority=Priority.BATCH)]
+        assert events
+        assert [body.get("priority") for body in stub.received] == [10, None, None, None]
+        await engine.aclose()
+
+
+@pytest.mark.anyio
+async def test_a_stream_refused_for_an_optional_key_is_asked_again_without_it() -> None:
+    with Stub(fcfs=True) as stub:
+        engine = OpenAICompatEngine(f"{stub.url}/v1", send_priority=True)
+        events = [e async for e in engine.stream_message(ask("two"), priority=Priority.BATCH)]
+        assert [body.get("priority") for body in stub.received] == [10, None]
+        text = "".join(
+            e.delta.text
+            for e in events
+            if isinstance(e, ContentBlockDelta) and isinstance(e.delta, TextDelta)
+        )
+        assert text == "stub reply: two"
+        await engine.aclose()
 
 
 @pytest.mark.anyio
 async def test_the_engine_reads_its_servers_load_and_follows_it() -> None:
-    sent: list[dict[str, object]] = []
     metrics = VLLM.replace("} 3.0", "} 300.0")  # a long queue: shrink to the minimum
-    engine = OpenAICompatEngine(
-        "http://gpu/v1", capacity=1024, admission="metrics", metrics_interval=0.01,
-        transport=chat_transport(sent, metrics),
-    )  # fmt: skip
-    assert engine.slots.capacity == 8 and engine.upstream_load is None
-    engine.slots.in_use = 8  # as if the worker held all its slots
-    await engine.create_message(ask())
-    await wait_for(lambda: engine.slots.capacity < 8)
-    load = engine.upstream_load
-    assert load is not None and (load.running, load.waiting, load.kv_usage) == (77, 302, 0.72)
-    assert load.prefix_hit_rate == 0.75
-    assert engine.admission.driven_by == "metrics"
-    await engine.aclose()
-    assert engine.admission.probe is not None and engine.admission.probe._task is None
+    with Stub(metrics=metrics) as stub:
+        engine = OpenAICompatEngine(
+            f"{stub.url}/v1", capacity=1024, admission="metrics", metrics_interval=0.01
+        )
+        assert engine.slots.capacity == 8 and engine.upstream_load is None
+        engine.slots.in_use = 8  # as if the worker held all its slots
+        await engine.create_message(ask())
+        await wait_for(lambda: engine.slots.capacity < 8)
+        load = engine.upstream_load
+        assert load is not None and (load.running, load.waiting, load.kv_usage) == (77, 302, 0.72)
+        assert load.prefix_hit_rate == 0.75
+        assert engine.admission.driven_by == "metrics"
+        await engine.aclose()
+        assert engine.admission.probe is not None and engine.admission.probe._task is None
 
 
 @pytest.mark.anyio
 async def test_no_probe_starts_after_the_engine_is_closed() -> None:
-    sent: list[dict[str, object]] = []
-    engine = OpenAICompatEngine(
-        "http://gpu/v1", admission="metrics", metrics_interval=0.01,
-        transport=chat_transport(sent, VLLM),
-    )  # fmt: skip
-    await engine.create_message(ask())
-    probe = engine.admission.probe
-    assert probe is not None and probe._task is not None
-    await engine.aclose()
-    engine.admission.start()  # a request still on its way in after the close
-    probe.start()
-    assert probe._task is None
+    with Stub(metrics=VLLM) as stub:
+        engine = OpenAICompatEngine(f"{stub.url}/v1", admission="metrics", metrics_interval=0.01)
+        await engine.create_message(ask())
+        probe = engine.admission.probe
+        assert probe is not None and probe._task is not None
+        await engine.aclose()
+        engine.admission.start()  # a request still on its way in after the close
+        probe.start()
+        assert probe._task is None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -14,7 +13,8 @@ from batchyard.engines.base import stream_whole_message
 from batchyard.engines.config import AdmissionMode
 from batchyard.engines.features import ALL_FEATURES
 from batchyard.engines.remote.concurrency import EngineAdmission
-from batchyard.engines.remote.errors import error_for_exception, error_for_status
+from batchyard.engines.remote.errors import error_for_status
+from batchyard.engines.remote.http import Reply, Upstream
 from batchyard.engines.slots import Priority, PrioritySlots
 from batchyard.errors import EngineError
 from batchyard.wire.messages import Message, MessageCreateParams
@@ -22,6 +22,13 @@ from batchyard.wire.params import body_as_sent
 from batchyard.wire.streaming import StreamEvent
 
 _message_decoder = msgspec.json.Decoder(Message)
+
+
+class _Count(msgspec.Struct):
+    input_tokens: int
+
+
+_count_decoder = msgspec.json.Decoder(_Count)
 
 
 COUNT_FIELDS = frozenset(
@@ -83,43 +90,37 @@ class AnthropicEngine:
         headers = {"anthropic-version": "2023-06-01"}
         if api_key:
             headers["x-api-key"] = api_key
-        self._client = httpx.AsyncClient(
-            base_url=base_url.rstrip("/"),
-            headers=headers,
-            timeout=httpx.Timeout(timeout, connect=10.0),
-            limits=httpx.Limits(max_connections=None, max_keepalive_connections=capacity),
-        )
+        self._upstream = Upstream(base_url, name, headers=headers, timeout=timeout)
         mode: AdmissionMode = admission or ("aimd" if adaptive else "fixed")
+        # the load probe reads a few times a second: httpx, beside the requests' pool
+        self._probe_client = httpx.AsyncClient(headers=headers) if mode == "metrics" else None
         self.admission = EngineAdmission(
             self.slots,
             capacity,
             mode=mode,
             name=name,
-            client=self._client if mode == "metrics" else None,
+            client=self._probe_client,
             metrics_url=f"{base_url.rstrip('/')}/metrics",
             latency_aware=False,  # the hosted API's latency follows the answer's length
         )
 
-    async def _post(self, path: str, body: dict[str, Any]) -> httpx.Response:
+    async def _post(self, path: str, body: dict[str, Any]) -> Reply:
         self.admission.start()
         started = time.monotonic()
-        try:
-            response = await self._client.post(path, json=body)
-        except httpx.HTTPError as exc:
-            raise error_for_exception(exc, self.name) from None
-        if response.status_code != 200:
-            if response.status_code == 429:
+        reply = await self._upstream.post(path, msgspec.json.encode(body))
+        if reply.status_code != 200:
+            if reply.status_code == 429:
                 await self.admission.on_rate_limited()
-            raise error_for_status(response, self.name)
+            raise error_for_status(reply, self.name)
         self.admission.on_success(time.monotonic() - started)
-        return response
+        return reply
 
     async def create_message(
         self, params: MessageCreateParams, *, priority: Priority = Priority.BATCH
     ) -> Message:
-        response = await self._post("/v1/messages", _body(params))
+        reply = await self._post("/v1/messages", _body(params))
         try:
-            message = _message_decoder.decode(response.content)
+            message = _message_decoder.decode(reply.content)
         except msgspec.DecodeError as exc:
             raise EngineError(
                 "api_error", f"{self.name} sent a malformed reply: {exc}", retryable=True
@@ -132,14 +133,16 @@ class AnthropicEngine:
         return stream_whole_message(self, params, priority)
 
     async def count_tokens(self, params: MessageCreateParams) -> int:
-        response = await self._post("/v1/messages/count_tokens", _body(params, count=True))
+        reply = await self._post("/v1/messages/count_tokens", _body(params, count=True))
         try:
-            return int(response.json()["input_tokens"])
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            return _count_decoder.decode(reply.content).input_tokens
+        except msgspec.DecodeError as exc:
             raise EngineError(
                 "api_error", f"{self.name}: bad count_tokens reply ({exc!r})", retryable=True
             ) from None
 
     async def aclose(self) -> None:
         await self.admission.aclose()
-        await self._client.aclose()
+        await self._upstream.aclose()
+        if self._probe_client is not None:
+            await self._probe_client.aclose()

@@ -11,17 +11,30 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
-import json
 import time
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, Protocol
 
-import httpx
+import msgspec
 
 from batchyard.engines.slots import PrioritySlots
 from batchyard.errors import EngineError, type_of_status
 
 
-def retry_after(headers: httpx.Headers) -> float | None:
+class Answer(Protocol):
+    """An upstream's answer read whole (`http.Reply`; an `httpx.Response` fits too)."""
+
+    @property
+    def status_code(self) -> int: ...
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+    @property
+    def content(self) -> bytes: ...
+    @property
+    def reason_phrase(self) -> str: ...
+
+
+def retry_after(headers: Mapping[str, str]) -> float | None:
     if ms := headers.get("retry-after-ms"):
         try:
             return max(0.0, float(ms) / 1000)
@@ -37,21 +50,22 @@ def retry_after(headers: httpx.Headers) -> float | None:
         return max(0.0, parsed.timestamp() - time.time()) if parsed else None
 
 
-def upstream_message(response: httpx.Response) -> str:
+def upstream_message(response: Answer) -> str:
     """The upstream's own error text (Anthropic or OpenAI error shape, or the raw body)."""
     try:
-        body: Any = response.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return response.text[:500] or response.reason_phrase
+        body: Any = msgspec.json.decode(response.content)
+    except msgspec.DecodeError:
+        text = response.content[:2000].decode("utf-8", "replace")[:500]
+        return text or response.reason_phrase
     error = body.get("error") if isinstance(body, dict) else None
     if isinstance(error, dict) and isinstance(error.get("message"), str):
         return str(error["message"])
     if isinstance(error, str):
         return error
-    return json.dumps(body)[:500]
+    return msgspec.json.encode(body).decode()[:500]
 
 
-def error_for_status(response: httpx.Response, who: str) -> EngineError:
+def error_for_status(response: Answer, who: str) -> EngineError:
     status = response.status_code
     message = f"{who} answered {status}: {upstream_message(response)}"
     if status == 429:
@@ -73,8 +87,9 @@ def error_for_status(response: httpx.Response, who: str) -> EngineError:
     return EngineError(type_of_status(status), message, retryable=False)
 
 
-def error_for_exception(exc: httpx.HTTPError, who: str) -> EngineError:
-    if isinstance(exc, httpx.TimeoutException):
+def unreachable(exc: BaseException, who: str) -> EngineError:
+    """A call that got no (whole) answer: retryable, a timeout named as one."""
+    if isinstance(exc, asyncio.TimeoutError):
         return EngineError(
             "timeout_error", f"{who} did not answer in time ({exc!r})", retryable=True
         )

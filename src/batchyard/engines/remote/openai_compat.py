@@ -24,14 +24,12 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+import msgspec
 
 from batchyard.engines.config import BATCH_PRIORITY_ERROR, AdmissionMode
 from batchyard.engines.remote.concurrency import EngineAdmission
-from batchyard.engines.remote.errors import (
-    error_for_exception,
-    error_for_status,
-    upstream_message,
-)
+from batchyard.engines.remote.errors import Answer, error_for_status, upstream_message
+from batchyard.engines.remote.http import Reply, Stream, Upstream
 from batchyard.engines.remote.upstream_load import UpstreamLoad, metrics_url_for
 from batchyard.engines.slots import Priority, PrioritySlots
 from batchyard.errors import EngineError
@@ -69,7 +67,6 @@ class OpenAICompatEngine:
         target_queue: int | None = None,
         send_priority: bool = False,
         batch_priority: int = 10,
-        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         """`capacity`: the most requests sent at once (the admission's upper bound);
         `admission`: metrics | aimd | fixed (default: aimd, or fixed without `adaptive`);
@@ -83,21 +80,17 @@ class OpenAICompatEngine:
         self.batch_priority = batch_priority
         self._refused: dict[str, set[str]] = {}  # upstream model → OPTIONAL_KEYS it refused
         headers = {"authorization": f"Bearer {api_key}"} if api_key else {}
-        self._client = httpx.AsyncClient(
-            base_url=base_url.rstrip("/"),
-            headers=headers,
-            timeout=httpx.Timeout(timeout, connect=10.0),
-            limits=httpx.Limits(max_connections=None, max_keepalive_connections=min(capacity, 256)),
-            transport=transport,
-        )
+        self._upstream = Upstream(base_url, name, headers=headers, timeout=timeout)
         mode: AdmissionMode = admission or ("aimd" if adaptive else "fixed")
         probed = mode == "metrics" or metrics_url is not None
+        # the load probe reads a few times a second: httpx, beside the requests' pool
+        self._probe_client = httpx.AsyncClient(headers=headers) if probed else None
         self.admission = EngineAdmission(
             self.slots,
             capacity,
             mode=mode,
             name=name,
-            client=self._client if probed else None,
+            client=self._probe_client,
             metrics_url=metrics_url or metrics_url_for(base_url),
             interval=metrics_interval,
             target_queue=target_queue,
@@ -122,7 +115,7 @@ class OpenAICompatEngine:
             request.pop(key, None)
         return request
 
-    def _refused_key(self, request: dict[str, Any], response: httpx.Response) -> str | None:
+    def _refused_key(self, request: dict[str, Any], response: Answer) -> str | None:
         """The optional key the upstream's error names (now remembered), if any."""
         if response.status_code not in (400, 422):  # only a refusal of the request itself
             return None
@@ -140,36 +133,34 @@ class OpenAICompatEngine:
                 return key
         return None
 
-    async def _send(self, request: dict[str, Any], *, stream: bool) -> httpx.Response:
-        """POST the request until a 200 (a stream still to read, when `stream`), asking
-        again without each optional key the upstream refuses; else an EngineError."""
+    async def _on_refusal(self, request: dict[str, Any], response: Answer) -> None:
+        """A refusal: drops the optional key it names from `request` (to ask again),
+        else raises its EngineError."""
+        key = self._refused_key(request, response)
+        if key is None:
+            if response.status_code == 429:
+                await self.admission.on_rate_limited()
+            raise error_for_status(response, self.name)
+        del request[key]
+
+    async def _post(self, request: dict[str, Any]) -> Reply:
+        """POST the request until a 200, asking again without each optional key the
+        upstream refuses; else an EngineError."""
         while True:
-            try:
-                response = await self._client.send(
-                    self._client.build_request("POST", "/chat/completions", json=request),
-                    stream=stream,
-                )
-                if response.status_code == 200:
-                    return response
-                await response.aread()  # the error's text (and a stream closed)
-            except httpx.HTTPError as exc:
-                raise error_for_exception(exc, self.name) from None
-            key = self._refused_key(request, response)
-            if key is None:
-                if response.status_code == 429:
-                    await self.admission.on_rate_limited()
-                raise error_for_status(response, self.name)
-            del request[key]
+            reply = await self._upstream.post("/chat/completions", msgspec.json.encode(request))
+            if reply.status_code == 200:
+                return reply
+            await self._on_refusal(request, reply)
 
     async def create_message(
         self, params: MessageCreateParams, *, priority: Priority = Priority.BATCH
     ) -> Message:
         request = self._request(params, priority)
         started = time.monotonic()
-        response = await self._send(request, stream=False)
+        reply = await self._post(request)
         try:
-            message = from_chat_response(response.json(), params, params.model)
-        except (json.JSONDecodeError, UnicodeDecodeError, MalformedReply) as exc:
+            message = from_chat_response(msgspec.json.decode(reply.content), params, params.model)
+        except (msgspec.DecodeError, MalformedReply) as exc:
             raise EngineError(
                 "api_error", f"{self.name} sent a malformed reply: {exc}", retryable=True
             ) from None
@@ -185,20 +176,15 @@ class OpenAICompatEngine:
         request["stream_options"] = {"include_usage": True}
         translator = ChatStreamTranslator(params, params.model)
         started = time.monotonic()
-        response = await self._send(request, stream=True)
-        try:
-            async for line in response.aiter_lines():
-                if not line.startswith("data:"):
-                    continue
-                data = line[5:].strip()
-                if data == "[DONE]":
+        while True:
+            async with self._upstream.stream(
+                "/chat/completions", msgspec.json.encode(request)
+            ) as stream:
+                if stream.reply is None:
+                    async for event in self._events(translator, stream):
+                        yield event
                     break
-                for event in self._translate(translator, data):
-                    yield event
-        except httpx.HTTPError as exc:
-            raise error_for_exception(exc, self.name) from None
-        finally:
-            await response.aclose()
+            await self._on_refusal(request, stream.reply)
         tokens = translator.usage.get("completion_tokens")
         self.admission.on_success(
             time.monotonic() - started, tokens if isinstance(tokens, int) else None
@@ -206,11 +192,24 @@ class OpenAICompatEngine:
         for event in translator.end():
             yield event
 
-    def _translate(self, translator: ChatStreamTranslator, data: str) -> list[StreamEvent]:
+    async def _events(
+        self, translator: ChatStreamTranslator, stream: Stream
+    ) -> AsyncIterator[StreamEvent]:
+        """The stream's `data:` lines, translated, up to `[DONE]`."""
+        async for line in stream.lines():
+            if not line.startswith(b"data:"):
+                continue
+            data = line[5:].strip()
+            if data == b"[DONE]":
+                return
+            for event in self._translate(translator, data):
+                yield event
+
+    def _translate(self, translator: ChatStreamTranslator, data: bytes) -> list[StreamEvent]:
         """One `data:` line of the upstream's stream as Messages stream events."""
         try:
-            return translator.feed(json.loads(data))
-        except json.JSONDecodeError:
+            return translator.feed(msgspec.json.decode(data))
+        except msgspec.DecodeError:
             raise EngineError(
                 "api_error", f"{self.name} sent a malformed stream chunk", retryable=True
             ) from None
@@ -225,4 +224,6 @@ class OpenAICompatEngine:
 
     async def aclose(self) -> None:
         await self.admission.aclose()
-        await self._client.aclose()
+        await self._upstream.aclose()
+        if self._probe_client is not None:
+            await self._probe_client.aclose()
