@@ -26,6 +26,7 @@ from batchyard.store.records import BatchRecord, TokenUsage
 
 if TYPE_CHECKING:
     from batchyard.engines.base import Engine
+    from batchyard.engines.remote.upstream_load import UpstreamLoad
 
 _BATCH_BUCKETS = (1, 5, 15, 60, 300, 900, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600, 24 * 3600)
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
@@ -129,6 +130,16 @@ class Metrics:
         start_http_server(port, addr=host, registry=self.registry)
 
 
+_REPLICA_GAUGES = {
+    "up": "1 if a metrics endpoint of the engine (a fleet's replica) answered its last"
+    " reading, else 0",
+    "running": "Requests one replica of the engine runs, at its last metrics reading",
+    "waiting": "Requests queued inside one replica of the engine, at its last reading",
+    "kv_cache_usage": "Share of one replica's KV cache in use, at its last metrics reading",
+}
+"""The per-replica gauges of an engine read at several metrics endpoints (a fleet)."""
+
+
 class _EngineCollector(Collector):
     """Each engine's slots (capacity now, in use, waiting) and its server's last load
     reading (`engines/remote/upstream_load.py`), read at scrape time."""
@@ -165,6 +176,20 @@ class _EngineCollector(Collector):
                 labels=["engine"],
             ),
         }
+        for key, help_text in _REPLICA_GAUGES.items():
+            families[f"replica_{key}"] = GaugeMetricFamily(
+                f"batchyard_upstream_replica_{key}", help_text, labels=["engine", "replica"]
+            )
+        for engine in self.engines:
+            replicas: dict[str, UpstreamLoad | None] = getattr(engine, "upstream_replicas", {})
+            for replica, reading in replicas.items():
+                labels = [engine.name, replica]
+                families["replica_up"].add_metric(labels, 0 if reading is None else 1)
+                if reading is not None:
+                    families["replica_running"].add_metric(labels, reading.running)
+                    families["replica_waiting"].add_metric(labels, reading.waiting)
+                    if reading.kv_usage is not None:
+                        families["replica_kv_cache_usage"].add_metric(labels, reading.kv_usage)
         for engine in self.engines:
             slots = engine.slots
             families["capacity"].add_metric([engine.name], slots.capacity)

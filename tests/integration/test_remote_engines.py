@@ -16,7 +16,7 @@ from starlette.responses import Response
 from tests.conftest import ServerFactory, client_for, openai_client_for
 from tests.integration.test_batches_sdk import wait_ended
 from tests.integration.test_metrics import samples
-from tests.serverproc import Server
+from tests.serverproc import Server, free_port
 from tests.stubs import Stub
 
 FAST_RETRIES = ["--retry-base", "0.01", "--max-attempts", "4", "--poll-interval", "0.05"]
@@ -469,6 +469,46 @@ def test_openai_engine_capacity_follows_the_servers_metrics(start_server: Server
     assert any(g.get("batchyard_upstream_running") == 4 for g in busy)
     priorities = [body.get("priority") for body in stub.received]
     assert priorities.count(10) == 120 and priorities[-1] == 0
+
+
+def test_a_fleets_replicas_are_read_each_and_shown_each_on_metrics(
+    start_server: ServerFactory,
+) -> None:
+    """Metrics named once per replica (one of them down): the engine's load is their sum
+    (what admission follows), and /metrics shows each replica's reading and whether it
+    answered."""
+    with Stub(api_key="sk-upstream", seats=4, latency=0.05) as stub:
+        down = f"http://127.0.0.1:{free_port()}/metrics"
+        server = openai_server(
+            start_server,
+            stub,
+            "--upstream-metrics-interval", "0.05",
+            "--upstream-metrics-url", f"{stub.url}/metrics",
+            "--upstream-metrics-url", down,
+        )  # fmt: skip
+        client = client_for(server)
+        batch = client.messages.batches.create(
+            requests=[{"custom_id": f"r{i}", "params": ask(f"r{i}")} for i in range(60)]  # type: ignore[typeddict-item]
+        )
+        seen: list[dict[tuple[str, tuple[tuple[str, str], ...]], float]] = []
+        while client.messages.batches.retrieve(batch.id).processing_status != "ended":
+            seen.append(samples(server.base_url))
+            time.sleep(0.05)
+        results = list(client.messages.batches.results(batch.id))
+    assert all(r.result.type == "succeeded" for r in results) and len(results) == 60
+
+    def replica(name: str, url: str) -> tuple[str, tuple[tuple[str, str], ...]]:
+        return (name, (("engine", "openai"), ("replica", url)))
+
+    live = f"{stub.url}/metrics"
+    assert all(s[replica("batchyard_upstream_replica_up", down)] == 0 for s in seen[3:])
+    assert any(s.get(replica("batchyard_upstream_replica_running", live)) == 4 for s in seen)
+    both = [s for s in seen if s.get(replica("batchyard_upstream_replica_up", live)) == 1]
+    assert both and all(
+        s[("batchyard_upstream_running", (("engine", "openai"),))]
+        == s[replica("batchyard_upstream_replica_running", live)]
+        for s in both
+    )
 
 
 def test_a_models_sampling_defaults_fill_what_a_request_leaves_out(

@@ -25,7 +25,8 @@ def served() -> dict[str, tuple[str, ...]]:
                 labels = metric._labelnames + (("le",) if suffix == "_bucket" else ())
                 series[metric._name + suffix] = labels
     for family in _EngineCollector([]).collect():  # read at scrape time, per engine
-        series[family.name] = ("engine",)
+        names: tuple[str, ...] = family._labelnames  # type: ignore[attr-defined]
+        series[family.name] = names
     return series
 
 

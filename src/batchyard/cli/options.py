@@ -146,9 +146,11 @@ def _add_remote_engine(e: _Group) -> None:
 def _add_openai_engine(e: _Group) -> None:
     e.add_argument(
         "--upstream-metrics-url",
-        default=env("UPSTREAM_METRICS_URL", None),
+        action="append",
+        default=env("UPSTREAM_METRICS_URL", None, lambda raw: raw.split(",")),
         help="openai: the server's Prometheus metrics (default: --upstream-url less /v1,"
-        " plus /metrics)",
+        " plus /metrics); again for each replica of a fleet, or dns+http://NAME:PORT/metrics"
+        " for every address NAME resolves to (env: comma-separated); their loads add up",
     )
     e.add_argument(
         "--upstream-metrics-interval",

@@ -28,7 +28,8 @@ _DEFAULT_MODELS = {
 }
 
 
-def _engines(args: argparse.Namespace) -> list[EngineConfig]:
+def engines_of(args: argparse.Namespace) -> list[EngineConfig]:
+    """The engines the options name: the routing table of --config, else one engine."""
     if args.config:
         try:
             return engine_config.load(args.config)
@@ -67,7 +68,7 @@ def _engines(args: argparse.Namespace) -> list[EngineConfig]:
             api_key=args.upstream_key,
             timeout_seconds=args.upstream_timeout,
             admission=args.admission,
-            metrics_url=args.upstream_metrics_url,
+            metrics_url=_one_or_list(args.upstream_metrics_url),
             metrics_interval_seconds=args.upstream_metrics_interval,
             priority=args.engine_priority,
             batch_priority=args.batch_priority,
@@ -77,6 +78,13 @@ def _engines(args: argparse.Namespace) -> list[EngineConfig]:
             seed=args.fake_seed,
         )
     ]
+
+
+def _one_or_list(values: list[str] | None) -> str | list[str] | None:
+    """A repeated option's values as the routing table takes them."""
+    if not values:
+        return None
+    return values[0] if len(values) == 1 else values
 
 
 def settings_of(args: argparse.Namespace, *, run_worker: bool) -> Settings:
@@ -91,7 +99,7 @@ def settings_of(args: argparse.Namespace, *, run_worker: bool) -> Settings:
         results_retention_seconds=getattr(args, "results_retention", 29 * DAY),
         sqlite_synchronous=args.sqlite_synchronous,
         run_worker=run_worker,
-        engines=_engines(args),
+        engines=engines_of(args),
         auth=not getattr(args, "no_auth", False),
         admin_key=getattr(args, "admin_key", None),
         webhook_hosts=args.webhook_hosts

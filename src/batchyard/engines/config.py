@@ -117,8 +117,10 @@ class EngineConfig(msgspec.Struct, forbid_unknown_fields=True):
     server's own load from its Prometheus metrics, falling back to "aimd" where it has
     none; "aimd" (anthropic's default) adapts to 429s (openai: and latency); "fixed"
     sends `capacity`. Without a `capacity`, "metrics" and "aimd" go up to 1024."""
-    metrics_url: str | None = None
-    """The server's metrics (default: base_url less a trailing /v1, plus /metrics)."""
+    metrics_url: str | list[str] | None = None
+    """The server's metrics (default: base_url less a trailing /v1, plus /metrics). A
+    fleet behind a router: each replica's, as a list, or `dns+http://name:port/metrics`
+    for every address `name` resolves to (re-resolved every 5 s); their loads add up."""
     metrics_interval_seconds: float = 0.5
     target_queue: int | None = None
     """Requests to keep queued inside the server (default: max(2, running / 8))."""

@@ -37,6 +37,7 @@ capacity in the `fixed` mode.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 import httpx
 
@@ -131,7 +132,7 @@ class EngineAdmission:
         mode: AdmissionMode,
         name: str,
         client: httpx.AsyncClient | None = None,
-        metrics_url: str | None = None,
+        metrics_url: str | Sequence[str] | None = None,
         interval: float = 0.5,
         target_queue: int | None = None,
         latency_aware: bool = True,
@@ -156,7 +157,7 @@ class EngineAdmission:
             self.adaptive = AdaptiveLimit(
                 slots, maximum, latency_aware=latency_aware, start=slots.capacity
             )
-        if client is not None and metrics_url is not None:
+        if client is not None and metrics_url:
             # in the aimd and fixed modes a probe (when a metrics_url is given) only
             # reads, for the dashboard and /metrics
             self.probe = LoadProbe(client, metrics_url, self._on_reading, interval=interval)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import httpx
@@ -62,7 +62,7 @@ class OpenAICompatEngine:
         adaptive: bool = True,
         name: str = "openai",
         admission: AdmissionMode | None = None,
-        metrics_url: str | None = None,
+        metrics_url: str | Sequence[str] | None = None,
         metrics_interval: float = 0.5,
         target_queue: int | None = None,
         send_priority: bool = False,
@@ -70,7 +70,9 @@ class OpenAICompatEngine:
     ) -> None:
         """`capacity`: the most requests sent at once (the admission's upper bound);
         `admission`: metrics | aimd | fixed (default: aimd, or fixed without `adaptive`);
-        `metrics_url`: default the base URL less `/v1`, plus `/metrics`."""
+        `metrics_url`: default the base URL less `/v1`, plus `/metrics`; several (a
+        fleet's replicas, or `dns+http://name:port/metrics` for every address of a
+        name) are read and summed."""
         if batch_priority <= 0:
             raise ValueError(BATCH_PRIORITY_ERROR.format(batch_priority))
         self.name = name
@@ -82,7 +84,7 @@ class OpenAICompatEngine:
         headers = {"authorization": f"Bearer {api_key}"} if api_key else {}
         self._upstream = Upstream(base_url, name, headers=headers, timeout=timeout)
         mode: AdmissionMode = admission or ("aimd" if adaptive else "fixed")
-        probed = mode == "metrics" or metrics_url is not None
+        probed = mode == "metrics" or bool(metrics_url)
         # the load probe reads a few times a second: httpx, beside the requests' pool
         self._probe_client = httpx.AsyncClient(headers=headers) if probed else None
         self.admission = EngineAdmission(
@@ -101,6 +103,13 @@ class OpenAICompatEngine:
         """The server's latest load reading (running, waiting, KV usage, prefix cache
         counters), where its metrics are read."""
         return self.admission.load
+
+    @property
+    def upstream_replicas(self) -> dict[str, UpstreamLoad | None]:
+        """Each metrics endpoint's latest reading (a fleet: one a replica; None: it did
+        not answer), by its URL."""
+        probe = self.admission.probe
+        return dict(probe.readings) if probe is not None else {}
 
     def _request(self, params: MessageCreateParams, priority: Priority) -> dict[str, Any]:
         """The Chat Completions request, less the keys this upstream refused for the model."""

@@ -4,7 +4,13 @@ vLLM, SGLang and llama-server (`--metrics`) publish how many requests they run a
 how many wait for a seat, and how full their KV cache is. `parse_load` reads those
 few gauges from the text format (summed over label sets: several models or data
 parallel engines behind one endpoint; the KV usage is the fullest one's), and
-`LoadProbe` polls the endpoint from a task of its own.
+`LoadProbe` polls the endpoints from a task of its own.
+
+A fleet of replicas behind a router or load balancer is read at each replica: several
+metrics URLs, or a `dns+http://name:port/metrics` URL whose name resolves to every
+replica's address (a Kubernetes headless Service), resolved again every few seconds.
+Their readings add up to the fleet's load (`combine`); a replica that does not answer
+counts as no load, and only a poll where none answers gives no reading.
 """
 
 from __future__ import annotations
@@ -13,11 +19,13 @@ import asyncio
 import contextlib
 import logging
 import math
+import socket
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import httpx
+from yarl import URL
 
 log = logging.getLogger("batchyard.upstream_load")
 
@@ -127,10 +135,44 @@ def metrics_url_for(base_url: str) -> str:
     return f"{base}/metrics"
 
 
+def combine(loads: Sequence[UpstreamLoad]) -> UpstreamLoad:
+    """Replicas' readings as one engine's: requests and prefix counters added up, the KV
+    usage the fullest replica's (where its next sequence would wait first)."""
+
+    def total(values: list[float | None]) -> float | None:
+        known = [v for v in values if v is not None]
+        return sum(known) if known else None
+
+    kv = [load.kv_usage for load in loads if load.kv_usage is not None]
+    return UpstreamLoad(
+        running=sum(load.running for load in loads),
+        waiting=sum(load.waiting for load in loads),
+        kv_usage=max(kv) if kv else None,
+        prefix_queries=total([load.prefix_queries for load in loads]),
+        prefix_hits=total([load.prefix_hits for load in loads]),
+        at=max((load.at for load in loads), default=0.0),
+    )
+
+
+DNS_SCHEME = "dns+"
+"""A metrics URL starting `dns+` names every address its host resolves to."""
+RESOLVE_INTERVAL = 5.0
+"""Seconds between resolutions of a `dns+` URL's name."""
+
+Resolver = Callable[[str], Awaitable[list[str]]]
+"""A host name → its addresses."""
+
+
+async def resolve_all(host: str) -> list[str]:
+    """Every address `host` resolves to (IPv4 and IPv6), each once, in the order given."""
+    infos = await asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
 class LoadProbe:
-    """Polls one metrics endpoint every `interval` seconds (every `retry_interval` once
+    """Polls metrics endpoints every `interval` seconds (every `retry_interval` once
     `GIVE_UP_AFTER` polls in a row gave no reading) and hands each reading, or None, to
-    `on_reading`.
+    `on_reading`: one endpoint's, or the sum of several (`combine`; see the module).
 
     Its task starts with the first `start()` inside a running loop (an engine is built
     before the server's loop exists) and ends with `aclose()`."""
@@ -138,18 +180,26 @@ class LoadProbe:
     def __init__(
         self,
         client: httpx.AsyncClient,
-        url: str,
+        urls: str | Sequence[str],
         on_reading: Callable[[UpstreamLoad | None], None],
         *,
         interval: float = 0.5,
         retry_interval: float = 10.0,
         timeout: float = 2.0,
+        resolve: Resolver = resolve_all,
+        resolve_interval: float = RESOLVE_INTERVAL,
     ) -> None:
-        self.url = url
+        self.urls = (urls,) if isinstance(urls, str) else tuple(urls)
+        if not self.urls:
+            raise ValueError("a load probe needs at least one metrics URL")
+        self.url = ", ".join(self.urls)
+        """The endpoints, for messages."""
         self.interval = interval
         self.retry_interval = retry_interval
         self.last: UpstreamLoad | None = None
         """The latest reading (None until one came)."""
+        self.readings: dict[str, UpstreamLoad | None] = {}
+        """Each endpoint's latest reading (None: it gave none), by the URL read."""
         self.failure: str | None = None
         """Why the latest poll gave no reading (None after a reading)."""
         self.failures = 0
@@ -157,6 +207,9 @@ class LoadProbe:
         self._client = client
         self._on_reading = on_reading
         self._timeout = timeout
+        self._resolve = resolve
+        self._resolve_interval = resolve_interval
+        self._resolved: dict[str, tuple[float, list[str]]] = {}
         self._task: asyncio.Task[None] | None = None
         self._closed = False
         self._told_error = False
@@ -171,22 +224,55 @@ class LoadProbe:
             return
         self._task = loop.create_task(self._run(), name=f"load-probe {self.url}")
 
+    async def targets(self) -> list[str]:
+        """The URLs to read now: each `dns+` URL as one per address its name resolves
+        to (resolved again after `resolve_interval`; the last answer kept if that fails)."""
+        found: list[str] = []
+        for url in self.urls:
+            if not url.startswith(DNS_SCHEME):
+                found.append(url)
+                continue
+            parsed = URL(url.removeprefix(DNS_SCHEME))
+            at, addresses = self._resolved.get(url, (-math.inf, []))
+            if time.monotonic() - at >= self._resolve_interval:
+                try:
+                    addresses = await self._resolve(parsed.host or "")
+                    self._resolved[url] = (time.monotonic(), addresses)
+                except OSError as exc:
+                    log.debug("resolving %s failed (%r)", parsed.host, exc)
+            found += [str(parsed.with_host(address)) for address in addresses]
+        return found
+
     async def read(self) -> UpstreamLoad | None:
-        """One poll: the reading, or None (and `failure` says why)."""
-        try:
-            response = await self._client.get(self.url, timeout=self._timeout)
-        except httpx.HTTPError as exc:
-            self.failure = f"cannot reach it ({exc!r})"
+        """One poll of every endpoint: their reading (summed), or None when none gave
+        one (`failure` says why)."""
+        targets = await self.targets()
+        if not targets:
+            self.failure = f"{self.url} resolves to no address"
             return None
-        if response.status_code != 200:
-            self.failure = f"it answered {response.status_code}"
+        results = await asyncio.gather(*(self._read_one(url) for url in targets))
+        self.readings = {url: load for url, (load, _) in zip(targets, results, strict=True)}
+        loads = [load for load, _ in results if load is not None]
+        if not loads:
+            self.failure = "; ".join(
+                f"{url}: {why}" if len(targets) > 1 else str(why)
+                for url, (_, why) in zip(targets, results, strict=True)
+            )
             return None
-        load = parse_load(response.text, time.monotonic())
-        if load is None:
-            self.failure = "it has no running or waiting gauge"
-        else:
-            self.last, self.failure = load, None
+        load = loads[0] if len(targets) == 1 else combine(loads)
+        self.last, self.failure = load, None
         return load
+
+    async def _read_one(self, url: str) -> tuple[UpstreamLoad | None, str | None]:
+        """One endpoint's reading, or None and why not."""
+        try:
+            response = await self._client.get(url, timeout=self._timeout)
+        except httpx.HTTPError as exc:
+            return None, f"cannot reach it ({exc!r})"
+        if response.status_code != 200:
+            return None, f"it answered {response.status_code}"
+        load = parse_load(response.text, time.monotonic())
+        return (load, None) if load is not None else (None, "it has no running or waiting gauge")
 
     async def _poll(self) -> UpstreamLoad | None:
         """`read()`, with any failure of its own a poll without a reading: an error
