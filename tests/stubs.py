@@ -14,7 +14,8 @@ With `rate_limit` set, more than that many requests in a second get 429s;
 `latency` delays every answer, as a model would. With `seats`, it runs that many
 chat requests at once and queues the rest in arrival order, as vLLM does, and
 serves vLLM's load gauges at `/metrics` (without `seats`: a 404 there, as from a
-server without metrics); `fcfs` refuses a non-zero `priority` with vLLM's own error.
+server without metrics); `fcfs` refuses a non-zero `priority` with vLLM's own error; `status` answers every call with it (a
+server that keeps failing); `port`: the one to listen on (a server started again).
 """
 
 from __future__ import annotations
@@ -56,6 +57,8 @@ class Stub:
         seats: int | None = None,
         fcfs: bool = False,
         metrics: str | None = None,
+        status: int | None = None,
+        port: int | None = None,
     ) -> None:
         self.api_key = api_key
         self.rate_limit = rate_limit
@@ -63,6 +66,7 @@ class Stub:
         self.seats = seats
         self.fcfs = fcfs
         self.metrics = metrics
+        self.status = status
         self.running = 0
         self.waiting = 0
         self.peak_waiting = 0
@@ -73,7 +77,7 @@ class Stub:
         self.calls: Counter[str] = Counter()
         self.statuses: Counter[int] = Counter()
         self._window: list[float] = []
-        self.port = free_port()
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         app = Starlette(
             routes=[
@@ -110,6 +114,8 @@ class Stub:
     ) -> tuple[Response | None, dict[str, Any], str]:
         body = await request.json()
         self.received.append(body)
+        if self.status is not None:
+            return self._respond(self.status, {"error": {"message": "as told"}}), body, ""
         if self.api_key is not None:
             sent = request.headers.get("x-api-key") or request.headers.get("authorization", "")
             if self.api_key not in sent:

@@ -8,7 +8,7 @@ reports the same queue.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING
 
 from prometheus_client import (
@@ -136,6 +136,8 @@ _REPLICA_GAUGES = {
     "running": "Requests one replica of the engine runs, at its last metrics reading",
     "waiting": "Requests queued inside one replica of the engine, at its last reading",
     "kv_cache_usage": "Share of one replica's KV cache in use, at its last metrics reading",
+    "in_service": "1 if a replica of the engine (base URL; no router) takes calls now, 0 if"
+    " it was taken out",
 }
 """The per-replica gauges of an engine read at several metrics endpoints (a fleet)."""
 
@@ -181,6 +183,9 @@ class _EngineCollector(Collector):
                 f"batchyard_upstream_replica_{key}", help_text, labels=["engine", "replica"]
             )
         for engine in self.engines:
+            serving: Callable[[], dict[str, bool]] | None = getattr(engine, "in_service", None)
+            for replica, up in (serving() if serving is not None else {}).items():
+                families["replica_in_service"].add_metric([engine.name, replica], int(up))
             replicas: dict[str, UpstreamLoad | None] = getattr(engine, "upstream_replicas", {})
             for replica, reading in replicas.items():
                 labels = [engine.name, replica]

@@ -111,8 +111,10 @@ def _add_remote_engine(e: _Group) -> None:
     """openai and anthropic: where the upstream is, and how many requests it is sent."""
     e.add_argument(
         "--upstream-url",
-        default=env("UPSTREAM_URL", None),
-        help="openai: the server's /v1 base URL; anthropic: the API's base URL",
+        action="append",
+        default=env("UPSTREAM_URL", None, lambda raw: raw.split(",")),
+        help="openai: the server's /v1 base URL, again for each replica of the same model"
+        " without a router (env: comma-separated); anthropic: the API's base URL",
     )
     e.add_argument(
         "--upstream-key",

@@ -64,7 +64,10 @@ def engines_of(args: argparse.Namespace) -> list[EngineConfig]:
             kind=args.engine,
             models=engine_config.models_from_flags(names),
             capacity=args.capacity or (args.fake_capacity if args.engine == "fake" else None),
-            base_url=args.upstream_url,
+            base_url=args.upstream_url[0] if args.upstream_url else None,
+            base_urls=args.upstream_url
+            if args.upstream_url and len(args.upstream_url) > 1
+            else None,
             api_key=args.upstream_key,
             timeout_seconds=args.upstream_timeout,
             admission=args.admission,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import msgspec
 
@@ -54,23 +55,31 @@ def build_engine(config: EngineConfig, cache_dir: Path) -> Engine:
     api_key = config.api_key or (os.environ.get(config.api_key_env) if config.api_key_env else None)
     if config.kind == "openai":
         from batchyard.engines.remote.openai_compat import OpenAICompatEngine
+        from batchyard.engines.remote.replicas import ReplicaSet
 
-        if not config.base_url:
+        urls = config.base_urls or ([config.base_url] if config.base_url else [])
+        if not urls:
             raise ValueError("an openai engine needs base_url (the server's /v1 URL)")
         mode = admission_mode(config)
-        return OpenAICompatEngine(
-            config.base_url,
+        options: dict[str, Any] = dict(
             api_key=api_key,
             capacity=config.capacity or (64 if mode == "fixed" else ADAPTIVE_MAXIMUM),
             timeout=config.timeout_seconds,
             name=config.name or "openai",
             admission=mode,
-            metrics_url=config.metrics_url,
             metrics_interval=config.metrics_interval_seconds,
             target_queue=config.target_queue,
             send_priority=config.priority,
             batch_priority=config.batch_priority,
         )
+        if len(urls) > 1:
+            if config.metrics_url:
+                raise ValueError(
+                    "base_urls: each replica's metrics are read beside it; metrics_url is"
+                    " for one server or a router's fleet"
+                )
+            return ReplicaSet(urls, **options)
+        return OpenAICompatEngine(urls[0], metrics_url=config.metrics_url, **options)
     if config.kind == "anthropic":
         from batchyard.engines.remote.anthropic import AnthropicEngine
 

@@ -107,6 +107,10 @@ class EngineConfig(msgspec.Struct, forbid_unknown_fields=True):
     capacity: int | None = None
     # remote engines (openai, anthropic)
     base_url: str | None = None
+    base_urls: list[str] | None = None
+    """openai: replicas of the same models without a router (each call to one with
+    room, a prompt prefix to the same one; one that fails is taken out and probed back
+    in). Instead of `base_url`; each replica's metrics are read beside it."""
     api_key: str | None = None
     api_key_env: str | None = None
     timeout_seconds: float = 600.0

@@ -87,13 +87,17 @@ def error_for_status(response: Answer, who: str) -> EngineError:
     return EngineError(type_of_status(status), message, retryable=False)
 
 
-def unreachable(exc: BaseException, who: str) -> EngineError:
+class Unreachable(EngineError):
+    """A call that got no (whole) answer from the server: refused, cut off, timed out."""
+
+
+def unreachable(exc: BaseException, who: str) -> Unreachable:
     """A call that got no (whole) answer: retryable, a timeout named as one."""
     if isinstance(exc, asyncio.TimeoutError):
-        return EngineError(
+        return Unreachable(
             "timeout_error", f"{who} did not answer in time ({exc!r})", retryable=True
         )
-    return EngineError("api_error", f"cannot reach {who} ({exc!r})", retryable=True)
+    return Unreachable("api_error", f"cannot reach {who} ({exc!r})", retryable=True)
 
 
 class AdaptiveLimit:

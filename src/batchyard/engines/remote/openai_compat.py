@@ -67,17 +67,19 @@ class OpenAICompatEngine:
         target_queue: int | None = None,
         send_priority: bool = False,
         batch_priority: int = 10,
+        slots: PrioritySlots | None = None,
     ) -> None:
         """`capacity`: the most requests sent at once (the admission's upper bound);
         `admission`: metrics | aimd | fixed (default: aimd, or fixed without `adaptive`);
         `metrics_url`: default the base URL less `/v1`, plus `/metrics`; several (a
         fleet's replicas, or `dns+http://name:port/metrics` for every address of a
-        name) are read and summed."""
+        name) are read and summed; `slots`: where its admission sets the level (a
+        replica set's own kind; default new slots of `capacity`)."""
         if batch_priority <= 0:
             raise ValueError(BATCH_PRIORITY_ERROR.format(batch_priority))
         self.name = name
         self.capacity = capacity
-        self.slots = PrioritySlots(capacity)
+        self.slots = slots if slots is not None else PrioritySlots(capacity)
         self.send_priority = send_priority
         self.batch_priority = batch_priority
         self._refused: dict[str, set[str]] = {}  # upstream model → OPTIONAL_KEYS it refused
