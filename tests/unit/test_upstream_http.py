@@ -30,11 +30,11 @@ class Raw:
     """An HTTP/1.1 server that answers each request with `answer`'s pieces (a pause
     between them), counting the connections it accepted."""
 
-    def __init__(self, answer: Answer) -> None:
+    def __init__(self, answer: Answer, port: int | None = None) -> None:
         self.answer = answer
         self.connections = 0
         self.requests: list[bytes] = []
-        self.port = free_port()
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -173,3 +173,16 @@ def test_the_environments_proxy_is_read_once_and_no_proxy_honoured(
     assert proxy_for("http://gpu-0:8000/v1") is None
     assert proxy_for("http://vllm.internal/v1") is None
     assert proxy_for("http://other:8000/v1") == "http://proxy:3128"
+
+
+def test_one_client_serves_one_event_loop_after_another() -> None:
+    port = free_port()
+    upstream = Upstream(f"http://127.0.0.1:{port}", "gpu")
+
+    async def call() -> int:
+        async with Raw(lambda request: [whole("200 OK", b"{}")], port).running():
+            return (await upstream.post("/x", b"{}")).status_code
+
+    assert asyncio.run(call()) == 200
+    assert asyncio.run(call()) == 200  # a new loop: a new session, not the first one's
+    asyncio.run(upstream.aclose())

@@ -8,20 +8,26 @@ encoded by msgspec and come back as bytes (`Reply`), decoded once by the caller.
 
 Connections are not capped here: the engine's priority slots already bound the calls
 in flight, so the keep-alive pool grows to the engine's concurrency and no further.
-The session is made on first use, inside the event loop that uses it. The proxy from
-the environment (`HTTP(S)_PROXY`, `NO_PROXY`, as httpx read them) is looked up once,
-not per request as aiohttp's `trust_env` does (with a read of ~/.netrc each time: a
-third of a worker's time against a fast upstream).
+The session is made on first use, inside the event loop that uses it (again in another
+loop). TLS trusts the roots httpx trusted (SSL_CERT_FILE / SSL_CERT_DIR, else certifi's).
+The proxy from the environment (`HTTP(S)_PROXY`, `NO_PROXY`, as httpx read them) is
+looked up once, not per request as aiohttp's `trust_env` does (with a read of ~/.netrc
+each time: a third of a worker's time against a fast upstream).
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
+import os
+import ssl
 import urllib.request
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import aiohttp
+import certifi
 from yarl import URL
 
 from batchyard.engines.remote.errors import unreachable
@@ -60,6 +66,7 @@ class Upstream:
             total=None, sock_connect=connect_timeout, sock_read=timeout
         )
         self._session: aiohttp.ClientSession | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._urls: dict[str, URL] = {}
         self._proxy = proxy_for(self.base_url)
 
@@ -70,13 +77,15 @@ class Upstream:
         return url
 
     def _open(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
+        loop = asyncio.get_running_loop()
+        if self._session is None or self._session.closed or self._loop is not loop:
             self._session = aiohttp.ClientSession(
                 headers=self._headers,
                 timeout=self._timeout,
-                connector=aiohttp.TCPConnector(limit=0),
+                connector=aiohttp.TCPConnector(limit=0, ssl=_tls()),
                 proxy=self._proxy,
             )
+            self._loop = loop
         return self._session
 
     async def post(self, path: str, body: bytes) -> Reply:
@@ -105,9 +114,19 @@ class Upstream:
             raise unreachable(exc, self.who) from None
 
     async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        session, self._session = self._session, None
+        if session is not None and self._loop is asyncio.get_running_loop():
+            await session.close()
+
+
+@functools.cache
+def _tls() -> ssl.SSLContext:
+    """The roots httpx trusts: SSL_CERT_FILE or SSL_CERT_DIR where set, else certifi's."""
+    if cafile := os.environ.get("SSL_CERT_FILE"):
+        return ssl.create_default_context(cafile=cafile)
+    if capath := os.environ.get("SSL_CERT_DIR"):
+        return ssl.create_default_context(capath=capath)
+    return ssl.create_default_context(cafile=certifi.where())
 
 
 def proxy_for(url: str) -> str | None:
