@@ -169,11 +169,9 @@ def chat_body(i: int) -> bytes:
     )
 
 
-async def _bare_httpx(url: str, n: int, transport: httpx.AsyncBaseTransport | None = None) -> None:
+async def _bare_httpx(url: str, n: int) -> None:
     limits = httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY)
-    async with httpx.AsyncClient(
-        base_url=url, limits=limits, timeout=60, transport=transport
-    ) as client:
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60) as client:
         todo = iter(range(n))
 
         async def one() -> None:
@@ -214,16 +212,8 @@ def bare(kind: str, url: str, n: int) -> tuple[float, float]:
     cpu, wall = time.process_time(), time.perf_counter()
     if kind == "httpx":
         asyncio.run(_bare_httpx(url, n))
-    elif kind == "aiohttp":
+    else:
         asyncio.run(_bare_aiohttp(url, n))
-    else:  # httpx over aiohttp
-
-        async def over_aiohttp() -> None:
-            from httpx_aiohttp import AiohttpTransport
-
-            await _bare_httpx(url, n, AiohttpTransport())
-
-        asyncio.run(over_aiohttp())
     return n / (time.perf_counter() - wall), (time.process_time() - cpu) / n * 1e6
 
 
@@ -346,7 +336,6 @@ def main() -> None:
         base_rate, base_cpu = bare("httpx", upstream.url, n)
         rows.append(("bare httpx client, concurrency 64", base_rate, base_cpu))
         rows.append(("bare aiohttp client, concurrency 64", *bare("aiohttp", upstream.url, n)))
-        rows.append(("bare httpx over aiohttp, concurrency 64", *bare("both", upstream.url, n)))
         if not args.skip_serve:
             sqlite = str(folder / "serve.sqlite")
             rows.append(
