@@ -6,12 +6,17 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Literal, TypeVar
 
 import pytest
 from selenium import webdriver
-from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+from selenium.common.exceptions import (
+    NoSuchElementException,
+    StaleElementReferenceException,
+    WebDriverException,
+)
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -56,10 +61,30 @@ def shot(driver: WebDriver, name: str) -> None:
     driver.save_screenshot(str(ARTIFACTS / f"{name}.png"))
 
 
+T = TypeVar("T")
+
+
+class _LiveWait(WebDriverWait[WebDriver]):
+    """A wait whose condition may read an element a live panel just replaced: Chrome
+    (156) reports that as a generic "Node ... does not belong to the document" error,
+    not as a stale element, so it is turned into one (and waited through)."""
+
+    def until(self, method: Callable[[WebDriver], Literal[False] | T], message: str = "") -> T:
+        def settled(driver: WebDriver) -> Literal[False] | T:
+            try:
+                return method(driver)
+            except WebDriverException as exc:
+                if "does not belong to the document" in (exc.msg or ""):
+                    raise StaleElementReferenceException(exc.msg) from exc
+                raise
+
+        return super().until(settled, message)
+
+
 def wait(driver: WebDriver, seconds: float = 20) -> WebDriverWait[WebDriver]:
     # Live panels replace their contents and pages navigate under the test's feet.
     flux = (NoSuchElementException, StaleElementReferenceException)
-    return WebDriverWait(driver, seconds, poll_frequency=0.1, ignored_exceptions=flux)
+    return _LiveWait(driver, seconds, poll_frequency=0.1, ignored_exceptions=flux)
 
 
 def find(driver: WebDriver, element_id: str) -> WebElement:
