@@ -6,6 +6,7 @@ with no effect on the answer, or refused by name (the table below).
 from __future__ import annotations
 
 import re
+from collections.abc import Container, Mapping
 from typing import Any
 
 import msgspec
@@ -183,16 +184,34 @@ def _tool_choice(choice: Any, parallel: Any) -> dict[str, Any] | None:
     return out
 
 
-def _check_fields(body: dict[str, Any]) -> None:
-    """Refuse an unknown field, or a field that would change the answer but cannot be honoured."""
+def check_fields(
+    body: dict[str, Any],
+    known: Container[str],
+    refused: Mapping[str, tuple[tuple[object, ...], str]],
+    unknown: str,
+    error: type[ChatRequestError],
+) -> None:
+    """Refuse a field not `known` (`unknown`, formatted with its name), or a `refused` one
+    whose value is not among its neutral ones (it would change the answer but cannot be
+    honoured): an `error` naming the field. The Chat Completions and Responses bodies'."""
     for key, value in body.items():
-        if key in MAPPED or key in ACCEPTED:
+        if key in known:
             continue
-        if key not in REFUSED:
-            raise ChatRequestError(f"Unrecognized request argument supplied: {key}", key)
-        neutral, why = REFUSED[key]
+        if key not in refused:
+            raise error(unknown.format(key=key), key)
+        neutral, why = refused[key]
         if value not in neutral:
-            raise ChatRequestError(f"{key}: {why}", key)
+            raise error(f"{key}: {why}", key)
+
+
+def _check_fields(body: dict[str, Any]) -> None:
+    check_fields(
+        body,
+        MAPPED | ACCEPTED,
+        REFUSED,
+        "Unrecognized request argument supplied: {key}",
+        ChatRequestError,
+    )
 
 
 _NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from batchyard.translate.chat_to_messages import ChatRequestError, messages_request
+from batchyard.translate.chat_to_messages import ChatRequestError, check_fields, messages_request
 from batchyard.wire.messages import MessageCreateParams
 
 # What becomes of each field (any other is refused, as OpenAI refuses it).
@@ -42,14 +42,7 @@ class ResponsesRequestError(ChatRequestError):
 
 
 def _check_fields(body: dict[str, Any]) -> None:
-    for key, value in body.items():
-        if key in CARRIED:
-            continue
-        if key not in REFUSED:
-            raise ResponsesRequestError(f"Unknown parameter: '{key}'.", key)
-        neutral, why = REFUSED[key]
-        if value not in neutral:
-            raise ResponsesRequestError(f"{key}: {why}", key)
+    check_fields(body, CARRIED, REFUSED, "Unknown parameter: '{key}'.", ResponsesRequestError)
     if body.get("truncation") not in (None, "disabled", "auto"):
         raise ResponsesRequestError("truncation: must be 'auto' or 'disabled'", "truncation")
     include = body.get("include")
